@@ -1,0 +1,1 @@
+"""Admin API for platform operators: onboarding, suspension, closure, export."""

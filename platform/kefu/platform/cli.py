@@ -1,0 +1,100 @@
+"""The ``kefu`` command: serve, production processes, migrations, demo data, operator clients."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from kefu.platform.settings import SettingsError, get_settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kefu", description="Kefu, a multi-tenant hosted contact center.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run everything in one process on the embedded default (SQLite, in-process workers and media)",
+        description="Run the API, pages, background workers and media plane in one process. "
+        "In embedded mode the database is migrated first.",
+    )
+    serve.add_argument("--host", help="address to listen on (KEFU_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (KEFU_PORT, default 8000)")
+    serve.add_argument("--data-dir", help="folder for the database, secrets and recordings (KEFU_DATA_DIR)")
+    serve.add_argument("--demo", action="store_true", help="load the demo tenant before serving and print its log-ins")
+
+    api = sub.add_parser("api", help="production: run an HTTP API replica (no workers, no media)")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    sub.add_parser("worker", help="production: run background job workers (Dramatiq on Redis)")
+    media = sub.add_parser("media", help="production: run a media node (aiortc peers, recording)")
+    media.add_argument("--host")
+    media.add_argument("--port", type=int)
+
+    db = sub.add_parser("db", help="database migrations (Alembic)")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = db_sub.add_parser("upgrade", help="migrate to a revision (default: head)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = db_sub.add_parser("downgrade", help="migrate down to a revision (default: base)")
+    down.add_argument("revision", nargs="?", default="base")
+    db_sub.add_parser("current", help="show the database's current revision")
+
+    demo = sub.add_parser("demo", help="load the demo tenant, agent, queue and caller page (idempotent)")
+    demo.add_argument("--data-dir")
+
+    ops = sub.add_parser("ops", help="platform operator tasks")
+    ops_sub = ops.add_subparsers(dest="ops_command", metavar="ACTION", required=True)
+    client = ops_sub.add_parser("create-client", help="create OAuth2 client credentials for a platform operator")
+    client.add_argument("name", help="who or what the client is for")
+    client.add_argument("--scopes", default="platform:tenants.read platform:tenants.write platform:tenants.export")
+    return parser
+
+
+def _apply_overrides(args: argparse.Namespace) -> None:
+    for attr, env in (("host", "KEFU_HOST"), ("port", "KEFU_PORT"), ("data_dir", "KEFU_DATA_DIR")):
+        value = getattr(args, attr, None)
+        if value is not None:
+            os.environ[env] = str(value)
+    get_settings.cache_clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    logging.basicConfig(level=os.environ.get("KEFU_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _apply_overrides(args)
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 2
+
+    from kefu.platform import commands
+
+    if args.command == "serve":
+        if settings.mode != "embedded":
+            print("kefu serve runs the embedded default; use 'kefu api', 'kefu worker' and 'kefu media' in production", file=sys.stderr)
+            return 2
+        return commands.serve(settings, demo=args.demo)
+    if args.command == "api":
+        return commands.run_api(settings)
+    if args.command == "worker":
+        return commands.run_worker(settings)
+    if args.command == "media":
+        return commands.run_media(settings)
+    if args.command == "db":
+        return commands.db(settings, args.db_command, getattr(args, "revision", None))
+    if args.command == "demo":
+        return asyncio.run(commands.demo(settings))
+    if args.command == "ops" and args.ops_command == "create-client":
+        return asyncio.run(commands.create_operator_client(settings, args.name, args.scopes.split()))
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

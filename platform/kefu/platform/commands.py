@@ -1,0 +1,121 @@
+"""What each ``kefu`` subcommand does (the parser lives in cli.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import uvicorn
+
+from kefu.platform.db import migrate
+from kefu.platform.settings import Settings
+
+
+def _migrate(settings: Settings, revision: str = "head") -> None:
+    migrate.upgrade(
+        settings.db.migration_url, revision, app_role=settings.db.app_role, platform_role=settings.db.platform_role
+    )
+
+
+def serve(settings: Settings, *, demo: bool) -> int:
+    from kefu.platform.app import create_app
+
+    _migrate(settings)
+    if demo:
+        asyncio.run(_demo_and_print(settings))
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", ws="websockets")
+    return 0
+
+
+def run_api(settings: Settings) -> int:
+    from kefu.platform.app import create_app
+    from kefu.platform.runtime import Runtime
+
+    runtime = Runtime.build(settings, process_roles=frozenset({"api"}))
+    uvicorn.run(create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info", ws="websockets")
+    return 0
+
+
+def run_worker(settings: Settings) -> int:
+    from kefu.platform.events.worker import run_worker_process
+
+    return run_worker_process(settings)
+
+
+def run_media(settings: Settings) -> int:
+    from kefu.platform.app import create_app
+    from kefu.platform.runtime import Runtime
+
+    # A media node serves only its signalling and leg endpoints.
+    runtime = Runtime.build(settings, process_roles=frozenset({"media"}))
+    uvicorn.run(create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info", ws="websockets")
+    return 0
+
+
+def db(settings: Settings, action: str, revision: str | None) -> int:
+    if action == "upgrade":
+        _migrate(settings, revision or "head")
+    elif action == "downgrade":
+        migrate.downgrade(settings.db.migration_url, revision or "base")
+    else:
+        migrate.current(settings.db.migration_url)
+    return 0
+
+
+async def _load_demo(settings: Settings) -> dict[str, str]:
+    from kefu.platform.runtime import Runtime
+    from kefu.tenants.demo import load_demo
+
+    runtime = Runtime.build(settings)
+    try:
+        return await load_demo(runtime)
+    finally:
+        await runtime.db.dispose()
+
+
+async def _demo_and_print(settings: Settings) -> None:
+    info = await _load_demo(settings)
+    base = settings.public_url
+    print(
+        "\n".join(
+            [
+                "",
+                "Kefu is starting on the embedded default.",
+                f"  Portal (tenant admin):  {base}/portal/     tenant {info['tenant']}  {info['admin_email']} / {info['admin_password']}",
+                f"  Agent desktop:          {base}/agent/      tenant {info['tenant']}  {info['agent_email']} / {info['agent_password']}",
+                f"  Caller page:            {base}/call/{info['widget_key']}",
+                f"  API documentation:      {base}/schema",
+                f"  Health:                 {base}/health",
+                "",
+            ]
+        ),
+        flush=True,
+    )
+
+
+async def demo(settings: Settings) -> int:
+    if settings.embedded:
+        _migrate(settings)
+    info = await _load_demo(settings)
+    for key, value in info.items():
+        print(f"{key}={value}")
+    return 0
+
+
+async def create_operator_client(settings: Settings, name: str, scopes: list[str]) -> int:
+    from kefu.platform.identity.services import create_platform_client
+    from kefu.platform.runtime import Runtime
+
+    runtime = Runtime.build(settings)
+    try:
+        client_id, secret = await create_platform_client(runtime.db, name=name, scopes=scopes, actor="cli")
+    except ValueError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await runtime.db.dispose()
+    print(f"client_id={client_id}")
+    print(f"client_secret={secret}")
+    print(f"token_url={settings.public_url}/oauth/token")
+    return 0

@@ -1,0 +1,119 @@
+"""Engines and sessions.
+
+``Database.tenant_session(tenant_id=...)`` is the only way tenant data is read or
+written: it opens one transaction and, on PostgreSQL, sets ``kefu.tenant_id``
+with ``set_config(..., true)`` (transaction-local, so it can never leak to the
+next user of a pooled connection).  Row-level security policies compare every
+tenant row against that setting.
+
+``Database.platform_session(reason=...)`` is the one explicit path for
+platform-wide work (onboarding, log-in tenant resolution, purges).  In
+production it connects as a separate role that may see every tenant; callers
+state why, and the reason is logged.
+
+Callbacks registered with ``on_commit(session, fn)`` run after the transaction
+has committed, never after a rollback: that is how outbox events are published.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from kefu.platform.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "kefu.after_commit"
+TENANT_SETTING = "kefu.tenant_id"
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    # Let SQLAlchemy emit BEGIN itself so a write transaction takes the lock up
+    # front (BEGIN IMMEDIATE would serialise reads too; DEFERRED plus
+    # busy_timeout is enough for the embedded default).
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"isolation_level": None, "timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def on_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run ``callback`` once the session's transaction has committed."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+class Database:
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self.settings = settings
+        self.is_postgres = settings.is_postgres
+        self.engine = make_engine(settings.url, pool_size=settings.pool_size)
+        self.platform_engine = (
+            self.engine
+            if settings.platform_url == settings.url
+            else make_engine(settings.platform_url, pool_size=max(2, settings.pool_size // 2))
+        )
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._platform_sessions = async_sessionmaker(self.platform_engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def tenant_session(self, *, tenant_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
+        if not isinstance(tenant_id, uuid.UUID):
+            raise TypeError("tenant_session needs a tenant UUID")
+        async with self._sessions() as session:
+            session.info["tenant_id"] = tenant_id
+            async with session.begin():
+                if self.is_postgres:
+                    await session.execute(
+                        text("select set_config(:name, :tenant, true)"),
+                        {"name": TENANT_SETTING, "tenant": str(tenant_id)},
+                    )
+                yield session
+            await _run_after_commit(session)
+
+    @asynccontextmanager
+    async def platform_session(self, *, reason: str) -> AsyncIterator[AsyncSession]:
+        if not reason:
+            raise ValueError("platform sessions must state a reason")
+        log.debug("platform session: %s", reason)
+        async with self._platform_sessions() as session:
+            session.info["platform_reason"] = reason
+            async with session.begin():
+                yield session
+            await _run_after_commit(session)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.platform_engine is not self.engine:
+            await self.platform_engine.dispose()
+
+
+async def _run_after_commit(session: AsyncSession) -> None:
+    callbacks = session.info.pop(_AFTER_COMMIT, [])
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception:  # the data is committed; a failed notification must not undo the answer
+            log.exception("after-commit callback failed")

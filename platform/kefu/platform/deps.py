@@ -1,0 +1,49 @@
+"""Litestar dependencies shared by every context's controllers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+from litestar import Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kefu.platform.identity.principal import Principal, current_principal
+from kefu.platform.models import Tenant, TenantStatus
+from kefu.platform.problems import Problem
+from kefu.platform.runtime import Runtime
+
+
+def provide_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def provide_principal(request: Request) -> Principal:
+    return current_principal(request)
+
+
+def provide_tenant_id(principal: Principal) -> uuid.UUID:
+    return principal.require_tenant()
+
+
+async def provide_tenant_session(request: Request, principal: Principal) -> AsyncIterator[AsyncSession]:
+    """One transaction in the caller's tenant, committed before the response is sent.
+
+    A suspended or closed tenant's tokens stop working at once, not when they expire.
+    """
+    runtime: Runtime = request.app.state.runtime
+    tenant_id = principal.require_tenant()
+    async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
+        status = await session.scalar(select(Tenant.status).where(Tenant.id == tenant_id))
+        if status != TenantStatus.ACTIVE:
+            raise Problem(403, f"tenant_{status or 'missing'}", "this tenant is not active")
+        yield session
+
+
+SHARED_DEPENDENCIES = {
+    "runtime": provide_runtime,
+    "principal": provide_principal,
+    "tenant_id": provide_tenant_id,
+    "db": provide_tenant_session,
+}

@@ -1,0 +1,1 @@
+"""Typed tenant events, the outbox, publishing and background jobs (Dramatiq)."""

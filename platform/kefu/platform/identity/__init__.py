@@ -1,0 +1,1 @@
+"""Identity: passwords, tokens, OAuth2 clients, OIDC single sign-on, permissions."""

@@ -1,0 +1,73 @@
+"""Roles and the per-action permissions each grants.
+
+Handlers name the permission they need (``requires("acd.queues.write")``);
+a role is only ever a bundle of permissions.  Platform operators act through
+OAuth2 scopes (``platform:tenants.read`` …), never through tenant roles.
+"""
+
+from __future__ import annotations
+
+from kefu.platform.models import Role
+
+TENANT_PERMISSIONS: dict[Role, frozenset[str]] = {
+    Role.TENANT_ADMIN: frozenset(
+        {
+            "directory.users.read",
+            "directory.users.write",
+            "directory.roles.write",
+            "acd.queues.read",
+            "acd.queues.write",
+            "acd.agents.read",
+            "acd.agents.write",
+            "entrypoints.read",
+            "entrypoints.write",
+            "calls.read",
+            "recordings.read",
+            "audit.read",
+            "identity.sso.write",
+            "identity.clients.write",
+            "events.read",
+            "reports.read",
+        }
+    ),
+    Role.SUPERVISOR: frozenset(
+        {
+            "directory.users.read",
+            "acd.queues.read",
+            "acd.agents.read",
+            "acd.agents.supervise",
+            "entrypoints.read",
+            "calls.read",
+            "recordings.read",
+            "reports.read",
+        }
+    ),
+    Role.QA_REVIEWER: frozenset({"calls.read", "recordings.read", "qa.evaluate", "acd.agents.read"}),
+    Role.AGENT: frozenset({"agent.desktop", "calls.own.read"}),
+    Role.REPORT_VIEWER: frozenset({"reports.read", "calls.read"}),
+    # Platform administrators work through the operator API with scopes; inside a
+    # tenant the role grants nothing extra.
+    Role.PLATFORM_ADMIN: frozenset(),
+}
+
+PLATFORM_SCOPES = frozenset(
+    {
+        "platform:tenants.read",
+        "platform:tenants.write",
+        "platform:tenants.export",
+    }
+)
+
+# Scopes a tenant may give its integration clients: the tenant permissions
+# that make sense for a machine.
+INTEGRATION_SCOPES = frozenset({"calls.read", "recordings.read", "acd.queues.read", "acd.agents.read", "directory.users.read", "events.read", "reports.read"})
+
+
+def permissions_for(roles: frozenset[str] | set[str]) -> frozenset[str]:
+    granted: set[str] = set()
+    for role in roles:
+        try:
+            granted |= TENANT_PERMISSIONS[Role(role)]
+        except ValueError:
+            continue
+    return frozenset(granted)

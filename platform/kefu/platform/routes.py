@@ -1,0 +1,24 @@
+"""Every context's route handlers and background services, in one list.
+
+Each context exposes ``install(runtime) -> list[handlers]``: it registers its
+services on the runtime and returns its routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kefu.platform.runtime import Runtime
+
+
+def route_handlers(runtime: Runtime) -> list[Any]:
+    from kefu.platform.admin import api as admin_api
+    from kefu.platform.events import api as events_api
+    from kefu.platform.identity import api as identity_api
+    from kefu.tenants import api as tenants_api
+    from kefu.webrtc import api as webrtc_api
+
+    handlers: list[Any] = []
+    for context in (events_api, identity_api, admin_api, tenants_api, webrtc_api):
+        handlers.extend(context.install(runtime))
+    return handlers

@@ -1,0 +1,190 @@
+"""Kefu's settings: dataclasses read once from the environment (``KEFU_*``).
+
+Two modes:
+
+* ``embedded`` (the default): SQLite in the data folder, in-process workers and
+  pub/sub, recordings on local disk.  Development secrets are created on first
+  start and kept in ``<data dir>/secrets`` so tokens survive a restart.
+* ``production``: PostgreSQL with row-level security, Redis, explicit secrets.
+  A missing secret or database URL stops start-up with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Mapping
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+Mode = Literal["embedded", "production"]
+
+
+class SettingsError(RuntimeError):
+    """Raised at start-up when the environment cannot produce valid settings."""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    # The application's connection: in production a role that owns nothing and
+    # is subject to row-level security.
+    url: str
+    # The one explicit, audited path for platform-wide work (onboarding,
+    # log-in tenant resolution, invoicing): a role allowed to see all tenants.
+    platform_url: str
+    # The schema owner, used only by migrations.
+    migration_url: str
+    # Role names the migrations grant privileges to (PostgreSQL only).
+    app_role: str = "kefu_app"
+    platform_role: str = "kefu_platform"
+    pool_size: int = 10
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.startswith("postgresql")
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    signing_key_pem: bytes = field(repr=False)
+    issuer: str
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    login_max_failures: int = 5
+    login_lockout_s: int = 900
+    invitation_ttl_s: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Mode
+    data_dir: Path
+    host: str
+    port: int
+    public_url: str
+    db: DatabaseSettings
+    auth: AuthSettings
+    redis_url: str | None
+    recordings_dir: Path
+    max_body_bytes: int = 1024 * 1024
+    tenant_retention_days: int = 90
+    # Media: ICE servers handed to browsers and to aiortc.  Empty on loopback.
+    ice_servers: tuple[str, ...] = ()
+    # aioice leaves loopback out of its host candidates; allow it for
+    # single-machine set-ups and tests.
+    media_allow_loopback: bool = True
+    ring_timeout_s: int = 20
+
+    @property
+    def embedded(self) -> bool:
+        return self.mode == "embedded"
+
+
+def _embedded_secret_key(data_dir: Path) -> bytes:
+    """Create (once) and return the development JWT signing key."""
+    secret_dir = data_dir / "secrets"
+    secret_dir.mkdir(parents=True, exist_ok=True)
+    key_path = secret_dir / "jwt-signing-key.pem"
+    if not key_path.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        tmp = key_path.with_suffix(".tmp")
+        tmp.write_bytes(pem)
+        tmp.chmod(0o600)
+        tmp.replace(key_path)
+    return key_path.read_bytes()
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    mode = env.get("KEFU_MODE", "embedded")
+    if mode not in ("embedded", "production"):
+        raise SettingsError(f"KEFU_MODE must be 'embedded' or 'production', not {mode!r}")
+    data_dir = Path(env.get("KEFU_DATA_DIR", ".kefu-data")).resolve()
+    host = env.get("KEFU_HOST", "127.0.0.1")
+    try:
+        port = int(env.get("KEFU_PORT", "8000"))
+    except ValueError as exc:
+        raise SettingsError(f"KEFU_PORT must be a number: {exc}") from None
+    public_url = env.get("KEFU_PUBLIC_URL", f"http://{host}:{port}").rstrip("/")
+
+    if mode == "production":
+        missing = [
+            name
+            for name in ("KEFU_DATABASE_URL", "KEFU_PLATFORM_DATABASE_URL", "KEFU_REDIS_URL", "KEFU_JWT_PRIVATE_KEY")
+            if not env.get(name)
+        ]
+        if missing:
+            raise SettingsError(
+                "production mode needs these settings: " + ", ".join(missing)
+                + " (see docs/configuration.md)"
+            )
+        db_url = env["KEFU_DATABASE_URL"]
+        if not db_url.startswith("postgresql"):
+            raise SettingsError("production mode needs a PostgreSQL KEFU_DATABASE_URL")
+        db = DatabaseSettings(
+            url=db_url,
+            platform_url=env["KEFU_PLATFORM_DATABASE_URL"],
+            migration_url=env.get("KEFU_MIGRATION_DATABASE_URL", env["KEFU_PLATFORM_DATABASE_URL"]),
+            app_role=env.get("KEFU_DB_APP_ROLE", "kefu_app"),
+            platform_role=env.get("KEFU_DB_PLATFORM_ROLE", "kefu_platform"),
+        )
+        key_pem = env["KEFU_JWT_PRIVATE_KEY"].encode()
+        if "PRIVATE KEY" not in env["KEFU_JWT_PRIVATE_KEY"]:
+            raise SettingsError("KEFU_JWT_PRIVATE_KEY must be a PEM-encoded private key")
+        redis_url: str | None = env["KEFU_REDIS_URL"]
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        default_url = f"sqlite+aiosqlite:///{data_dir / 'kefu.sqlite3'}"
+        url = env.get("KEFU_DATABASE_URL", default_url)
+        db = DatabaseSettings(
+            url=url,
+            platform_url=env.get("KEFU_PLATFORM_DATABASE_URL", url),
+            migration_url=env.get("KEFU_MIGRATION_DATABASE_URL", env.get("KEFU_PLATFORM_DATABASE_URL", url)),
+            app_role=env.get("KEFU_DB_APP_ROLE", "kefu_app"),
+            platform_role=env.get("KEFU_DB_PLATFORM_ROLE", "kefu_platform"),
+        )
+        key_pem = env["KEFU_JWT_PRIVATE_KEY"].encode() if env.get("KEFU_JWT_PRIVATE_KEY") else _embedded_secret_key(data_dir)
+        redis_url = env.get("KEFU_REDIS_URL") or None
+
+    auth = AuthSettings(
+        signing_key_pem=key_pem,
+        issuer=env.get("KEFU_ISSUER", public_url),
+        access_token_ttl_s=int(env.get("KEFU_ACCESS_TOKEN_TTL", "900")),
+    )
+    ice = tuple(s for s in env.get("KEFU_ICE_SERVERS", "").split(",") if s)
+    return Settings(
+        mode=mode,  # type: ignore[arg-type]
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        public_url=public_url,
+        db=db,
+        auth=auth,
+        redis_url=redis_url,
+        recordings_dir=Path(env.get("KEFU_RECORDINGS_DIR", str(data_dir / "recordings"))).resolve(),
+        max_body_bytes=int(env.get("KEFU_MAX_BODY_BYTES", str(1024 * 1024))),
+        tenant_retention_days=int(env.get("KEFU_TENANT_RETENTION_DAYS", "90")),
+        ice_servers=ice,
+        media_allow_loopback=env.get("KEFU_MEDIA_ALLOW_LOOPBACK", "1") == "1",
+        ring_timeout_s=int(env.get("KEFU_RING_TIMEOUT", "20")),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return load_settings()
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,1 @@
+"""kefu.tenants: the contact-center domain of one tenant (directory, ACD, calls, pages)."""

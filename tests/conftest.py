@@ -1,0 +1,112 @@
+"""Shared fixtures: real PostgreSQL and Redis servers, migrated databases, apps and clients.
+
+Every database here is built by the Alembic migrations (never ``create_all``).
+``backend`` parametrises a test over SQLite (embedded default) and PostgreSQL
+with row-level security, connected as the application role.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from kefu.platform.app import create_app
+from kefu.platform.db import migrate
+from kefu.platform.devservices import PostgresServer, RedisServer
+from kefu.platform.runtime import Runtime
+from kefu.platform.settings import Settings, load_settings
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_template(postgres: PostgresServer) -> str:
+    name = postgres.create_empty_database("kefu_template")
+    migrate.upgrade(postgres.url(name, "kefu_owner"))
+    return name
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "kefu.sqlite3"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, request: pytest.FixtureRequest) -> SettingsFactory:
+    """Settings on a fresh, migrated database of the given backend."""
+
+    def factory(backend: str = "sqlite", **env: str) -> Settings:
+        data_dir = tmp_path / f"data-{backend}"
+        data_dir.mkdir(exist_ok=True)
+        values = {"KEFU_DATA_DIR": str(data_dir), "KEFU_PORT": "8000"}
+        if backend == "sqlite":
+            db_path = data_dir / "kefu.sqlite3"
+            if not db_path.exists():
+                shutil.copyfile(request.getfixturevalue("sqlite_template"), db_path)
+            values["KEFU_DATABASE_URL"] = f"sqlite+aiosqlite:///{db_path}"
+        elif backend == "postgres":
+            server: PostgresServer = request.getfixturevalue("postgres")
+            name = server.create_database(template=request.getfixturevalue("pg_template"))
+            values["KEFU_DATABASE_URL"] = server.url(name, "kefu_app")
+            values["KEFU_PLATFORM_DATABASE_URL"] = server.url(name, "kefu_platform")
+            values["KEFU_MIGRATION_DATABASE_URL"] = server.url(name, "kefu_owner")
+        else:
+            raise ValueError(backend)
+        values.update(env)
+        return load_settings(values)
+
+    return factory
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def settings(make_settings: SettingsFactory, backend: str) -> Settings:
+    return make_settings(backend)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Runtime:
+    return Runtime.build(settings)
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> Litestar:
+    return create_app(runtime=runtime)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app) as test_client:
+        yield test_client
