@@ -6,6 +6,7 @@ from kefu.platform.db.base import Base
 def load_all_models() -> None:
     import kefu.platform.models  # noqa: F401
     import kefu.platform.identity.models  # noqa: F401
+    import kefu.platform.events.models  # noqa: F401
     import kefu.tenants.models  # noqa: F401
 
 

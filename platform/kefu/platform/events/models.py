@@ -1,0 +1,1 @@
+"""Tables of the events context (outbox lives in kefu.platform.models)."""

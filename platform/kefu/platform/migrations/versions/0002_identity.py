@@ -1,0 +1,26 @@
+"""identity tables (reserved for the identity work)
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-22
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import kefu.platform.db.base
+from kefu.platform.db.rls import disable_tenant_rls, enable_tenant_rls
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
