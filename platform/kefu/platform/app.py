@@ -17,6 +17,7 @@ from litestar.plugins import InitPluginProtocol
 from sqlalchemy import text
 
 from kefu.platform import deps
+from kefu.platform.deps import RuntimeDep
 from kefu.platform.identity.middleware import BearerAuthMiddleware
 from kefu.platform.problems import exception_handlers
 from kefu.platform.runtime import Runtime
@@ -30,7 +31,7 @@ def _is_async(fn: object) -> bool:
 
 
 @get("/health", include_in_schema=False)
-async def health(runtime: Runtime) -> dict[str, str]:
+async def health(runtime: RuntimeDep) -> dict[str, str]:
     """Answers once the database is reachable and every service has started."""
     async with runtime.db.platform_engine.connect() as conn:
         await conn.execute(text("select 1"))
@@ -38,7 +39,7 @@ async def health(runtime: Runtime) -> dict[str, str]:
 
 
 @get("/.well-known/jwks.json", include_in_schema=False)
-async def jwks(runtime: Runtime) -> dict[str, object]:
+async def jwks(runtime: RuntimeDep) -> dict[str, object]:
     return runtime.keys.jwks()
 
 

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from litestar import Request
+from litestar.di import NamedDependency
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +14,13 @@ from kefu.platform.identity.principal import Principal, current_principal
 from kefu.platform.models import Tenant, TenantStatus
 from kefu.platform.problems import Problem
 from kefu.platform.runtime import Runtime
+
+
+# Annotated names for handler signatures: `async def handler(db: DbSession, principal: CurrentPrincipal)`.
+DbSession = NamedDependency[AsyncSession]
+CurrentPrincipal = NamedDependency[Principal]
+RuntimeDep = NamedDependency[Runtime]
+TenantId = NamedDependency[uuid.UUID]
 
 
 def provide_runtime(request: Request) -> Runtime:
@@ -23,11 +31,11 @@ def provide_principal(request: Request) -> Principal:
     return current_principal(request)
 
 
-def provide_tenant_id(principal: Principal) -> uuid.UUID:
+def provide_tenant_id(principal: CurrentPrincipal) -> uuid.UUID:
     return principal.require_tenant()
 
 
-async def provide_tenant_session(request: Request, principal: Principal) -> AsyncIterator[AsyncSession]:
+async def provide_tenant_session(request: Request, principal: CurrentPrincipal) -> AsyncIterator[AsyncSession]:
     """One transaction in the caller's tenant, committed before the response is sent.
 
     A suspended or closed tenant's tokens stop working at once, not when they expire.
