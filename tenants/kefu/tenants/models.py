@@ -106,6 +106,7 @@ class Call(TenantScoped, Base):
         _tenant_fk(["queue_id"], "queues"),
         _tenant_fk(["agent_id"], "agents"),
         Index("ix_calls_tenant_started", "tenant_id", "started_at"),
+        Index("ix_calls_tenant_queue_status", "tenant_id", "queue_id", "status"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -116,6 +117,14 @@ class Call(TenantScoped, Base):
     # queued | ringing | connected | ended
     status: Mapped[str] = mapped_column(String(16), default="queued")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Routing order: higher priority first, then earliest queued_at.  A call
+    # whose ring timed out goes back at a higher priority, keeping its place.
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime | None]
+    # When the current offer started ringing (the ring timeout counts from it).
+    offered_at: Mapped[datetime | None]
+    # SHA-256 of the caller's secret (X-Caller-Token); the caller has no account.
+    caller_token_hash: Mapped[str | None] = mapped_column(String(64))
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(32))
