@@ -1,4 +1,4 @@
-"""events and jobs tables (reserved)
+"""events and jobs tables: job_runs (idempotency keys of completed tenant jobs)
 
 Revision ID: 0003
 Revises: 0002
@@ -19,8 +19,23 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table('job_runs',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('job', sa.String(length=200), nullable=False),
+    sa.Column('completed_at', kefu.platform.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_job_runs_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_job_runs')),
+    sa.UniqueConstraint('tenant_id', 'key', name=op.f('uq_job_runs_tenant_id_key'))
+    )
+    with op.batch_alter_table('job_runs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_job_runs_tenant_id'), ['tenant_id'], unique=False)
+    enable_tenant_rls('job_runs')
 
 
 def downgrade() -> None:
-    pass
+    disable_tenant_rls('job_runs')
+    with op.batch_alter_table('job_runs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_job_runs_tenant_id'))
+    op.drop_table('job_runs')
