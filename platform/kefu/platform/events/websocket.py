@@ -83,9 +83,10 @@ async def events_socket(socket: WebSocket) -> None:
                     next_event.cancel()
                     return
                 event = next_event.result()
-                if event.tenant_id != tenant_id or not principal.can(event.permission):
+                if event.tenant_id != tenant_id:
                     continue
-                await socket.send_json(_frame(event))
+                if principal.can(event.permission):
+                    await socket.send_json(_frame(event))
                 if event.event_type in ENDING_EVENTS:
                     await socket.close(code=4403, reason=ENDING_EVENTS[event.event_type])
                     return
