@@ -123,6 +123,10 @@ class RefreshToken(TenantScoped, Base):
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Tokens rotated from one log-in share a family; presenting a rotated token
+    # again revokes the whole family (see kefu.platform.identity.sessions).
+    family_id: Mapped[uuid.UUID] = mapped_column(index=True, default=uuid.uuid4)
+    rotated_at: Mapped[datetime | None]
 
 
 class PlatformClient(Base):

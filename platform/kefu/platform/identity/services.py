@@ -61,6 +61,26 @@ def invitation_link(public_url: str, token: str) -> str:
     return f"{public_url.rstrip('/')}/invite#{token}"
 
 
+def tenant_token(tenant_id: uuid.UUID) -> str:
+    """An opaque secret that names its tenant (refresh tokens, invitations).
+
+    The tenant prefix lets a public endpoint open the right tenant session
+    (row-level security) without a platform-wide lookup; the secret part is
+    256 random bits and only its SHA-256 is stored.
+    """
+    return f"{tenant_id.hex}.{new_token()}"
+
+
+def tenant_of_token(token: str) -> uuid.UUID | None:
+    prefix, dot, secret = token.partition(".")
+    if not dot or not secret or len(token) > 200:
+        return None
+    try:
+        return uuid.UUID(hex=prefix)
+    except ValueError:
+        return None
+
+
 def normalize_email(email: str) -> str:
     value = email.strip().lower()
     if len(value) > 320 or not _EMAIL.match(value):
@@ -99,9 +119,10 @@ async def create_user(
     locale: str | None = None,
     ip: str | None = None,
     invitation_ttl_s: int = DEFAULT_INVITATION_TTL_S,
+    sso_subject: str | None = None,
     clock: Clock = utcnow,
 ) -> CreatedUser:
-    """Create a user in the tenant; without a password the user is invited."""
+    """Create a user in the tenant; without a password (or SSO subject) the user is invited."""
     email = normalize_email(email)
     display_name = _check_display_name(display_name)
     role_names = check_roles(roles)
@@ -116,7 +137,8 @@ async def create_user(
         display_name=display_name,
         locale=locale,
         password_hash=password_hash,
-        status="active" if password is not None else "invited",
+        oidc_subject=sso_subject,
+        status="active" if password is not None or sso_subject is not None else "invited",
         failed_logins=0,
         created_at=now,
     )
@@ -129,8 +151,8 @@ async def create_user(
     for role in role_names:
         session.add(Membership(tenant_id=tenant_id, user_id=user.id, role=role, created_at=now))
     token: str | None = None
-    if password is None:
-        token = new_token()
+    if password is None and sso_subject is None:
+        token = tenant_token(tenant_id)
         session.add(
             Invitation(
                 tenant_id=tenant_id,
@@ -146,7 +168,7 @@ async def create_user(
         actor=actor,
         action="user.created",
         target=f"user:{user.id}",
-        detail={"email": email, "roles": list(role_names), "invited": password is None},
+        detail={"email": email, "roles": list(role_names), "invited": token is not None},
         ip=ip,
         at=now,
     )

@@ -47,6 +47,26 @@ class TokenService:
             claims["scope"] = " ".join(sorted(principal.scopes))
         return jwt.encode({"alg": ALGORITHM, "kid": self.keys.kid, "typ": "JWT"}, claims, self.keys.private)
 
+    def sign_claims(self, claims: dict[str, Any]) -> str:
+        """Sign arbitrary short-lived claims (e.g. the SSO state cookie) with our key.
+
+        Callers set their own ``aud`` so such a token can never pass as an access token.
+        """
+        return jwt.encode({"alg": ALGORITHM, "kid": self.keys.kid}, {"iss": self.issuer, **claims}, self.keys.private)
+
+    def verify_claims(self, token: str, *, audience: str, now: float | None = None) -> dict[str, Any]:
+        try:
+            decoded = jwt.decode(token, self.keys.private, algorithms=[ALGORITHM])
+            JWTClaimsRegistry(
+                now=int(now if now is not None else time.time()),
+                iss={"essential": True, "value": self.issuer},
+                aud={"essential": True, "value": audience},
+                exp={"essential": True},
+            ).validate(decoded.claims)
+        except (JoseError, ValueError, TypeError):
+            raise Problem(401, "invalid_token", "the token is not valid") from None
+        return dict(decoded.claims)
+
     def verify(self, token: str, *, now: float | None = None) -> Principal:
         try:
             decoded = jwt.decode(token, self.keys.private, algorithms=[ALGORITHM])
