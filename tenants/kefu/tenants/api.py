@@ -1,11 +1,468 @@
-"""HTTP routes of this part of kefu.tenants."""
+"""HTTP and websocket routes of kefu.tenants: the contact-center API, the agent
+and caller push sockets, and the pages.
+
+``install(runtime)`` builds the ACD and the call flow once per process
+(``runtime.components["contact_center"]``) and registers the ACD as a service.
+Tests may put ``acd.clock`` / ``acd.timers`` / ``acd.sweep_interval_s`` in
+``runtime.components`` beforehand to drive time by hand.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
 
+from litestar import Controller, Request, Response, delete, get, patch, post, put, websocket
+from litestar.connection import ASGIConnection
+from litestar.exceptions import WebSocketDisconnect
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import Parameter
+from litestar.response import File
+from litestar import WebSocket
+from sqlalchemy import select
+
+from kefu.platform import audit
+from kefu.platform.db.base import utcnow
+from kefu.platform.deps import CurrentPrincipal, DbSession, RuntimeDep, TenantId
+from kefu.platform.identity.principal import Principal, current_principal, requires
+from kefu.platform.problems import Problem, not_found
 from kefu.platform.runtime import Runtime
+from kefu.tenants import agents as agents_service
+from kefu.tenants import call_log, pages
+from kefu.tenants import queues as queues_service
+from kefu.tenants.acd import Acd, agent_state_message
+from kefu.tenants.callflow import CallFlow
+from kefu.tenants.models import Agent, EntryPoint, Queue, Recording
+from kefu.tenants.notify import agent_channel, call_channel
+from kefu.tenants.schemas import (
+    AgentCreate,
+    AgentOut,
+    AgentStateOut,
+    AgentStatusUpdate,
+    AgentUpdate,
+    AnswerOut,
+    AnswerRequest,
+    CallDetailOut,
+    CallerCallOut,
+    CallEventOut,
+    CallPage,
+    CallSummary,
+    EntryPointCreate,
+    EntryPointOut,
+    QueueCreate,
+    QueueMembers,
+    QueueOut,
+    QueueUpdate,
+    RecordingOut,
+    WebCallCreate,
+    WebCallOut,
+)
+from kefu.tenants.services import ContactCenter, contact_center
 
 
 def install(runtime: Runtime) -> list[Any]:
-    return []
+    from kefu.tenants.clock import AsyncioTimers
+
+    clock = runtime.components.get("acd.clock", utcnow)
+    acd = Acd(
+        runtime.db,
+        ring_timeout_s=runtime.settings.ring_timeout_s,
+        clock=clock,
+        timers=runtime.components.get("acd.timers") or AsyncioTimers(clock),
+        sweep_interval_s=runtime.components.get("acd.sweep_interval_s", 5.0),
+    )
+    flow = CallFlow(runtime.db, acd, lambda: runtime.components.get("media"))
+    runtime.components["contact_center"] = ContactCenter(acd=acd, calls=flow)
+    runtime.add_service(acd)
+    return [
+        AgentsController, QueuesController, EntryPointsController, AgentDesktopController, WidgetController,
+        CallsController, RecordingsController, agent_socket, caller_socket, *pages.route_handlers(),
+    ]
+
+
+def _cc(runtime: Runtime) -> ContactCenter:
+    return contact_center(runtime)
+
+
+def requires_any(*permissions: str):  # type: ignore[no-untyped-def]
+    def guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
+        principal = current_principal(connection)
+        if not any(principal.can(p) for p in permissions):
+            raise Problem(403, "permission_denied", f"this action needs one of the permissions {', '.join(permissions)}", permissions=list(permissions))
+
+    guard.__name__ = "requires_any_" + "_".join(permissions)
+    return guard
+
+
+# --- agents ------------------------------------------------------------------------
+
+
+def _agent_out(view: agents_service.AgentView, invitation_token: str | None = None) -> AgentOut:
+    return AgentOut(
+        id=view.id, user_id=view.user_id, email=view.email, display_name=view.display_name, status=view.status,
+        not_ready_reason=view.not_ready_reason, system_state=view.system_state, state=view.state,
+        current_call_id=view.current_call_id, queue_ids=list(view.queue_ids), invitation_token=invitation_token,
+    )
+
+
+class AgentsController(Controller):
+    path = "/api/v1/agents"
+    tags = ["agents"]
+
+    @post("/", guards=[requires("acd.agents.write")])
+    async def create_agent(self, data: AgentCreate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> AgentOut:
+        view, token = await agents_service.create_agent(
+            db, tenant_id=tenant_id, email=data.email, display_name=data.display_name, password=data.password, actor=principal.actor
+        )
+        return _agent_out(view, token)
+
+    @get("/", guards=[requires("acd.agents.read")])
+    async def list_agents(self, db: DbSession, tenant_id: TenantId) -> list[AgentOut]:
+        return [_agent_out(v) for v in await agents_service.list_agents(db, tenant_id=tenant_id)]
+
+    @get("/{agent_id:uuid}", guards=[requires("acd.agents.read")])
+    async def get_agent(self, agent_id: uuid.UUID, db: DbSession, tenant_id: TenantId) -> AgentOut:
+        return _agent_out(await agents_service.get_agent(db, tenant_id=tenant_id, agent_id=agent_id))
+
+    @patch("/{agent_id:uuid}", guards=[requires("acd.agents.write")])
+    async def update_agent(self, agent_id: uuid.UUID, data: AgentUpdate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> AgentOut:
+        view = await agents_service.update_agent(db, tenant_id=tenant_id, agent_id=agent_id, display_name=data.display_name, actor=principal.actor)
+        return _agent_out(view)
+
+
+# --- queues ---------------------------------------------------------------------------
+
+
+async def _queue_out(db: Any, tenant_id: uuid.UUID, queue: Queue) -> QueueOut:
+    members = await queues_service.member_ids(db, tenant_id=tenant_id, queue_id=queue.id)
+    return QueueOut(id=queue.id, name=queue.name, strategy=queue.strategy, max_wait_s=queue.max_wait_s, agent_ids=members, created_at=queue.created_at)
+
+
+class QueuesController(Controller):
+    path = "/api/v1/queues"
+    tags = ["queues"]
+
+    @post("/", guards=[requires("acd.queues.write")])
+    async def create_queue(self, data: QueueCreate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> QueueOut:
+        queue = await queues_service.create_queue(db, tenant_id=tenant_id, name=data.name, max_wait_s=data.max_wait_s, actor=principal.actor)
+        return await _queue_out(db, tenant_id, queue)
+
+    @get("/", guards=[requires("acd.queues.read")])
+    async def list_queues(self, db: DbSession, tenant_id: TenantId) -> list[QueueOut]:
+        return [await _queue_out(db, tenant_id, q) for q in await queues_service.list_queues(db, tenant_id=tenant_id)]
+
+    @get("/{queue_id:uuid}", guards=[requires("acd.queues.read")])
+    async def get_queue(self, queue_id: uuid.UUID, db: DbSession, tenant_id: TenantId) -> QueueOut:
+        return await _queue_out(db, tenant_id, await queues_service.get_queue(db, tenant_id=tenant_id, queue_id=queue_id))
+
+    @patch("/{queue_id:uuid}", guards=[requires("acd.queues.write")])
+    async def update_queue(self, queue_id: uuid.UUID, data: QueueUpdate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> QueueOut:
+        queue = await queues_service.update_queue(db, tenant_id=tenant_id, queue_id=queue_id, name=data.name, max_wait_s=data.max_wait_s, actor=principal.actor)
+        return await _queue_out(db, tenant_id, queue)
+
+    @delete("/{queue_id:uuid}", guards=[requires("acd.queues.write")], status_code=204)
+    async def delete_queue(self, queue_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> None:
+        await queues_service.delete_queue(db, tenant_id=tenant_id, queue_id=queue_id, actor=principal.actor)
+
+    @put("/{queue_id:uuid}/members", guards=[requires("acd.queues.write")])
+    async def set_members(
+        self, queue_id: uuid.UUID, data: QueueMembers, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep
+    ) -> QueueOut:
+        await queues_service.set_members(db, tenant_id=tenant_id, queue_id=queue_id, agent_ids=data.agent_ids, actor=principal.actor)
+        queue = await queues_service.get_queue(db, tenant_id=tenant_id, queue_id=queue_id)
+        out = await _queue_out(db, tenant_id, queue)
+        await db.commit()
+        # New members may be free right now: route the queue's waiting calls.
+        await _cc(runtime).acd.route_queue(tenant_id=tenant_id, queue_id=queue_id)
+        return out
+
+
+# --- entry points ----------------------------------------------------------------------
+
+
+def _entry_out(runtime: Runtime, entry: EntryPoint) -> EntryPointOut:
+    return EntryPointOut(
+        id=entry.id, name=entry.name, kind=entry.kind, widget_key=entry.widget_key, queue_id=entry.queue_id,
+        caller_url=f"{runtime.settings.public_url}/call/{entry.widget_key}", created_at=entry.created_at,
+    )
+
+
+class EntryPointsController(Controller):
+    path = "/api/v1/entry-points"
+    tags = ["entry points"]
+
+    @post("/", guards=[requires("entrypoints.write")])
+    async def create_entry_point(self, data: EntryPointCreate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> EntryPointOut:
+        entry = await queues_service.create_entry_point(db, tenant_id=tenant_id, name=data.name, queue_id=data.queue_id, actor=principal.actor)
+        return _entry_out(runtime, entry)
+
+    @get("/", guards=[requires("entrypoints.read")])
+    async def list_entry_points(self, db: DbSession, tenant_id: TenantId, runtime: RuntimeDep) -> list[EntryPointOut]:
+        return [_entry_out(runtime, e) for e in await queues_service.list_entry_points(db, tenant_id=tenant_id)]
+
+    @get("/{entry_point_id:uuid}", guards=[requires("entrypoints.read")])
+    async def get_entry_point(self, entry_point_id: uuid.UUID, db: DbSession, tenant_id: TenantId, runtime: RuntimeDep) -> EntryPointOut:
+        return _entry_out(runtime, await queues_service.get_entry_point(db, tenant_id=tenant_id, entry_point_id=entry_point_id))
+
+    @delete("/{entry_point_id:uuid}", guards=[requires("entrypoints.write")], status_code=204)
+    async def delete_entry_point(self, entry_point_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> None:
+        await queues_service.delete_entry_point(db, tenant_id=tenant_id, entry_point_id=entry_point_id, actor=principal.actor)
+
+
+# --- agent desktop ---------------------------------------------------------------------
+
+
+def _state_out(agent: Agent) -> AgentStateOut:
+    return AgentStateOut(
+        agent_id=agent.id, display_name=agent.display_name, state=agents_service.ui_state(agent), status=agent.status,
+        system_state=agent.system_state, not_ready_reason=agent.not_ready_reason, current_call_id=agent.current_call_id,
+        lease_expires_at=agent.lease_expires_at,
+    )
+
+
+class AgentDesktopController(Controller):
+    """The signed-in agent's own seat: session, status, answering and hanging up."""
+
+    path = "/api/v1/agent"
+    tags = ["agent desktop"]
+    guards = [requires("agent.desktop")]
+
+    @get("/state")
+    async def my_state(self, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> AgentStateOut:
+        agent = await agents_service.agent_of_user(db, tenant_id=tenant_id, user_id=principal.user_id)
+        if agent is None:
+            raise Problem(403, "not_an_agent", "this user is not an agent of the tenant")
+        return _state_out(agent)
+
+    @post("/session", status_code=200)
+    async def log_in(self, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AgentStateOut:
+        return _state_out(await _cc(runtime).acd.log_in(tenant_id=tenant_id, user_id=principal.user_id))
+
+    @put("/status")
+    async def set_status(self, data: AgentStatusUpdate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AgentStateOut:
+        agent = await _cc(runtime).acd.set_status(tenant_id=tenant_id, user_id=principal.user_id, status=data.status, reason=data.reason)
+        return _state_out(agent)
+
+    @delete("/session", status_code=200)
+    async def log_out(self, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AgentStateOut:
+        return _state_out(await _cc(runtime).acd.log_out(tenant_id=tenant_id, user_id=principal.user_id))
+
+    @post("/calls/{call_id:uuid}/answer", status_code=200)
+    async def answer(self, call_id: uuid.UUID, data: AnswerRequest, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AnswerOut:
+        answer_sdp = await _cc(runtime).calls.answer(tenant_id=tenant_id, user_id=principal.user_id, call_id=call_id, offer_sdp=data.offer_sdp)
+        return AnswerOut(answer_sdp=answer_sdp)
+
+    @post("/calls/{call_id:uuid}/hangup", status_code=204)
+    async def hangup(self, call_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> None:
+        await _cc(runtime).calls.agent_hangup(tenant_id=tenant_id, user_id=principal.user_id, call_id=call_id)
+
+
+# --- caller widget (public: the widget key or the caller token identifies the tenant) ----
+
+
+CallerToken = Annotated[str | None, Parameter(header="X-Caller-Token", required=False)]
+
+
+class WidgetController(Controller):
+    path = "/api/v1/widget"
+    tags = ["caller widget"]
+    security = []
+
+    @post("/{widget_key:str}/calls", status_code=201)
+    async def start_call(self, widget_key: str, data: WebCallCreate, runtime: RuntimeDep) -> WebCallOut:
+        created = await _cc(runtime).calls.start_web_call(widget_key=widget_key, caller_name=data.caller_name, offer_sdp=data.offer_sdp)
+        return WebCallOut(call_id=created.call_id, answer_sdp=created.answer_sdp, caller_token=created.caller_token)
+
+    @get("/calls/{call_id:uuid}")
+    async def call_state(self, call_id: uuid.UUID, runtime: RuntimeDep, caller_token: CallerToken = None) -> CallerCallOut:
+        call = await _cc(runtime).calls.caller_call(call_id=call_id, caller_token=caller_token)
+        return CallerCallOut(call_id=call.id, status=call.status, end_reason=call.end_reason)
+
+    @post("/calls/{call_id:uuid}/hangup", status_code=204)
+    async def hangup(self, call_id: uuid.UUID, runtime: RuntimeDep, caller_token: CallerToken = None) -> None:
+        await _cc(runtime).calls.caller_hangup(call_id=call_id, caller_token=caller_token)
+
+
+# --- call log --------------------------------------------------------------------------
+
+
+async def own_agent_scope(db: Any, tenant_id: uuid.UUID, principal: Principal) -> uuid.UUID | None:
+    """None when the principal may read every call; else the agent whose calls it may read."""
+    if principal.can("calls.read"):
+        return None
+    agent = await agents_service.agent_of_user(db, tenant_id=tenant_id, user_id=principal.user_id)
+    # An agent-less user with calls.own.read owns no calls: a fresh id matches nothing.
+    return agent.id if agent is not None else uuid.uuid4()
+
+
+def _recording_out(recording: Recording) -> RecordingOut:
+    return RecordingOut(
+        id=recording.id, call_id=recording.call_id, party=recording.party, media_type=recording.media_type,
+        started_at=recording.started_at, ended_at=recording.ended_at, size_bytes=recording.size_bytes,
+        duration_ms=recording.duration_ms, media_url=f"/api/v1/recordings/{recording.id}/media",
+    )
+
+
+class CallsController(Controller):
+    path = "/api/v1/calls"
+    tags = ["calls"]
+    guards = [requires_any("calls.read", "calls.own.read")]
+
+    @get("/")
+    async def list_calls(
+        self,
+        db: DbSession,
+        tenant_id: TenantId,
+        principal: CurrentPrincipal,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> CallPage:
+        own = await own_agent_scope(db, tenant_id, principal)
+        rows, total = await call_log.list_calls(db, tenant_id=tenant_id, limit=limit, offset=offset, own_agent_id=own)
+        items = [
+            CallSummary(id=c.id, caller_name=c.caller_name, queue_id=c.queue_id, agent_id=c.agent_id, status=c.status,
+                        started_at=c.started_at, answered_at=c.answered_at, ended_at=c.ended_at, end_reason=c.end_reason)
+            for c in rows
+        ]
+        return CallPage(items=items, total=total, limit=limit, offset=offset)
+
+    @get("/{call_id:uuid}")
+    async def get_call(self, call_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> CallDetailOut:
+        own = await own_agent_scope(db, tenant_id, principal)
+        detail = await call_log.call_detail(db, tenant_id=tenant_id, call_id=call_id, own_agent_id=own)
+        recordings = await call_log.list_recordings(db, tenant_id=tenant_id, call_id=call_id)
+        fields = {f: getattr(detail, f) for f in detail.__dataclass_fields__}
+        return CallDetailOut(**fields, recordings=[_recording_out(r) for r in recordings])
+
+    @get("/{call_id:uuid}/events")
+    async def call_events(self, call_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> list[CallEventOut]:
+        own = await own_agent_scope(db, tenant_id, principal)
+        await call_log.get_call(db, tenant_id=tenant_id, call_id=call_id, own_agent_id=own)
+        events = await call_log.list_events(db, tenant_id=tenant_id, call_id=call_id)
+        return [CallEventOut(seq=e.seq, at=e.at, type=e.type, actor=e.actor, data=dict(e.data or {})) for e in events]
+
+    @get("/{call_id:uuid}/recordings")
+    async def call_recordings(self, call_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> list[RecordingOut]:
+        own = await own_agent_scope(db, tenant_id, principal)
+        await call_log.get_call(db, tenant_id=tenant_id, call_id=call_id, own_agent_id=own)
+        return [_recording_out(r) for r in await call_log.list_recordings(db, tenant_id=tenant_id, call_id=call_id)]
+
+
+class RecordingsController(Controller):
+    path = "/api/v1/recordings"
+    tags = ["recordings"]
+    guards = [requires_any("recordings.read", "calls.own.read")]
+
+    @get("/{recording_id:uuid}/media")
+    async def play(self, recording_id: uuid.UUID, request: Request, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> File:
+        own = None if principal.can("recordings.read") else await own_agent_scope(db, tenant_id, principal)
+        recording = await call_log.get_recording(db, tenant_id=tenant_id, recording_id=recording_id, own_agent_id=own)
+        root = (runtime.settings.recordings_dir / str(tenant_id)).resolve()
+        path = (runtime.settings.recordings_dir / recording.path).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise Problem(404, "recording_file_missing", "the recording's file is not available")
+        await audit.record(
+            db, tenant_id=tenant_id, actor=principal.actor, action="recording.played", target=f"recording:{recording.id}",
+            detail={"call_id": str(recording.call_id), "party": recording.party}, ip=request.client.host if request.client else None,
+        )
+        await db.commit()
+        return File(path=path, media_type=recording.media_type, filename=f"{recording.call_id}-{recording.party}.ogg", content_disposition_type="inline")
+
+
+# --- push sockets ----------------------------------------------------------------------
+
+
+async def _pump(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], on_message: Any) -> None:
+    """Send queued pushes; hand each received JSON message to ``on_message`` (which may enqueue replies)."""
+
+    async def receive() -> None:
+        while True:
+            message = await socket.receive_json()
+            await on_message(message if isinstance(message, dict) else {})
+
+    receiver = asyncio.create_task(receive())
+    try:
+        while True:
+            getter = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver in done:
+                getter.cancel()
+                receiver.result()  # re-raise the disconnect
+                return
+            message = getter.result()
+            await socket.send_json(message)
+            if message.get("type") == "close":
+                await socket.close(code=4000, reason=str(message.get("reason", "")))
+                return
+    finally:
+        receiver.cancel()
+        with contextlib.suppress(BaseException):
+            await receiver
+
+
+@websocket("/ws/agent")
+async def agent_socket(socket: WebSocket) -> None:
+    """Pushes the agent's state and offers; each ``{"type": "ping"}`` renews the presence lease."""
+    await socket.accept()
+    principal = socket.scope.get("user")
+    if not isinstance(principal, Principal) or principal.tenant_id is None or not principal.can("agent.desktop"):
+        await socket.close(code=4401, reason="an agent access token is required")
+        return
+    runtime: Runtime = socket.app.state.runtime
+    acd = _cc(runtime).acd
+    tenant_id = principal.tenant_id
+    async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
+        agent = await agents_service.agent_of_user(session, tenant_id=tenant_id, user_id=principal.user_id)
+    if agent is None:
+        await socket.close(code=4403, reason="this user is not an agent")
+        return
+    agent_id = agent.id
+    try:
+        async with acd.hub.subscribe(agent_channel(tenant_id, agent_id)) as queue:
+            if agent.status != "offline":
+                await acd.renew_lease(tenant_id=tenant_id, agent_id=agent_id)
+            await socket.send_json(agent_state_message(agent))
+            if agent.system_state == "ringing" and agent.current_call_id:
+                await socket.send_json({"type": "call.offered", "call_id": str(agent.current_call_id), "caller_name": await _caller_name(runtime, tenant_id, agent.current_call_id)})
+
+            async def on_message(message: dict[str, Any]) -> None:
+                if message.get("type") == "ping":
+                    alive = await acd.renew_lease(tenant_id=tenant_id, agent_id=agent_id)
+                    queue.put_nowait({"type": "pong", "lease": alive})
+
+            await _pump(socket, queue, on_message)
+    except WebSocketDisconnect:
+        return
+
+
+async def _caller_name(runtime: Runtime, tenant_id: uuid.UUID, call_id: uuid.UUID) -> str | None:
+    async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
+        call = await call_log.get_call(session, tenant_id=tenant_id, call_id=call_id)
+        return call.caller_name
+
+
+@websocket("/ws/caller/{call_id:uuid}")
+async def caller_socket(socket: WebSocket, call_id: uuid.UUID) -> None:
+    """Pushes ``{"type": "call.state", "status": ...}`` to the caller's page (token in ``caller_token``)."""
+    await socket.accept()
+    runtime: Runtime = socket.app.state.runtime
+    flow = _cc(runtime).calls
+    try:
+        call = await flow.caller_call(call_id=call_id, caller_token=socket.query_params.get("caller_token"))
+    except Problem:
+        await socket.close(code=4404, reason="unknown call")
+        return
+    try:
+        async with flow.acd.hub.subscribe(call_channel(call.tenant_id, call.id)) as queue:
+            current = await flow.caller_call(call_id=call_id, caller_token=socket.query_params.get("caller_token"))
+            await socket.send_json({"type": "call.state", "call_id": str(call_id), "status": current.status})
+
+            async def on_message(_message: dict[str, Any]) -> None:
+                return None
+
+            await _pump(socket, queue, on_message)
+    except WebSocketDisconnect:
+        return

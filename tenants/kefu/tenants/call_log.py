@@ -1,0 +1,184 @@
+"""The call log: appending call events and deriving call-detail records from them.
+
+The event log is the source of truth for "what happened on a call"; the
+``calls`` row is a projection kept for routing and listing.  Appends happen in
+a transaction that has already locked the call row (a conditional UPDATE is
+always the first write), so ``seq`` numbers never collide.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kefu.platform.problems import not_found
+from kefu.tenants.models import Agent, Call, CallEvent, Queue, Recording
+
+
+async def lock_call(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> Call | None:
+    """Lock the call row for this transaction (a no-op UPDATE comes first, on both
+    SQLite and PostgreSQL) and return it, or None when it does not exist."""
+    result = await session.execute(
+        update(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).values(status=Call.status)
+    )
+    if result.rowcount != 1:
+        return None
+    return await session.scalar(
+        select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).execution_options(populate_existing=True)
+    )
+
+
+async def append_event(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    call_id: uuid.UUID,
+    type: str,
+    actor: str,
+    at: datetime,
+    data: dict[str, Any] | None = None,
+) -> CallEvent:
+    """Append one event; the caller's transaction must hold the call row's lock."""
+    last = await session.scalar(
+        select(func.max(CallEvent.seq)).where(CallEvent.tenant_id == tenant_id, CallEvent.call_id == call_id)
+    )
+    event = CallEvent(tenant_id=tenant_id, call_id=call_id, seq=(last or 0) + 1, at=at, type=type, actor=actor, data=dict(data or {}))
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def list_events(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> list[CallEvent]:
+    rows = await session.scalars(
+        select(CallEvent).where(CallEvent.tenant_id == tenant_id, CallEvent.call_id == call_id).order_by(CallEvent.seq)
+    )
+    return list(rows)
+
+
+async def get_call(
+    session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID, own_agent_id: uuid.UUID | None = None
+) -> Call:
+    """The call, or 404.  With ``own_agent_id`` only that agent's calls are visible."""
+    query = select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id)
+    if own_agent_id is not None:
+        query = query.where(Call.agent_id == own_agent_id)
+    call = await session.scalar(query)
+    if call is None:
+        raise not_found("call")
+    return call
+
+
+async def list_calls(
+    session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int, own_agent_id: uuid.UUID | None = None
+) -> tuple[list[Call], int]:
+    """One page of calls, newest first, and the total."""
+    where = [Call.tenant_id == tenant_id]
+    if own_agent_id is not None:
+        where.append(Call.agent_id == own_agent_id)
+    total = await session.scalar(select(func.count()).select_from(Call).where(*where)) or 0
+    rows = await session.scalars(
+        select(Call).where(*where).order_by(Call.started_at.desc(), Call.id.desc()).limit(limit).offset(offset)
+    )
+    return list(rows), total
+
+
+async def list_recordings(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> list[Recording]:
+    rows = await session.scalars(
+        select(Recording).where(Recording.tenant_id == tenant_id, Recording.call_id == call_id).order_by(Recording.party)
+    )
+    return list(rows)
+
+
+async def get_recording(
+    session: AsyncSession, *, tenant_id: uuid.UUID, recording_id: uuid.UUID, own_agent_id: uuid.UUID | None = None
+) -> Recording:
+    query = select(Recording).where(Recording.tenant_id == tenant_id, Recording.id == recording_id)
+    if own_agent_id is not None:
+        query = query.join(Call, (Call.tenant_id == Recording.tenant_id) & (Call.id == Recording.call_id)).where(
+            Call.agent_id == own_agent_id
+        )
+    recording = await session.scalar(query)
+    if recording is None:
+        raise not_found("recording")
+    return recording
+
+
+@dataclass(frozen=True)
+class CallDetail:
+    """A call-detail record, derived from the call's events only."""
+
+    call_id: uuid.UUID
+    caller_name: str | None
+    entry_point_id: uuid.UUID | None
+    queue_id: uuid.UUID | None
+    queue_name: str | None
+    agent_id: uuid.UUID | None
+    agent_name: str | None
+    status: str
+    queued_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    wait_s: float | None
+    talk_s: float | None
+    end_reason: str | None
+    offers: int
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
+
+
+def derive_detail(call_id: uuid.UUID, events: list[CallEvent]) -> dict[str, Any]:
+    """Fold the event log into the CDR's fields."""
+    detail: dict[str, Any] = {
+        "call_id": call_id, "caller_name": None, "entry_point_id": None, "queue_id": None, "agent_id": None,
+        "status": "queued", "queued_at": None, "answered_at": None, "ended_at": None, "end_reason": None, "offers": 0,
+    }
+    for event in events:
+        data = event.data or {}
+        if event.type == "created":
+            detail["caller_name"] = data.get("caller_name")
+            detail["entry_point_id"] = _uuid(data.get("entry_point_id"))
+        elif event.type == "queued":
+            detail["queue_id"] = _uuid(data.get("queue_id"))
+            detail["queued_at"] = detail["queued_at"] or event.at
+        elif event.type == "offered":
+            detail["offers"] += 1
+            detail["status"] = "ringing"
+        elif event.type == "requeued":
+            detail["status"] = "queued"
+        elif event.type == "answered":
+            detail["agent_id"] = _uuid(data.get("agent_id"))
+            detail["answered_at"] = event.at
+            detail["status"] = "connected"
+        elif event.type == "ended":
+            detail["ended_at"] = event.at
+            detail["end_reason"] = data.get("reason")
+            detail["status"] = "ended"
+    detail["wait_s"] = _seconds(detail["queued_at"], detail["answered_at"] or detail["ended_at"])
+    detail["talk_s"] = _seconds(detail["answered_at"], detail["ended_at"])
+    return detail
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None
+
+
+async def call_detail(
+    session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID, own_agent_id: uuid.UUID | None = None
+) -> CallDetail:
+    await get_call(session, tenant_id=tenant_id, call_id=call_id, own_agent_id=own_agent_id)
+    fields = derive_detail(call_id, await list_events(session, tenant_id=tenant_id, call_id=call_id))
+    queue_name = agent_name = None
+    if fields["queue_id"] is not None:
+        queue_name = await session.scalar(select(Queue.name).where(Queue.tenant_id == tenant_id, Queue.id == fields["queue_id"]))
+    if fields["agent_id"] is not None:
+        agent_name = await session.scalar(select(Agent.display_name).where(Agent.tenant_id == tenant_id, Agent.id == fields["agent_id"]))
+    return CallDetail(queue_name=queue_name, agent_name=agent_name, **fields)

@@ -1,0 +1,297 @@
+"""The call lifecycle, driven by the control plane: caller arrives, is queued,
+is answered by an agent, hangs up (or a leg drops), and the recordings land.
+
+The media plane (``runtime.components["media"]``, kefu.webrtc) owns peers,
+bridging and files; this module owns call state and asks the media plane to
+act.  Every step appends a call event.  Database transactions are never held
+open across a media operation.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+
+from kefu.platform.db import Database
+from kefu.platform.identity.passwords import new_token, token_hash
+from kefu.platform.models import Tenant, TenantStatus
+from kefu.platform.problems import Problem, not_found
+from kefu.tenants.acd import Acd
+from kefu.tenants.call_log import append_event, lock_call
+from kefu.tenants.models import Agent, Call, EntryPoint, Recording
+
+log = logging.getLogger(__name__)
+
+MAX_SDP_LENGTH = 64 * 1024
+MediaProvider = Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class NewCall:
+    call_id: uuid.UUID
+    tenant_id: uuid.UUID
+    answer_sdp: str
+    caller_token: str
+
+
+def check_sdp(sdp: str) -> str:
+    if not sdp.strip().startswith("v=0") or len(sdp) > MAX_SDP_LENGTH:
+        raise Problem(400, "invalid_sdp", "offer_sdp must be a session description (starting with v=0, at most 64 KiB)")
+    return sdp
+
+
+def check_caller_name(name: str) -> str:
+    value = name.strip()
+    if not value or len(value) > 200:
+        raise Problem(400, "invalid_caller_name", "the caller name must have 1 to 200 characters")
+    return value
+
+
+class CallFlow:
+    def __init__(self, db: Database, acd: Acd, media: MediaProvider) -> None:
+        self.db = db
+        self.acd = acd
+        self._media_provider = media
+
+    # --- media plane -------------------------------------------------------------
+
+    def media(self) -> Any:
+        media = self._media_provider()
+        if media is None:
+            raise Problem(503, "media_unavailable", "no media server is running in this deployment")
+        if getattr(media, "on_leg_closed", None) is None:
+            media.on_leg_closed = self.on_leg_closed
+        return media
+
+    async def _answer_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, offer_sdp: str) -> str:
+        media = self.media()
+        try:
+            return await media.answer_leg(tenant_id=tenant_id, call_id=call_id, party=party, offer_sdp=offer_sdp)
+        except Problem:
+            raise
+        except ValueError as exc:
+            raise Problem(400, "invalid_sdp", f"the media server rejected the offer: {exc}") from None
+
+    # --- caller side -------------------------------------------------------------
+
+    async def resolve_widget(self, widget_key: str) -> EntryPoint:
+        """The entry point behind a public widget key (the key names the tenant)."""
+        if not widget_key or len(widget_key) > 64:
+            raise not_found("entry point")
+        async with self.db.platform_session(reason="resolve a public widget key to its tenant") as session:
+            row = (
+                await session.execute(
+                    select(EntryPoint, Tenant.status)
+                    .join(Tenant, Tenant.id == EntryPoint.tenant_id)
+                    .where(EntryPoint.widget_key == widget_key, EntryPoint.enabled.is_(True))
+                )
+            ).first()
+        if row is None:
+            raise not_found("entry point")
+        entry, status = row
+        if status != TenantStatus.ACTIVE:
+            raise Problem(403, f"tenant_{status}", "this service is not taking calls at the moment")
+        return entry
+
+    async def start_web_call(self, *, widget_key: str, caller_name: str, offer_sdp: str) -> NewCall:
+        caller_name = check_caller_name(caller_name)
+        check_sdp(offer_sdp)
+        entry = await self.resolve_widget(widget_key)
+        tenant_id = entry.tenant_id
+        self.media()  # fail before creating a call nobody can hear
+        now = self.acd.clock()
+        caller_token = new_token()
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            call = Call(
+                tenant_id=tenant_id, entry_point_id=entry.id, queue_id=entry.queue_id, caller_name=caller_name,
+                status="queued", started_at=now, queued_at=now, priority=0, caller_token_hash=token_hash(caller_token),
+            )
+            session.add(call)
+            await session.flush()
+            await append_event(session, tenant_id=tenant_id, call_id=call.id, type="created", actor="caller", at=now,
+                               data={"entry_point_id": str(entry.id), "caller_name": caller_name, "channel": "web"})
+            await append_event(session, tenant_id=tenant_id, call_id=call.id, type="queued", actor="acd", at=now,
+                               data={"queue_id": str(entry.queue_id), "priority": 0})
+        try:
+            answer_sdp = await self._answer_leg(tenant_id=tenant_id, call_id=call.id, party="caller", offer_sdp=offer_sdp)
+        except Problem as problem:
+            await self.end_call(tenant_id=tenant_id, call_id=call.id, reason="media_failed", actor="media")
+            raise problem
+        await self.acd.route_queue(tenant_id=tenant_id, queue_id=entry.queue_id)
+        return NewCall(call.id, tenant_id, answer_sdp, caller_token)
+
+    async def caller_call(self, *, call_id: uuid.UUID, caller_token: str | None) -> Call:
+        """The call a caller's secret opens; anything else answers 404."""
+        if not caller_token or len(caller_token) > 200:
+            raise not_found("call")
+        async with self.db.platform_session(reason="check a caller's call token") as session:
+            call = await session.scalar(select(Call).where(Call.id == call_id, Call.caller_token_hash == token_hash(caller_token)))
+        if call is None:
+            raise not_found("call")
+        return call
+
+    async def caller_hangup(self, *, call_id: uuid.UUID, caller_token: str | None) -> None:
+        call = await self.caller_call(call_id=call_id, caller_token=caller_token)
+        await self.end_call(tenant_id=call.tenant_id, call_id=call.id, reason=None, actor="caller", party="caller")
+
+    # --- agent side --------------------------------------------------------------
+
+    async def _agent_id(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            agent_id = await session.scalar(select(Agent.id).where(Agent.tenant_id == tenant_id, Agent.user_id == user_id))
+        if agent_id is None:
+            raise Problem(403, "not_an_agent", "this user is not an agent of the tenant")
+        return agent_id
+
+    async def answer(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID, offer_sdp: str) -> str:
+        """The agent answers the call ringing at it; returns the media answer and bridges the legs."""
+        check_sdp(offer_sdp)
+        agent_id = await self._agent_id(tenant_id=tenant_id, user_id=user_id)
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.agent_id == agent_id))
+        if call is None:
+            raise not_found("call")
+        if call.status != "ringing":
+            raise Problem(409, "call_not_ringing", f"the call is {call.status}, not ringing at you")
+        answer_sdp = await self._answer_leg(tenant_id=tenant_id, call_id=call_id, party="agent", offer_sdp=offer_sdp)
+        now = self.acd.clock()
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            took = await session.execute(
+                update(Agent)
+                .where(Agent.tenant_id == tenant_id, Agent.id == agent_id, Agent.current_call_id == call_id, Agent.system_state == "ringing")
+                .values(system_state="on_call", state_changed_at=now)
+            )
+            connected = await session.execute(
+                update(Call)
+                .where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "ringing", Call.agent_id == agent_id)
+                .values(status="connected", answered_at=now, offered_at=None)
+            ) if took.rowcount == 1 else None
+            if connected is not None and connected.rowcount == 1:
+                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="answered", actor=f"user:{user_id}", at=now,
+                                   data={"agent_id": str(agent_id), "ring_s": round((now - call.offered_at).total_seconds(), 3) if call.offered_at else None})
+                agent = await session.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id).execution_options(populate_existing=True))
+            else:
+                agent = None
+        if agent is None:
+            raise Problem(409, "call_not_ringing", "the call stopped ringing at you before it was answered")
+        self.acd.publish_agent(tenant_id, agent)
+        self.acd.publish_call(tenant_id, call_id, "connected")
+        try:
+            await self.media().bridge(tenant_id=tenant_id, call_id=call_id)
+        except Exception:
+            log.exception("bridging call %s failed", call_id)
+            await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="media_failed", actor="media")
+            raise Problem(502, "media_failed", "the media server could not connect the call") from None
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            locked = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
+            if locked is not None and locked.status == "connected":
+                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="recording_started", actor="media", at=self.acd.clock(),
+                                   data={"parties": ["caller", "agent"]})
+        return answer_sdp
+
+    async def agent_hangup(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID) -> None:
+        agent_id = await self._agent_id(tenant_id=tenant_id, user_id=user_id)
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.agent_id == agent_id))
+        if call is None:
+            raise not_found("call")
+        if call.status == "ringing":
+            raise Problem(409, "call_not_answered", "a ringing call is declined by letting it time out")
+        await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="agent_hangup", actor=f"user:{user_id}")
+
+    # --- ending --------------------------------------------------------------------
+
+    async def on_leg_closed(self, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> None:
+        """The media plane reports a leg that failed or closed."""
+        await self.end_call(tenant_id=tenant_id, call_id=call_id, reason=None, actor="media", party=party, disconnected=True)
+
+    async def end_call(
+        self,
+        *,
+        tenant_id: uuid.UUID,
+        call_id: uuid.UUID,
+        reason: str | None,
+        actor: str,
+        party: str | None = None,
+        disconnected: bool = False,
+    ) -> bool:
+        """End the call once (idempotent); without a ``reason`` it follows from who ended it and when."""
+        now = self.acd.clock()
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            assigned = await session.scalar(select(Call.agent_id).where(Call.tenant_id == tenant_id, Call.id == call_id))
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            # Lock order everywhere: the agent row, then the call row.
+            if assigned is not None:
+                await session.execute(
+                    update(Agent)
+                    .where(Agent.tenant_id == tenant_id, Agent.id == assigned, Agent.current_call_id == call_id)
+                    .values(current_call_id=Agent.current_call_id)
+                )
+            call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
+            if call is None or call.status == "ended":
+                return False
+            if reason is None:
+                if party == "caller" and call.status != "connected":
+                    reason = "abandoned"
+                elif disconnected:
+                    reason = f"{party}_disconnected"
+                else:
+                    reason = f"{party}_hangup"
+            was = call.status
+            call.status, call.ended_at, call.end_reason, call.offered_at = "ended", now, reason, None
+            await session.flush()
+            freed = None
+            if call.agent_id is not None:
+                await session.execute(
+                    update(Agent)
+                    .where(Agent.tenant_id == tenant_id, Agent.id == call.agent_id, Agent.current_call_id == call_id)
+                    .values(system_state="idle", current_call_id=None, state_changed_at=now, last_call_ended_at=now)
+                )
+                freed = await session.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == call.agent_id).execution_options(populate_existing=True))
+                if was == "ringing":
+                    # The offer was never answered: the agent keeps no trace of this call.
+                    call.agent_id = None
+            await append_event(session, tenant_id=tenant_id, call_id=call_id, type="ended", actor=actor, at=now,
+                               data={"reason": reason, "previous_status": was})
+        self.acd.publish_call(tenant_id, call_id, "ended", reason=reason)
+        if freed is not None:
+            self.acd.hub.publish(
+                ("agent", tenant_id, freed.id), {"type": "call.ended", "call_id": str(call_id), "reason": reason}
+            )
+            self.acd.publish_agent(tenant_id, freed)
+        await self._collect_recordings(tenant_id=tenant_id, call_id=call_id)
+        if freed is not None and freed.status == "available" and freed.system_state == "idle":
+            await self.acd.route_for_agent(tenant_id=tenant_id, agent_id=freed.id)
+        return True
+
+    async def _collect_recordings(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
+        media = self._media_provider()
+        if media is None:
+            return
+        try:
+            files = await media.end_call(tenant_id=tenant_id, call_id=call_id)
+        except Exception:
+            log.exception("the media plane failed to end call %s", call_id)
+            return
+        if not files:
+            return
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            await lock_call(session, tenant_id=tenant_id, call_id=call_id)
+            for recorded in files:
+                if not str(recorded.relative_path).startswith(f"{tenant_id}/"):
+                    log.error("recording outside the tenant's folder ignored: %s", recorded.relative_path)
+                    continue
+                recording = Recording(
+                    tenant_id=tenant_id, call_id=call_id, party=recorded.party, path=str(recorded.relative_path),
+                    media_type="audio/ogg", started_at=recorded.started_at, ended_at=recorded.ended_at,
+                    size_bytes=recorded.size_bytes, duration_ms=recorded.duration_ms,
+                )
+                session.add(recording)
+                await session.flush()
+                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="recording_saved", actor="media", at=self.acd.clock(),
+                                   data={"recording_id": str(recording.id), "party": recorded.party, "duration_ms": recorded.duration_ms, "size_bytes": recorded.size_bytes})

@@ -1,0 +1,6 @@
+"""Pages (filled in below)."""
+from typing import Any
+
+
+def route_handlers() -> list[Any]:
+    return []
