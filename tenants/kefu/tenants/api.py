@@ -19,7 +19,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post, pu
 from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketDisconnect
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import File
 from litestar import WebSocket
 from sqlalchemy import select
@@ -113,7 +113,7 @@ class AgentsController(Controller):
     tags = ["agents"]
 
     @post("/", guards=[requires("acd.agents.write")])
-    async def create_agent(self, data: AgentCreate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> AgentOut:
+    async def create_agent(self, data: JSONBody[AgentCreate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> AgentOut:
         view, token = await agents_service.create_agent(
             db, tenant_id=tenant_id, email=data.email, display_name=data.display_name, password=data.password, actor=principal.actor
         )
@@ -124,11 +124,11 @@ class AgentsController(Controller):
         return [_agent_out(v) for v in await agents_service.list_agents(db, tenant_id=tenant_id)]
 
     @get("/{agent_id:uuid}", guards=[requires("acd.agents.read")])
-    async def get_agent(self, agent_id: uuid.UUID, db: DbSession, tenant_id: TenantId) -> AgentOut:
+    async def get_agent(self, agent_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId) -> AgentOut:
         return _agent_out(await agents_service.get_agent(db, tenant_id=tenant_id, agent_id=agent_id))
 
     @patch("/{agent_id:uuid}", guards=[requires("acd.agents.write")])
-    async def update_agent(self, agent_id: uuid.UUID, data: AgentUpdate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> AgentOut:
+    async def update_agent(self, agent_id: FromPath[uuid.UUID], data: JSONBody[AgentUpdate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> AgentOut:
         view = await agents_service.update_agent(db, tenant_id=tenant_id, agent_id=agent_id, display_name=data.display_name, actor=principal.actor)
         return _agent_out(view)
 
@@ -146,7 +146,7 @@ class QueuesController(Controller):
     tags = ["queues"]
 
     @post("/", guards=[requires("acd.queues.write")])
-    async def create_queue(self, data: QueueCreate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> QueueOut:
+    async def create_queue(self, data: JSONBody[QueueCreate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> QueueOut:
         queue = await queues_service.create_queue(db, tenant_id=tenant_id, name=data.name, max_wait_s=data.max_wait_s, actor=principal.actor)
         return await _queue_out(db, tenant_id, queue)
 
@@ -155,21 +155,21 @@ class QueuesController(Controller):
         return [await _queue_out(db, tenant_id, q) for q in await queues_service.list_queues(db, tenant_id=tenant_id)]
 
     @get("/{queue_id:uuid}", guards=[requires("acd.queues.read")])
-    async def get_queue(self, queue_id: uuid.UUID, db: DbSession, tenant_id: TenantId) -> QueueOut:
+    async def get_queue(self, queue_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId) -> QueueOut:
         return await _queue_out(db, tenant_id, await queues_service.get_queue(db, tenant_id=tenant_id, queue_id=queue_id))
 
     @patch("/{queue_id:uuid}", guards=[requires("acd.queues.write")])
-    async def update_queue(self, queue_id: uuid.UUID, data: QueueUpdate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> QueueOut:
+    async def update_queue(self, queue_id: FromPath[uuid.UUID], data: JSONBody[QueueUpdate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> QueueOut:
         queue = await queues_service.update_queue(db, tenant_id=tenant_id, queue_id=queue_id, name=data.name, max_wait_s=data.max_wait_s, actor=principal.actor)
         return await _queue_out(db, tenant_id, queue)
 
     @delete("/{queue_id:uuid}", guards=[requires("acd.queues.write")], status_code=204)
-    async def delete_queue(self, queue_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> None:
+    async def delete_queue(self, queue_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> None:
         await queues_service.delete_queue(db, tenant_id=tenant_id, queue_id=queue_id, actor=principal.actor)
 
     @put("/{queue_id:uuid}/members", guards=[requires("acd.queues.write")])
     async def set_members(
-        self, queue_id: uuid.UUID, data: QueueMembers, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep
+        self, queue_id: FromPath[uuid.UUID], data: JSONBody[QueueMembers], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep
     ) -> QueueOut:
         await queues_service.set_members(db, tenant_id=tenant_id, queue_id=queue_id, agent_ids=data.agent_ids, actor=principal.actor)
         queue = await queues_service.get_queue(db, tenant_id=tenant_id, queue_id=queue_id)
@@ -195,7 +195,7 @@ class EntryPointsController(Controller):
     tags = ["entry points"]
 
     @post("/", guards=[requires("entrypoints.write")])
-    async def create_entry_point(self, data: EntryPointCreate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> EntryPointOut:
+    async def create_entry_point(self, data: JSONBody[EntryPointCreate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> EntryPointOut:
         entry = await queues_service.create_entry_point(db, tenant_id=tenant_id, name=data.name, queue_id=data.queue_id, actor=principal.actor)
         return _entry_out(runtime, entry)
 
@@ -204,11 +204,11 @@ class EntryPointsController(Controller):
         return [_entry_out(runtime, e) for e in await queues_service.list_entry_points(db, tenant_id=tenant_id)]
 
     @get("/{entry_point_id:uuid}", guards=[requires("entrypoints.read")])
-    async def get_entry_point(self, entry_point_id: uuid.UUID, db: DbSession, tenant_id: TenantId, runtime: RuntimeDep) -> EntryPointOut:
+    async def get_entry_point(self, entry_point_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, runtime: RuntimeDep) -> EntryPointOut:
         return _entry_out(runtime, await queues_service.get_entry_point(db, tenant_id=tenant_id, entry_point_id=entry_point_id))
 
     @delete("/{entry_point_id:uuid}", guards=[requires("entrypoints.write")], status_code=204)
-    async def delete_entry_point(self, entry_point_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> None:
+    async def delete_entry_point(self, entry_point_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> None:
         await queues_service.delete_entry_point(db, tenant_id=tenant_id, entry_point_id=entry_point_id, actor=principal.actor)
 
 
@@ -242,7 +242,7 @@ class AgentDesktopController(Controller):
         return _state_out(await _cc(runtime).acd.log_in(tenant_id=tenant_id, user_id=principal.user_id))
 
     @put("/status")
-    async def set_status(self, data: AgentStatusUpdate, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AgentStateOut:
+    async def set_status(self, data: JSONBody[AgentStatusUpdate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AgentStateOut:
         agent = await _cc(runtime).acd.set_status(tenant_id=tenant_id, user_id=principal.user_id, status=data.status, reason=data.reason)
         return _state_out(agent)
 
@@ -251,19 +251,19 @@ class AgentDesktopController(Controller):
         return _state_out(await _cc(runtime).acd.log_out(tenant_id=tenant_id, user_id=principal.user_id))
 
     @post("/calls/{call_id:uuid}/answer", status_code=200)
-    async def answer(self, call_id: uuid.UUID, data: AnswerRequest, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AnswerOut:
+    async def answer(self, call_id: FromPath[uuid.UUID], data: JSONBody[AnswerRequest], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AnswerOut:
         answer_sdp = await _cc(runtime).calls.answer(tenant_id=tenant_id, user_id=principal.user_id, call_id=call_id, offer_sdp=data.offer_sdp)
         return AnswerOut(answer_sdp=answer_sdp)
 
     @post("/calls/{call_id:uuid}/hangup", status_code=204)
-    async def hangup(self, call_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> None:
+    async def hangup(self, call_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> None:
         await _cc(runtime).calls.agent_hangup(tenant_id=tenant_id, user_id=principal.user_id, call_id=call_id)
 
 
 # --- caller widget (public: the widget key or the caller token identifies the tenant) ----
 
 
-CallerToken = Annotated[str | None, Parameter(header="X-Caller-Token", required=False)]
+CallerToken = Annotated[str | None, HeaderParameter(name="X-Caller-Token", required=False)]
 
 
 class WidgetController(Controller):
@@ -272,17 +272,17 @@ class WidgetController(Controller):
     security = []
 
     @post("/{widget_key:str}/calls", status_code=201)
-    async def start_call(self, widget_key: str, data: WebCallCreate, runtime: RuntimeDep) -> WebCallOut:
+    async def start_call(self, widget_key: FromPath[str], data: JSONBody[WebCallCreate], runtime: RuntimeDep) -> WebCallOut:
         created = await _cc(runtime).calls.start_web_call(widget_key=widget_key, caller_name=data.caller_name, offer_sdp=data.offer_sdp)
         return WebCallOut(call_id=created.call_id, answer_sdp=created.answer_sdp, caller_token=created.caller_token)
 
     @get("/calls/{call_id:uuid}")
-    async def call_state(self, call_id: uuid.UUID, runtime: RuntimeDep, caller_token: CallerToken = None) -> CallerCallOut:
+    async def call_state(self, call_id: FromPath[uuid.UUID], runtime: RuntimeDep, caller_token: CallerToken = None) -> CallerCallOut:
         call = await _cc(runtime).calls.caller_call(call_id=call_id, caller_token=caller_token)
         return CallerCallOut(call_id=call.id, status=call.status, end_reason=call.end_reason)
 
     @post("/calls/{call_id:uuid}/hangup", status_code=204)
-    async def hangup(self, call_id: uuid.UUID, runtime: RuntimeDep, caller_token: CallerToken = None) -> None:
+    async def hangup(self, call_id: FromPath[uuid.UUID], runtime: RuntimeDep, caller_token: CallerToken = None) -> None:
         await _cc(runtime).calls.caller_hangup(call_id=call_id, caller_token=caller_token)
 
 
@@ -317,8 +317,8 @@ class CallsController(Controller):
         db: DbSession,
         tenant_id: TenantId,
         principal: CurrentPrincipal,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> CallPage:
         own = await own_agent_scope(db, tenant_id, principal)
         rows, total = await call_log.list_calls(db, tenant_id=tenant_id, limit=limit, offset=offset, own_agent_id=own)
@@ -330,7 +330,7 @@ class CallsController(Controller):
         return CallPage(items=items, total=total, limit=limit, offset=offset)
 
     @get("/{call_id:uuid}")
-    async def get_call(self, call_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> CallDetailOut:
+    async def get_call(self, call_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> CallDetailOut:
         own = await own_agent_scope(db, tenant_id, principal)
         detail = await call_log.call_detail(db, tenant_id=tenant_id, call_id=call_id, own_agent_id=own)
         recordings = await call_log.list_recordings(db, tenant_id=tenant_id, call_id=call_id)
@@ -338,14 +338,14 @@ class CallsController(Controller):
         return CallDetailOut(**fields, recordings=[_recording_out(r) for r in recordings])
 
     @get("/{call_id:uuid}/events")
-    async def call_events(self, call_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> list[CallEventOut]:
+    async def call_events(self, call_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> list[CallEventOut]:
         own = await own_agent_scope(db, tenant_id, principal)
         await call_log.get_call(db, tenant_id=tenant_id, call_id=call_id, own_agent_id=own)
         events = await call_log.list_events(db, tenant_id=tenant_id, call_id=call_id)
         return [CallEventOut(seq=e.seq, at=e.at, type=e.type, actor=e.actor, data=dict(e.data or {})) for e in events]
 
     @get("/{call_id:uuid}/recordings")
-    async def call_recordings(self, call_id: uuid.UUID, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> list[RecordingOut]:
+    async def call_recordings(self, call_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> list[RecordingOut]:
         own = await own_agent_scope(db, tenant_id, principal)
         await call_log.get_call(db, tenant_id=tenant_id, call_id=call_id, own_agent_id=own)
         return [_recording_out(r) for r in await call_log.list_recordings(db, tenant_id=tenant_id, call_id=call_id)]
@@ -357,7 +357,7 @@ class RecordingsController(Controller):
     guards = [requires_any("recordings.read", "calls.own.read")]
 
     @get("/{recording_id:uuid}/media")
-    async def play(self, recording_id: uuid.UUID, request: Request, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> File:
+    async def play(self, recording_id: FromPath[uuid.UUID], request: Request, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> File:
         own = None if principal.can("recordings.read") else await own_agent_scope(db, tenant_id, principal)
         recording = await call_log.get_recording(db, tenant_id=tenant_id, recording_id=recording_id, own_agent_id=own)
         root = (runtime.settings.recordings_dir / str(tenant_id)).resolve()
@@ -445,7 +445,7 @@ async def _caller_name(runtime: Runtime, tenant_id: uuid.UUID, call_id: uuid.UUI
 
 
 @websocket("/ws/caller/{call_id:uuid}")
-async def caller_socket(socket: WebSocket, call_id: uuid.UUID) -> None:
+async def caller_socket(socket: WebSocket, call_id: FromPath[uuid.UUID]) -> None:
     """Pushes ``{"type": "call.state", "status": ...}`` to the caller's page (token in ``caller_token``)."""
     await socket.accept()
     runtime: Runtime = socket.app.state.runtime

@@ -74,8 +74,8 @@ class CallFlow:
             return await media.answer_leg(tenant_id=tenant_id, call_id=call_id, party=party, offer_sdp=offer_sdp)
         except Problem:
             raise
-        except ValueError as exc:
-            raise Problem(400, "invalid_sdp", f"the media server rejected the offer: {exc}") from None
+        except ValueError as exc:  # kefu.webrtc's OfferRejected carries a stable code
+            raise Problem(400, getattr(exc, "code", "invalid_sdp"), f"the media server rejected the offer: {exc}") from None
 
     # --- caller side -------------------------------------------------------------
 

@@ -1,0 +1,130 @@
+"""Contact-center fixtures: a hand-driven clock and timers, the in-process media
+plane, two tenants (Acme and Globex) with an admin each, and agents created
+through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from litestar import Litestar
+from httpx import AsyncClient as AsyncTestClient
+from tenants_support import InProcessMedia, bearer, create_tenant
+
+from kefu.platform.app import create_app
+from kefu.platform.runtime import Runtime
+from kefu.platform.settings import Settings
+from kefu.tenants.clock import ManualClock, ManualTimers
+from kefu.tenants.services import ContactCenter, contact_center
+
+START = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def timers(clock: ManualClock) -> ManualTimers:
+    return ManualTimers(clock)
+
+
+@pytest.fixture
+def runtime(settings: Settings, clock: ManualClock, timers: ManualTimers) -> Runtime:
+    runtime = Runtime.build(settings, process_roles=frozenset({"api", "worker"}))
+    runtime.components["acd.clock"] = clock
+    runtime.components["acd.timers"] = timers
+    runtime.components["acd.sweep_interval_s"] = None
+    return runtime
+
+
+@pytest.fixture
+def media(runtime: Runtime, clock: ManualClock) -> InProcessMedia:
+    return InProcessMedia(runtime.settings.recordings_dir, clock)
+
+
+@pytest.fixture
+def app(runtime: Runtime, media: InProcessMedia) -> Litestar:
+    app = create_app(runtime=runtime)
+    runtime.components["media"] = media
+    return app
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """The app served in the test's own event loop (asyncpg connections cannot
+    cross loops, and AsyncTestClient runs the lifespan on a portal thread)."""
+    started, stopping = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        async with app.lifespan():
+            started.set()
+            await stopping.wait()
+
+    server = asyncio.create_task(serve())
+    await asyncio.wait([server, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if server.done():
+        server.result()
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as test_client:
+            yield test_client
+    finally:
+        stopping.set()
+        await server
+
+
+@pytest.fixture
+def cc(runtime: Runtime, client: AsyncTestClient) -> ContactCenter:
+    return contact_center(runtime)
+
+
+@dataclass(frozen=True)
+class Admin:
+    tenant_id: uuid.UUID
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class AgentSeat:
+    tenant_id: uuid.UUID
+    agent_id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    headers: dict[str, str]
+
+
+@pytest.fixture
+async def acme(runtime: Runtime, client: AsyncTestClient) -> Admin:
+    tenant_id = await create_tenant(runtime, "acme")
+    return Admin(tenant_id, bearer(runtime, tenant_id=tenant_id, user_id=uuid.uuid4(), roles={"tenant_admin"}))
+
+
+@pytest.fixture
+async def globex(runtime: Runtime, client: AsyncTestClient) -> Admin:
+    tenant_id = await create_tenant(runtime, "globex")
+    return Admin(tenant_id, bearer(runtime, tenant_id=tenant_id, user_id=uuid.uuid4(), roles={"tenant_admin"}))
+
+
+MakeAgent = Callable[..., Awaitable[AgentSeat]]
+
+
+@pytest.fixture
+def make_agent(runtime: Runtime, client: AsyncTestClient) -> MakeAgent:
+    async def factory(admin: Admin, name: str) -> AgentSeat:
+        response = await client.post(
+            "/api/v1/agents", json={"email": f"{name.lower()}@example.test", "display_name": name}, headers=admin.headers
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        user_id = uuid.UUID(body["user_id"])
+        headers = bearer(runtime, tenant_id=admin.tenant_id, user_id=user_id, roles={"agent"})
+        return AgentSeat(admin.tenant_id, uuid.UUID(body["id"]), user_id, name, headers)
+
+    return factory

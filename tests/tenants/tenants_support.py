@@ -1,0 +1,86 @@
+"""Helpers for contact-center tests: tenants, named people, tokens, and a
+small in-process media plane standing in for kefu.webrtc (it answers SDP with
+a fixed description and writes small recording files, so the control plane's
+side of the contract is exercised exactly)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kefu.platform.identity.principal import Principal
+from kefu.platform.models import Tenant
+from kefu.platform.runtime import Runtime
+
+OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+@dataclass(frozen=True)
+class RecordedFile:
+    party: str
+    relative_path: str
+    size_bytes: int
+    duration_ms: int
+    started_at: datetime
+    ended_at: datetime
+
+
+@dataclass
+class InProcessMedia:
+    """Keeps the contract of kefu.webrtc.media.MediaPlane without any network."""
+
+    recordings_dir: Path
+    clock: Any
+    legs: dict[tuple[uuid.UUID, str], str] = field(default_factory=dict)
+    bridged: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    ended: list[uuid.UUID] = field(default_factory=list)
+    tenant_of: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    on_leg_closed: Any = None
+
+    async def answer_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, offer_sdp: str) -> str:
+        if "m=" in offer_sdp and "bad" in offer_sdp:
+            raise ValueError("no audio section")
+        self.legs[(call_id, party)] = offer_sdp
+        self.tenant_of[call_id] = tenant_id
+        return f"v=0\r\ns=answer-{party}\r\n"
+
+    async def bridge(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
+        self.bridged.setdefault(call_id, self.clock())
+
+    async def end_call(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> list[RecordedFile]:
+        if call_id in self.ended:
+            return []
+        self.ended.append(call_id)
+        started = self.bridged.get(call_id)
+        if started is None:
+            return []
+        now = self.clock()
+        files = []
+        for party in ("caller", "agent"):
+            relative = f"{tenant_id}/{call_id}/{party}.ogg"
+            path = self.recordings_dir / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            payload = b"OggS" + party.encode() * 10
+            path.write_bytes(payload)
+            files.append(RecordedFile(party, relative, len(payload), int((now - started).total_seconds() * 1000), started, now))
+        return files
+
+    async def drop_leg(self, call_id: uuid.UUID, party: str) -> None:
+        """What kefu.webrtc does when a peer connection fails."""
+        await self.on_leg_closed(self.tenant_of[call_id], call_id, party)
+
+
+async def create_tenant(runtime: Runtime, slug: str, *, locale: str = "en", status: str = "active") -> uuid.UUID:
+    async with runtime.db.platform_session(reason="test") as session:
+        tenant = Tenant(slug=slug, name=slug.title(), locale=locale, status=status)
+        session.add(tenant)
+        await session.flush()
+        return tenant.id
+
+
+def bearer(runtime: Runtime, *, tenant_id: uuid.UUID, user_id: uuid.UUID, roles: set[str]) -> dict[str, str]:
+    token = runtime.tokens.issue(Principal.user(user_id=user_id, tenant_id=tenant_id, roles=frozenset(roles)))
+    return {"Authorization": f"Bearer {token}"}
