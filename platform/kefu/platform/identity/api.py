@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, patch, post, put
 from litestar.datastructures import Cookie
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect
 
 from kefu.platform import audit
@@ -67,7 +67,7 @@ def _with_retry_after(request: Request, problem: Problem) -> Response[Any]:
 
 
 @post("/api/v1/auth/login", status_code=200, security=PUBLIC, tags=["auth"])
-async def login(request: Request, runtime: RuntimeDep, data: schemas.LoginRequest) -> Response[Any]:
+async def login(request: Request, runtime: RuntimeDep, data: JSONBody[schemas.LoginRequest]) -> Response[Any]:
     """Sign in with tenant slug, e-mail and password."""
     try:
         signed = await _auth(runtime).login(tenant_slug=data.tenant, email=data.email, password=data.password, ip=_ip(request))
@@ -79,14 +79,14 @@ async def login(request: Request, runtime: RuntimeDep, data: schemas.LoginReques
 
 
 @post("/api/v1/auth/refresh", status_code=200, security=PUBLIC, tags=["auth"])
-async def refresh(request: Request, runtime: RuntimeDep, data: schemas.RefreshRequest) -> Response[Any]:
+async def refresh(request: Request, runtime: RuntimeDep, data: JSONBody[schemas.RefreshRequest]) -> Response[Any]:
     """Exchange a refresh token for a new access token and a new refresh token (rotation)."""
     signed = await _auth(runtime).refresh(refresh_token=data.refresh_token, ip=_ip(request))
     return Response(_login_response(signed), headers={"Cache-Control": "no-store"})
 
 
 @post("/api/v1/auth/logout", status_code=204, security=PUBLIC, tags=["auth"])
-async def logout(request: Request, runtime: RuntimeDep, data: schemas.LogoutRequest) -> None:
+async def logout(request: Request, runtime: RuntimeDep, data: JSONBody[schemas.LogoutRequest]) -> None:
     """Revoke this sign-in (by refresh token), or every sign-in of the user (``all_sessions``)."""
     principal = request.scope.get("user")
     await _auth(runtime).logout(
@@ -109,7 +109,7 @@ async def me(principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId) ->
 
 
 @post("/api/v1/invitations/accept", status_code=200, security=PUBLIC, tags=["auth"])
-async def accept_invitation(request: Request, runtime: RuntimeDep, data: schemas.InvitationAcceptRequest) -> Response[Any]:
+async def accept_invitation(request: Request, runtime: RuntimeDep, data: JSONBody[schemas.InvitationAcceptRequest]) -> Response[Any]:
     """Choose a password for an invited account; signs the user in."""
     signed = await _auth(runtime).accept_invitation(token=data.token, password=data.password, ip=_ip(request))
     return Response(_login_response(signed), headers={"Cache-Control": "no-store"})
@@ -147,8 +147,8 @@ async def oauth_token(request: Request, runtime: RuntimeDep) -> Response[Any]:
 async def list_users(
     db: DbSession,
     tenant_id: TenantId,
-    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    offset: Annotated[int, QueryParameter(ge=0)] = 0,
 ) -> schemas.UserPage:
     users, total = await services.list_users(db, tenant_id=tenant_id, limit=limit, offset=offset)
     return schemas.UserPage([_user_out(u) for u in users], total, limit, offset)
@@ -156,7 +156,7 @@ async def list_users(
 
 @post("/api/v1/users", status_code=201, guards=[requires("directory.users.write")], tags=["users"])
 async def create_user(
-    request: Request, runtime: RuntimeDep, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, data: schemas.UserCreate
+    request: Request, runtime: RuntimeDep, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, data: JSONBody[schemas.UserCreate]
 ) -> schemas.UserCreated:
     """Invite a user: the answer carries the invitation link, shown once."""
     if any(r in ("tenant_admin",) for r in data.roles) and not principal.can("directory.roles.write"):
@@ -171,13 +171,13 @@ async def create_user(
 
 
 @get("/api/v1/users/{user_id:uuid}", guards=[requires("directory.users.read")], tags=["users"])
-async def get_user(db: DbSession, tenant_id: TenantId, user_id: uuid.UUID) -> schemas.UserOut:
+async def get_user(db: DbSession, tenant_id: TenantId, user_id: FromPath[uuid.UUID]) -> schemas.UserOut:
     return _user_out(await services.get_user(db, tenant_id=tenant_id, user_id=user_id))
 
 
 @patch("/api/v1/users/{user_id:uuid}", guards=[requires("directory.users.write")], tags=["users"])
 async def patch_user(
-    request: Request, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, user_id: uuid.UUID, data: schemas.UserPatch
+    request: Request, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, user_id: FromPath[uuid.UUID], data: JSONBody[schemas.UserPatch]
 ) -> schemas.UserOut:
     if data.status == "disabled" and principal.kind == "user" and principal.subject == str(user_id):
         # Checked after the lookup so a foreign id still answers 404.
@@ -192,7 +192,7 @@ async def patch_user(
 
 @put("/api/v1/users/{user_id:uuid}/roles", guards=[requires("directory.roles.write")], tags=["users"])
 async def put_roles(
-    request: Request, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, user_id: uuid.UUID, data: schemas.RolesPut
+    request: Request, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, user_id: FromPath[uuid.UUID], data: JSONBody[schemas.RolesPut]
 ) -> schemas.UserOut:
     """Replace a user's roles (audited as ``user.roles_changed``)."""
     view = await services.set_roles(db, tenant_id=tenant_id, user_id=user_id, roles=data.roles, actor=principal.actor, ip=_ip(request))
@@ -213,7 +213,7 @@ async def list_integration_clients(db: DbSession, tenant_id: TenantId) -> list[s
 
 @post("/api/v1/integration-clients", status_code=201, guards=[requires("identity.clients.write")], tags=["integration clients"])
 async def create_integration_client(
-    request: Request, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, data: schemas.IntegrationClientCreate
+    request: Request, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, data: JSONBody[schemas.IntegrationClientCreate]
 ) -> schemas.IntegrationClientCreated:
     view, secret = await services.create_integration_client(
         db, tenant_id=tenant_id, name=data.name, scopes=data.scopes, actor=principal.actor, ip=_ip(request)
@@ -222,7 +222,7 @@ async def create_integration_client(
 
 
 @delete("/api/v1/integration-clients/{client_id:str}", status_code=204, guards=[requires("identity.clients.write")], tags=["integration clients"])
-async def revoke_integration_client(request: Request, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, client_id: str) -> None:
+async def revoke_integration_client(request: Request, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, client_id: FromPath[str]) -> None:
     await services.revoke_integration_client(db, tenant_id=tenant_id, client_id=client_id, actor=principal.actor, ip=_ip(request))
 
 
@@ -247,7 +247,7 @@ async def get_sso(runtime: RuntimeDep, db: DbSession, tenant_id: TenantId) -> sc
 
 @put("/api/v1/sso", guards=[requires("identity.sso.write")], tags=["sso"])
 async def put_sso(
-    request: Request, runtime: RuntimeDep, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, data: schemas.SsoPut
+    request: Request, runtime: RuntimeDep, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, data: JSONBody[schemas.SsoPut]
 ) -> schemas.SsoOut:
     """Configure the tenant's OIDC provider (discovered from its issuer URL)."""
     view = await sso.configure_provider(
@@ -259,7 +259,7 @@ async def put_sso(
 
 
 @get("/sso/{tenant_slug:str}/login", security=PUBLIC, tags=["sso"])
-async def sso_login(runtime: RuntimeDep, tenant_slug: str) -> Redirect:
+async def sso_login(runtime: RuntimeDep, tenant_slug: FromPath[str]) -> Redirect:
     started = await _sso(runtime).start(tenant_slug=tenant_slug)
     cookie = Cookie(
         key=sso.STATE_COOKIE, value=started.state_cookie, path="/sso/", max_age=sso.STATE_TTL_S, httponly=True,
@@ -272,9 +272,9 @@ async def sso_login(runtime: RuntimeDep, tenant_slug: str) -> Redirect:
 async def sso_callback(
     request: Request,
     runtime: RuntimeDep,
-    code: Annotated[str | None, Parameter(max_length=2048)] = None,
-    sso_state: Annotated[str | None, Parameter(query="state", max_length=512)] = None,
-    error: Annotated[str | None, Parameter(max_length=200)] = None,
+    code: Annotated[str | None, QueryParameter(max_length=2048)] = None,
+    sso_state: Annotated[str | None, QueryParameter(name="state", max_length=512)] = None,
+    error: Annotated[str | None, QueryParameter(max_length=200)] = None,
 ) -> Redirect:
     """Finish the provider's redirect; lands on the portal with tokens in the URL fragment."""
     signed = await _sso(runtime).finish(
@@ -291,9 +291,9 @@ async def sso_callback(
 async def audit_log(
     db: DbSession,
     tenant_id: TenantId,
-    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-    before_id: Annotated[int | None, Parameter(ge=1)] = None,
-    action: Annotated[str | None, Parameter(max_length=64)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    before_id: Annotated[int | None, QueryParameter(ge=1)] = None,
+    action: Annotated[str | None, QueryParameter(max_length=64)] = None,
 ) -> schemas.AuditPage:
     """The tenant's audit log, newest first; page with ``before_id``."""
     entries = await audit.list_entries(db, tenant_id=tenant_id, limit=limit, before_id=before_id, action=action)
