@@ -1,0 +1,270 @@
+"""What the cross-tenant harness knows about the route table.
+
+The harness (``test_cross_tenant.py``) walks ``app.routes`` and needs, for each
+route, either a way to exercise it across tenants or an explicit reason why not.
+Adding a route therefore means adding a line here; a route this file cannot
+handle makes the harness fail with the route's path.
+
+* ``ID_FACTORIES``: path-parameter name -> a factory creating that resource in
+  a given tenant (through the API where a creation route exists, through the
+  context's services otherwise) and returning the value to put in the path.
+* ``ROUTE_ROLES``: which tenant role calls a route (default ``tenant_admin``).
+* ``WRITE_BODIES``: a valid body for each POST/PUT/PATCH route that has an id
+  in its path, so the request reaches the lookup (and the 404) instead of
+  failing validation.
+* ``LIST_ROUTES``: GET routes under ``/api/v1`` without ids: which of tenant A's
+  resources the answer must show (proof that the list is real); none of tenant
+  B's identifiers may appear in it.
+* ``CREATE_ROUTES``: write routes under ``/api/v1`` without ids, with why they
+  cannot reach another tenant.
+* ``BODY_REFERENCES``: write routes whose request type has ``*_id``/``*_ids``
+  fields: a body naming the other tenant's ids, which must answer 404 and
+  store nothing.
+* ``TENANT_SETUP``: singletons without ids (e.g. SSO settings) set up in both
+  tenants so list checks can look for their markers.
+* ``PUBLIC_ROUTES`` / ``PUBLIC_PREFIXES``: routes outside the tenant API, with why
+  they take no tenant token.
+* ``WEBSOCKET_ROUTES``: websocket routes, with how their tenant is enforced.
+
+Operator routes under ``/api/admin/v1`` need no entry: tenant tokens must get
+403 on every one of them.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from test_cross_tenant import Harness, TenantWorld
+
+TENANT_API = "/api/v1/"
+ADMIN_API = "/api/admin/v1/"
+DEFAULT_ROLE = "tenant_admin"
+PARAM = re.compile(r"\{(\w+)(?::[^}]+)?\}")
+
+Factory = Callable[["Harness", "TenantWorld"], Awaitable[str]]
+
+
+def path_params(path: str) -> list[str]:
+    return PARAM.findall(path)
+
+
+def fill(path: str, values: dict[str, str]) -> str:
+    return PARAM.sub(lambda m: values[m.group(1)], path)
+
+
+# --- factories ----------------------------------------------------------------
+
+
+async def make_user(h: "Harness", t: "TenantWorld") -> str:
+    body = {"email": f"person-{uuid.uuid4().hex[:8]}@{t.slug}.test", "display_name": f"{t.slug} person", "roles": ["agent"]}
+    created = await h.call_ok("POST", "/api/v1/users", t, json=body)
+    return str(created["user"]["id"])
+
+
+async def make_integration_client(h: "Harness", t: "TenantWorld") -> str:
+    created = await h.call_ok("POST", "/api/v1/integration-clients", t, json={"name": f"{t.slug} crm", "scopes": ["calls.read"]})
+    return str(created["client"]["client_id"])
+
+
+async def make_agent(h: "Harness", t: "TenantWorld") -> str:
+    body = {"email": f"agent-{uuid.uuid4().hex[:8]}@{t.slug}.test", "display_name": f"{t.slug} agent"}
+    created = await h.call_ok("POST", "/api/v1/agents", t, json=body)
+    t.emails.append(body["email"])
+    return str(created["id"])
+
+
+async def make_queue(h: "Harness", t: "TenantWorld") -> str:
+    created = await h.call_ok("POST", "/api/v1/queues", t, json={"name": f"{t.slug} support"})
+    return str(created["id"])
+
+
+async def make_entry_point(h: "Harness", t: "TenantWorld") -> str:
+    queue_id = await h.resource(t, "queue_id")
+    created = await h.call_ok("POST", "/api/v1/entry-points", t, json={"name": f"{t.slug} web", "queue_id": queue_id})
+    t.resources["widget_key"] = created["widget_key"]
+    return str(created["id"])
+
+
+async def make_call(h: "Harness", t: "TenantWorld") -> str:
+    """An ended, answered web call with its event log and one recording file per party.
+
+    Calls only come into being through WebRTC (the caller widget), so the row
+    and its events are written with the call log's services, the way the call
+    flow writes them.
+    """
+    from datetime import timedelta
+
+    from kefu.platform.db.base import utcnow
+    from kefu.tenants import call_log
+    from kefu.tenants.models import Call, Recording
+
+    entry_point_id = uuid.UUID(await h.resource(t, "entry_point_id"))
+    queue_id = uuid.UUID(await h.resource(t, "queue_id"))
+    agent_id = uuid.UUID(await h.resource(t, "agent_id"))
+    # The agent-desktop user's own agent takes the call, so its routes have a call to act on.
+    await h.token(t, "agent")
+    desk_agent = uuid.UUID(t.resources["agent:agent"])
+    started = utcnow() - timedelta(minutes=5)
+    call_id = uuid.uuid4()
+    async with h.db.tenant_session(tenant_id=t.id) as session:
+        session.add(Call(
+            id=call_id, tenant_id=t.id, entry_point_id=entry_point_id, queue_id=queue_id, agent_id=desk_agent,
+            caller_name=f"{t.slug} caller", status="ended", started_at=started, queued_at=started,
+            answered_at=started + timedelta(seconds=12), ended_at=started + timedelta(seconds=95), end_reason="caller_hangup",
+        ))
+        await session.flush()
+        for seq_type, offset in (("queued", 0), ("offered", 2), ("answered", 12), ("ended", 95)):
+            await call_log.append_event(
+                session, tenant_id=t.id, call_id=call_id, type=seq_type, actor="system", at=started + timedelta(seconds=offset),
+                data={"agent_id": str(agent_id)} if seq_type == "offered" else {},
+            )
+        for party in ("caller", "agent"):
+            relative = f"{t.id}/{call_id}/{party}.ogg"
+            path = h.runtime.settings.recordings_dir / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"OggS" + party.encode() * 16)
+            recording = Recording(
+                tenant_id=t.id, call_id=call_id, party=party, path=relative, started_at=started + timedelta(seconds=12),
+                ended_at=started + timedelta(seconds=95), size_bytes=path.stat().st_size, duration_ms=83000,
+            )
+            session.add(recording)
+            await session.flush()
+            t.resources.setdefault("recording_id", str(recording.id))
+    return str(call_id)
+
+
+async def make_recording(h: "Harness", t: "TenantWorld") -> str:
+    await h.resource(t, "call_id")
+    return t.resources["recording_id"]
+
+
+ID_FACTORIES: dict[str, Factory] = {
+    "user_id": make_user,
+    "client_id": make_integration_client,
+    "agent_id": make_agent,
+    "queue_id": make_queue,
+    "entry_point_id": make_entry_point,
+    "call_id": make_call,
+    "recording_id": make_recording,
+}
+
+# --- roles and bodies ------------------------------------------------------------
+
+# Routes a tenant admin may not call.  "agent" is a user with an agent seat.
+ROUTE_ROLES: dict[str, str] = {
+    "/api/v1/agent/calls/{call_id:uuid}/answer": "agent",
+    "/api/v1/agent/calls/{call_id:uuid}/hangup": "agent",
+    "/api/v1/agent/state": "agent",
+    "/api/v1/agent/session": "agent",
+    "/api/v1/agent/status": "agent",
+}
+
+SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+WRITE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("PATCH", "/api/v1/users/{user_id:uuid}"): {"display_name": "Mallory"},
+    ("PUT", "/api/v1/users/{user_id:uuid}/roles"): {"roles": ["agent", "supervisor"]},
+    ("PATCH", "/api/v1/agents/{agent_id:uuid}"): {"display_name": "Mallory"},
+    ("PATCH", "/api/v1/queues/{queue_id:uuid}"): {"name": "Mallory's queue"},
+    ("PUT", "/api/v1/queues/{queue_id:uuid}/members"): {"agent_ids": []},
+    ("POST", "/api/v1/agent/calls/{call_id:uuid}/answer"): {"offer_sdp": SDP},
+    ("POST", "/api/v1/agent/calls/{call_id:uuid}/hangup"): None,
+}
+
+# Write routes whose body names other resources: the path takes the caller's
+# own ids, the body's "{param}" placeholders the other tenant's.  Found by the
+# harness from the request types (fields named *_id / *_ids); each needs a line.
+BODY_REFERENCES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/v1/entry-points"): {"name": "smuggled", "queue_id": "{queue_id}"},
+    ("PUT", "/api/v1/queues/{queue_id:uuid}/members"): {"agent_ids": ["{agent_id}"]},
+}
+
+# Request fields named *_id that are not references to Kefu rows.
+NOT_REFERENCES: dict[tuple[str, str], str] = {
+    ("PUT", "/api/v1/sso"): "client_id is the tenant's client id at its own OIDC provider, not a Kefu row",
+}
+
+
+@dataclass(frozen=True)
+class ListCheck:
+    # The resource of tenant A the answer must contain (None: a singleton such
+    # as "me"; the reason says what it shows).
+    shows: str | None
+    reason: str = ""
+
+
+LIST_ROUTES: dict[str, ListCheck] = {
+    "/api/v1/users": ListCheck("user_id"),
+    "/api/v1/integration-clients": ListCheck("client_id"),
+    "/api/v1/audit-log": ListCheck("user_id", "user creation is audited with the user's id"),
+    "/api/v1/me": ListCheck(None, "the caller's own user and tenant"),
+    "/api/v1/sso": ListCheck("sso_issuer", "the caller's tenant's SSO settings (a singleton)"),
+    "/api/v1/agents": ListCheck("agent_id"),
+    "/api/v1/queues": ListCheck("queue_id"),
+    "/api/v1/entry-points": ListCheck("entry_point_id"),
+    "/api/v1/calls": ListCheck("call_id"),
+    "/api/v1/agent/state": ListCheck("agent:agent", "the signed-in agent's own seat"),
+}
+
+
+@dataclass(frozen=True)
+class CreateCheck:
+    reason: str
+    methods: tuple[str, ...] = field(default=("POST",))
+
+
+CREATE_ROUTES: dict[str, CreateCheck] = {
+    "/api/v1/users": CreateCheck("the tenant comes from the token; the body names no other resource"),
+    "/api/v1/integration-clients": CreateCheck("the body names no other resource"),
+    "/api/v1/sso": CreateCheck("PUT of the caller's own tenant's settings", ("PUT",)),
+    "/api/v1/agents": CreateCheck("creates a user and seat in the caller's tenant"),
+    "/api/v1/queues": CreateCheck("the body names no other resource"),
+    "/api/v1/entry-points": CreateCheck("the queue in the body is checked by BODY_REFERENCES"),
+    "/api/v1/agent/session": CreateCheck("the signed-in agent's own seat (log in / log out)", ("POST", "DELETE")),
+    "/api/v1/agent/status": CreateCheck("the signed-in agent's own status", ("PUT",)),
+}
+
+# Setup per tenant for singletons that have no id (value: a marker string).
+async def configure_sso(h: "Harness", t: "TenantWorld") -> str:
+    from kefu.platform.identity.models import OidcProvider
+
+    issuer = f"https://sso.{t.slug}.test/realms/{t.slug}"
+    async with h.db.tenant_session(tenant_id=t.id) as session:
+        session.add(OidcProvider(tenant_id=t.id, issuer=issuer, client_id=f"kefu-{t.slug}", client_secret="s3cret"))
+    return issuer
+
+
+TENANT_SETUP: dict[str, Factory] = {"sso_issuer": configure_sso}
+
+# --- routes outside the tenant API -------------------------------------------------
+
+PUBLIC_ROUTES: dict[str, str] = {
+    "/api/v1/auth/login": "sign-in: the tenant is named by slug, no token yet",
+    "/api/v1/auth/refresh": "the refresh token itself identifies the session",
+    "/api/v1/auth/logout": "revokes the presented refresh token or the caller's own sessions",
+    "/api/v1/invitations/accept": "the invitation secret identifies user and tenant",
+    "/api/v1/widget/{widget_key:str}/calls": "the caller widget: the public widget key names the entry point",
+    "/api/v1/widget/calls/{call_id:uuid}": "the caller's own call: its caller token (X-Caller-Token) is checked with the id",
+    "/api/v1/widget/calls/{call_id:uuid}/hangup": "the caller's own call: its caller token (X-Caller-Token) is checked with the id",
+    "/health": "liveness for load balancers; no tenant data",
+    "/.well-known/jwks.json": "public signing keys",
+    "/oauth/token": "OAuth2 token endpoint: the client credentials identify the tenant",
+    "/sso/{tenant_slug:str}/login": "starts SSO for a tenant named by its public slug; returns a redirect only",
+    "/sso/callback": "SSO redirect target: the signed state cookie names the tenant",
+}
+
+PUBLIC_PREFIXES: dict[str, str] = {
+    "/schema": "OpenAPI document and its viewers",
+    "/static/": "static assets (JavaScript, CSS), no tenant data",
+}
+
+WEBSOCKET_ROUTES: dict[str, str] = {
+    "/ws/agent": "the agent's channel is derived from the access token (tenant and user), never from the client",
+    "/ws/caller/{call_id:uuid}": "needs the call's caller token; the harness checks another tenant's call id is refused",
+    "/ws/events": "tenant taken from the access token; events of other tenants are never delivered (tests/events)",
+}
