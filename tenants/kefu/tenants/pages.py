@@ -1,6 +1,86 @@
-"""Pages (filled in below)."""
+"""Server-rendered pages: the caller widget page, the agent desktop and the portal.
+
+Templates (Jinja, autoescaped) render the texts in the page's language and
+embed both languages' messages for the small ES modules under
+``/static/tenants/``.  Element ids are a contract with the browser tests
+(see docs/contact-center.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar import Request, Response, get
+from litestar.datastructures import CacheControlHeader
+from litestar.params import FromPath
+from litestar.static_files import create_static_files_router
+from sqlalchemy import select
+
+from kefu.platform.deps import RuntimeDep
+from kefu.platform.models import Tenant
+from kefu.platform.problems import Problem
+from kefu.platform.runtime import Runtime
+from kefu.tenants import i18n
+from kefu.tenants.services import contact_center
+
+HERE = Path(__file__).parent
+_templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+
+
+def _render(template: str, *, lang: str, runtime: Runtime, status_code: int = 200, **context: Any) -> Response[str]:
+    messages = i18n.MESSAGES[lang]
+    page_config = {
+        "lang": lang,
+        "lang_fixed": context.pop("lang_fixed", False),
+        "messages": i18n.MESSAGES,
+        "ice_servers": [{"urls": url} for url in runtime.settings.ice_servers],
+        **context.pop("config", {}),
+    }
+    html = _templates.get_template(template).render(
+        lang=lang, t=messages, config_json=json.dumps(page_config, ensure_ascii=False).replace("</", "<\\/"), **context
+    )
+    return Response(html, status_code=status_code, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
+
+
+@get("/call/{widget_key:str}", include_in_schema=False)
+async def caller_page(widget_key: FromPath[str], request: Request, runtime: RuntimeDep) -> Response[str]:
+    query_lang = request.query_params.get("lang")
+    try:
+        entry = await contact_center(runtime).calls.resolve_widget(widget_key)
+    except Problem as problem:
+        lang = i18n.choose(query_lang, i18n.from_accept_language(request.headers.get("accept-language")))
+        return _render("missing.html", lang=lang, runtime=runtime, status_code=problem.status, code=problem.code)
+    async with runtime.db.platform_session(reason="caller page: the tenant's name and locale") as session:
+        tenant = (await session.execute(select(Tenant.name, Tenant.locale).where(Tenant.id == entry.tenant_id))).one()
+    lang = i18n.choose(query_lang, tenant.locale)
+    return _render(
+        "caller.html", lang=lang, runtime=runtime, tenant_name=tenant.name, lang_fixed=True,
+        config={"widget_key": widget_key},
+    )
+
+
+def _login_page(template: str, request: Request, runtime: Runtime) -> Response[str]:
+    query_lang = i18n.normalize_language(request.query_params.get("lang"))
+    lang = i18n.choose(query_lang, i18n.from_accept_language(request.headers.get("accept-language")))
+    return _render(template, lang=lang, runtime=runtime, lang_fixed=query_lang is not None, tenant_slug=request.query_params.get("tenant", ""))
+
+
+@get(["/agent", "/agent/"], include_in_schema=False)
+async def agent_page(request: Request, runtime: RuntimeDep) -> Response[str]:
+    return _login_page("agent.html", request, runtime)
+
+
+@get(["/portal", "/portal/"], include_in_schema=False)
+async def portal_page(request: Request, runtime: RuntimeDep) -> Response[str]:
+    return _login_page("portal.html", request, runtime)
 
 
 def route_handlers() -> list[Any]:
-    return []
+    static = create_static_files_router(
+        path="/static/tenants", directories=[HERE / "static"], name="tenants-static",
+        cache_control=CacheControlHeader(no_cache=True), include_in_schema=False,
+    )
+    return [caller_page, agent_page, portal_page, static]

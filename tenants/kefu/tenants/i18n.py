@@ -1,0 +1,132 @@
+"""Page texts in Simplified Chinese and English.
+
+The page language is ``?lang=`` when given, else the tenant's locale (caller
+page) or the browser's Accept-Language (pages shown before log-in); after
+log-in the agent desktop and portal switch to the user's or tenant's locale
+in the browser, from the same messages embedded in the page.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "zh-CN")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "caller_title": "Call us",
+        "caller_intro": "Talk to {tenant} from your browser. Allow the microphone when asked.",
+        "your_name": "Your name",
+        "call": "Call",
+        "hang_up": "Hang up",
+        "call_state": "Call",
+        "agent_title": "Agent desktop",
+        "portal_title": "Portal",
+        "tenant": "Company (tenant)",
+        "email": "E-mail",
+        "password": "Password",
+        "log_in": "Log in",
+        "log_out": "Log out",
+        "ready": "Ready",
+        "not_ready": "Not ready",
+        "answer": "Answer",
+        "agent_state": "My state",
+        "call_id": "Call",
+        "caller": "Caller",
+        "agents": "Agents",
+        "queues": "Queues",
+        "entry_points": "Entry points",
+        "recent_calls": "Recent calls",
+        "new_agent": "New agent",
+        "new_queue": "New queue",
+        "new_entry_point": "New web entry point",
+        "display_name": "Name",
+        "name": "Name",
+        "queue": "Queue",
+        "members": "Members",
+        "create": "Create",
+        "status": "Status",
+        "state": "State",
+        "started": "Started",
+        "agent": "Agent",
+        "wait_s": "Wait (s)",
+        "talk_s": "Talk (s)",
+        "end_reason": "End reason",
+        "recordings": "Recordings",
+        "caller_link": "Caller page",
+        "login_failed": "Log-in failed",
+        "not_found": "This call link does not exist.",
+        "language": "语言 / Language",
+    },
+    "zh-CN": {
+        "caller_title": "联系我们",
+        "caller_intro": "在浏览器中直接与{tenant}通话。请在提示时允许使用麦克风。",
+        "your_name": "您的姓名",
+        "call": "呼叫",
+        "hang_up": "挂断",
+        "call_state": "通话",
+        "agent_title": "坐席工作台",
+        "portal_title": "管理门户",
+        "tenant": "公司(租户)",
+        "email": "电子邮箱",
+        "password": "密码",
+        "log_in": "登录",
+        "log_out": "签出",
+        "ready": "示闲",
+        "not_ready": "示忙",
+        "answer": "接听",
+        "agent_state": "我的状态",
+        "call_id": "通话",
+        "caller": "来电者",
+        "agents": "坐席",
+        "queues": "队列",
+        "entry_points": "接入点",
+        "recent_calls": "最近通话",
+        "new_agent": "新建坐席",
+        "new_queue": "新建队列",
+        "new_entry_point": "新建网页接入点",
+        "display_name": "姓名",
+        "name": "名称",
+        "queue": "队列",
+        "members": "成员",
+        "create": "创建",
+        "status": "状态",
+        "state": "状态",
+        "started": "开始时间",
+        "agent": "坐席",
+        "wait_s": "等待(秒)",
+        "talk_s": "通话(秒)",
+        "end_reason": "结束原因",
+        "recordings": "录音",
+        "caller_link": "来电页面",
+        "login_failed": "登录失败",
+        "not_found": "此通话链接不存在。",
+        "language": "语言 / Language",
+    },
+}
+
+
+def normalize_language(value: str | None) -> str | None:
+    """Map ``zh``, ``zh-CN``, ``zh_Hans`` … to ``zh-CN`` and ``en*`` to ``en``; None otherwise."""
+    if not value:
+        return None
+    tag = value.strip().replace("_", "-").lower()
+    if tag.startswith("zh"):
+        return "zh-CN"
+    if tag.startswith("en"):
+        return "en"
+    return None
+
+
+def from_accept_language(header: str | None) -> str | None:
+    for part in (header or "").split(","):
+        found = normalize_language(part.split(";")[0])
+        if found:
+            return found
+    return None
+
+
+def choose(query: str | None, *fallbacks: str | None) -> str:
+    for candidate in (query, *fallbacks):
+        found = normalize_language(candidate)
+        if found:
+            return found
+    return "en"
