@@ -96,7 +96,7 @@ async def _demo_and_print(settings: Settings) -> None:
 
 async def demo(settings: Settings) -> int:
     if settings.embedded:
-        _migrate(settings)
+        await asyncio.to_thread(_migrate, settings)  # Alembic's env runs its own event loop
     info = await _load_demo(settings)
     for key, value in info.items():
         print(f"{key}={value}")
