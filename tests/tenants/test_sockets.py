@@ -1,0 +1,105 @@
+"""The agent and caller push sockets, driven over ASGI in the test's own loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from conftest import Admin, MakeAgent
+from httpx import AsyncClient
+from litestar import Litestar
+from tenants_support import OFFER
+from test_acd import make_queue, place_call
+
+TIMEOUT_S = 5
+
+
+class Socket:
+    """One websocket conversation with the app (ASGI messages, no network)."""
+
+    def __init__(self, app: Litestar, path: str, query: str) -> None:
+        self.inbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        scope = {
+            "type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws", "http_version": "1.1",
+            "path": path, "raw_path": path.encode(), "root_path": "", "query_string": query.encode(),
+            "headers": [(b"host", b"testserver.local")], "client": ("127.0.0.1", 50000), "server": ("testserver.local", 80),
+            "subprotocols": [],
+        }
+        self.inbound.put_nowait({"type": "websocket.connect"})
+        self.task = asyncio.create_task(app(scope, self.inbound.get, self.outbound.put))  # type: ignore[arg-type]
+
+    async def next(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.outbound.get(), TIMEOUT_S)
+
+    async def receive_json(self) -> dict[str, Any]:
+        while True:
+            message = await self.next()
+            if message["type"] == "websocket.send":
+                return json.loads(message["text"])
+            assert message["type"] == "websocket.accept", message
+
+    async def send_json(self, data: dict[str, Any]) -> None:
+        await self.inbound.put({"type": "websocket.receive", "text": json.dumps(data)})
+
+    async def close(self) -> None:
+        await self.inbound.put({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(self.task, TIMEOUT_S)
+
+
+async def test_agent_socket_pushes_state_and_offers_and_renews_the_lease(
+    app: Litestar, client: AsyncClient, acme: Admin, make_agent: MakeAgent
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    _queue, widget = await make_queue(client, acme, [ann])
+    await client.post("/api/v1/agent/session", headers=ann.headers)
+    token = ann.headers["Authorization"].split()[1]
+    socket = Socket(app, "/ws/agent", f"access_token={token}")
+    try:
+        first = await socket.receive_json()
+        assert (first["type"], first["state"], first["reason"]) == ("agent.state", "not_ready", "logged_in")
+        await client.put("/api/v1/agent/status", json={"status": "available"}, headers=ann.headers)
+        assert (await socket.receive_json())["state"] == "available"
+        call = await place_call(client, widget, "Li Lei")
+        ringing = await socket.receive_json()
+        assert (ringing["type"], ringing["state"], ringing["call_id"]) == ("agent.state", "ringing", call["call_id"])
+        assert await socket.receive_json() == {"type": "call.offered", "call_id": call["call_id"], "caller_name": "Li Lei"}
+        await socket.send_json({"type": "ping"})
+        assert await socket.receive_json() == {"type": "pong", "lease": True}
+        await client.post(f"/api/v1/agent/calls/{call['call_id']}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)
+        assert (await socket.receive_json())["state"] == "on_call"
+        await client.post(f"/api/v1/widget/calls/{call['call_id']}/hangup", headers={"X-Caller-Token": call["caller_token"]})
+        assert await socket.receive_json() == {"type": "call.ended", "call_id": call["call_id"], "reason": "caller_hangup"}
+        assert (await socket.receive_json())["state"] == "available"
+    finally:
+        await socket.close()
+
+
+async def test_agent_socket_refuses_a_missing_token(app: Litestar, client: AsyncClient) -> None:
+    socket = Socket(app, "/ws/agent", "")
+    assert (await socket.next())["type"] == "websocket.accept"
+    closed = await socket.next()
+    assert (closed["type"], closed["code"]) == ("websocket.close", 4401)
+    await asyncio.wait_for(socket.task, TIMEOUT_S)
+
+
+async def test_caller_socket_follows_the_call(app: Litestar, client: AsyncClient, acme: Admin, make_agent: MakeAgent) -> None:
+    ann = await make_agent(acme, "Ann")
+    _queue, widget = await make_queue(client, acme, [ann])
+    call = await place_call(client, widget, "Li Lei")
+    socket = Socket(app, f"/ws/caller/{call['call_id']}", f"caller_token={call['caller_token']}")
+    try:
+        assert await socket.receive_json() == {"type": "call.state", "call_id": call["call_id"], "status": "queued"}
+        await client.post("/api/v1/agent/session", headers=ann.headers)
+        await client.put("/api/v1/agent/status", json={"status": "available"}, headers=ann.headers)
+        assert (await socket.receive_json())["status"] == "ringing"
+        await client.post(f"/api/v1/agent/calls/{call['call_id']}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)
+        assert (await socket.receive_json())["status"] == "connected"
+        await client.post(f"/api/v1/agent/calls/{call['call_id']}/hangup", headers=ann.headers)
+        assert await socket.receive_json() == {"type": "call.state", "call_id": call["call_id"], "status": "ended", "reason": "agent_hangup"}
+    finally:
+        await socket.close()
+    wrong = Socket(app, f"/ws/caller/{call['call_id']}", "caller_token=guess")
+    assert (await wrong.next())["type"] == "websocket.accept"
+    assert (await wrong.next())["code"] == 4404
