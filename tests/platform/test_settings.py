@@ -122,3 +122,15 @@ def test_tokens_survive_a_restart_of_the_embedded_default(tmp_path: Path) -> Non
     with pytest.raises(Problem) as rejected:
         elsewhere.tokens.verify(token)
     assert (rejected.value.status, rejected.value.code) == (401, "invalid_token")
+
+
+def test_every_variable_the_settings_read_is_documented() -> None:
+    import re
+
+    import kefu.platform.settings as settings_module
+
+    source = Path(settings_module.__file__).read_text()
+    read = set(re.findall(r"\"(KEFU_[A-Z_]+)\"", source))
+    documented = set(re.findall(r"`(KEFU_[A-Z_]+)`", (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()))
+    assert len(read) >= 20
+    assert read - documented == set()
