@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ from playwright.sync_api import Playwright, sync_playwright
 from kefu.platform.app import create_app
 from kefu.platform.db import migrate
 from kefu.platform.runtime import Runtime
-from kefu.platform.settings import load_settings
+from kefu.platform.settings import Settings, load_settings
 
 # Recording checks are shared with the media-plane tests.
 sys.path.insert(0, str(Path(__file__).parents[1] / "webrtc"))
@@ -35,18 +36,46 @@ def tone_wavs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """``kefu serve`` on the embedded default (SQLite, fresh data folder), on a free port."""
+def _start_live_server(data_dir: Path, *, demo: bool) -> tuple[LiveServer, dict[str, str]]:
+    """What ``kefu serve [--demo]`` does on the embedded default (SQLite), on a free port."""
     port = free_port()
-    settings = load_settings({"KEFU_DATA_DIR": str(tmp_path / "kefu-data"), "KEFU_PORT": str(port)})
+    settings = load_settings({"KEFU_DATA_DIR": str(data_dir), "KEFU_PORT": str(port)})
     # Playwright's sync API keeps an event loop running on this thread, so
-    # anything that runs its own loop (Alembic's async env) gets a thread.
+    # anything that runs its own loop (Alembic's async env, the demo loader)
+    # runs on a thread of its own.
     with ThreadPoolExecutor(1) as thread:
         thread.submit(migrate.upgrade, settings.db.migration_url).result()
+        info = thread.submit(asyncio.run, _load_demo(settings)).result() if demo else {}
     server = LiveServer(create_app(runtime=Runtime.build(settings)), port)
     server.start()
+    return server, info
+
+
+async def _load_demo(settings: Settings) -> dict[str, str]:
+    from kefu.tenants.demo import load_demo
+
+    runtime = Runtime.build(settings)
+    try:
+        return dict(await load_demo(runtime))
+    finally:
+        await runtime.db.dispose()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A fresh Kefu (no demo data) on a free port."""
+    server, _ = _start_live_server(tmp_path / "kefu-data", demo=False)
     try:
         yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, str]]]:
+    """A fresh Kefu with the demo tenant loaded (``kefu serve --demo``); yields the server and the demo log-ins."""
+    server, info = _start_live_server(tmp_path / "kefu-data", demo=True)
+    try:
+        yield server, info
     finally:
         server.stop()
