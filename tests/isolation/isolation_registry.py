@@ -256,6 +256,9 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/oauth/token": "OAuth2 token endpoint: the client credentials identify the tenant",
     "/sso/{tenant_slug:str}/login": "starts SSO for a tenant named by its public slug; returns a redirect only",
     "/sso/callback": "SSO redirect target: the signed state cookie names the tenant",
+    "/call/{widget_key:str}": "the caller page: the public widget key names the entry point; shows the tenant's name only",
+    "/agent": "the agent desktop's log-in page; its data comes from the API with the agent's token",
+    "/portal": "the portal's log-in page; its data comes from the API with the admin's token",
 }
 
 PUBLIC_PREFIXES: dict[str, str] = {
