@@ -249,8 +249,13 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/api/v1/auth/logout": "revokes the presented refresh token or the caller's own sessions",
     "/api/v1/invitations/accept": "the invitation secret identifies user and tenant",
     "/api/v1/widget/{widget_key:str}/calls": "the caller widget: the public widget key names the entry point",
-    "/api/v1/widget/calls/{call_id:uuid}": "the caller's own call: its caller token (X-Caller-Token) is checked with the id",
-    "/api/v1/widget/calls/{call_id:uuid}/hangup": "the caller's own call: its caller token (X-Caller-Token) is checked with the id",
+    "/api/v1/widget/calls/{call_id:uuid}": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
+    "(test_caller_endpoints_refuse_another_tenants_call)",
+    "/api/v1/widget/calls/{call_id:uuid}/hangup": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
+    "(test_caller_endpoints_refuse_another_tenants_call)",
+    "/call/{widget_key:str}": "the caller page: the public widget key names the entry point; shows only the tenant's name",
+    "/agent": "the agent desktop page: static HTML, data comes from the tenant API after log-in",
+    "/portal": "the portal page: static HTML, data comes from the tenant API after log-in",
     "/health": "liveness for load balancers; no tenant data",
     "/.well-known/jwks.json": "public signing keys",
     "/oauth/token": "OAuth2 token endpoint: the client credentials identify the tenant",
@@ -268,6 +273,8 @@ PUBLIC_PREFIXES: dict[str, str] = {
 
 WEBSOCKET_ROUTES: dict[str, str] = {
     "/ws/agent": "the agent's channel is derived from the access token (tenant and user), never from the client",
-    "/ws/caller/{call_id:uuid}": "needs the call's caller token; the harness checks another tenant's call id is refused",
-    "/ws/events": "tenant taken from the access token; events of other tenants are never delivered (tests/events)",
+    "/ws/caller/{call_id:uuid}": "needs the call's caller token; another tenant's call closes with 4404 "
+    "(test_caller_endpoints_refuse_another_tenants_call)",
+    "/ws/events": "tenant taken from the access token; other tenants' events are never delivered "
+    "(tests/events/test_websocket.py)",
 }
