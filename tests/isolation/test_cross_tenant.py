@@ -60,6 +60,7 @@ from kefu.platform.identity import services as identity
 from kefu.platform.identity.principal import Principal
 from kefu.platform.models import Tenant
 from kefu.platform.runtime import Runtime
+from kefu.platform.settings import Settings
 from kefu.tenants import agents as agents_service
 
 IGNORED_METHODS = {"OPTIONS", "HEAD"}
@@ -388,3 +389,81 @@ async def test_tenant_routes_refuse_operator_tokens(
         if response.status_code not in (401, 403):
             failures.append(f"{method} {path} with an operator token: {response.status_code} {response.text[:200]}")
     assert failures == []
+
+
+# --- websockets and the caller widget -------------------------------------------------
+
+
+class AsgiSocket:
+    """One websocket conversation with the app over raw ASGI messages, in the test's loop."""
+
+    def __init__(self, app: Litestar, path: str, query: str) -> None:
+        import asyncio
+
+        self.inbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        scope = {
+            "type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws", "http_version": "1.1", "path": path,
+            "raw_path": path.encode(), "root_path": "", "query_string": query.encode(), "headers": [(b"host", b"testserver.local")],
+            "client": ("127.0.0.1", 50000), "server": ("testserver.local", 80), "subprotocols": [],
+        }
+        self.inbound.put_nowait({"type": "websocket.connect"})
+        self.task = asyncio.create_task(app(scope, self.inbound.get, self.outbound.put))  # type: ignore[arg-type]
+
+    async def first_answer(self) -> dict[str, Any]:
+        """The first message after the handshake: a JSON frame or the close."""
+        import asyncio
+
+        while True:
+            message = await asyncio.wait_for(self.outbound.get(), 5)
+            if message["type"] != "websocket.accept":
+                return message
+
+    async def close(self) -> None:
+        import asyncio
+
+        await self.inbound.put({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(self.task, 5)
+
+
+async def test_caller_endpoints_refuse_another_tenants_call(settings: Settings) -> None:
+    """A caller token of an Acme call opens neither Globex's call nor its socket; its own call it opens."""
+    from kefu.platform.identity.passwords import token_hash
+    from kefu.tenants.models import Call
+
+    # Its own app driven over ASGI in this loop (the sockets need that), on a fresh database of ``backend``.
+    runtime = Runtime.build(settings)
+    app = create_app(runtime=runtime)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver.local") as http:
+        harness = Harness(runtime, http, runtime.db)  # type: ignore[arg-type]
+        acme, globex = await harness.tenant("acme"), await harness.tenant("globex")
+        tokens = {}
+        for t in (acme, globex):
+            call_id = await harness.resource(t, "call_id")
+            tokens[t.slug] = f"caller-secret-{t.slug}"
+            async with runtime.db.tenant_session(tenant_id=t.id) as session:
+                call = await session.get_one(Call, uuid.UUID(call_id))
+                call.caller_token_hash = token_hash(tokens[t.slug])
+        acme_token, globex_call = tokens["acme"], globex.resources["call_id"]
+        own = await http.get(f"/api/v1/widget/calls/{acme.resources['call_id']}", headers={"X-Caller-Token": acme_token})
+        assert own.status_code == 200, own.text
+        for method, url in (("GET", f"/api/v1/widget/calls/{globex_call}"), ("POST", f"/api/v1/widget/calls/{globex_call}/hangup")):
+            response = await http.request(method, url, headers={"X-Caller-Token": acme_token})
+            assert (response.status_code, response.json()["code"]) == (404, "not_found"), (method, url, response.text)
+        foreign = AsgiSocket(app, f"/ws/caller/{globex_call}", f"caller_token={acme_token}")
+        assert (await foreign.first_answer())["code"] == 4404
+        await asyncio_wait(foreign.task)
+        mine = AsgiSocket(app, f"/ws/caller/{acme.resources['call_id']}", f"caller_token={acme_token}")
+        frame = await mine.first_answer()
+        assert json.loads(frame["text"])["status"] == "ended"
+        await mine.close()
+        # Nothing about Globex's call changed.
+        async with runtime.db.tenant_session(tenant_id=globex.id) as session:
+            assert (await session.get_one(Call, uuid.UUID(globex_call))).status == "ended"
+    await runtime.db.dispose()
+
+
+async def asyncio_wait(task: Any) -> None:
+    import asyncio
+
+    await asyncio.wait_for(task, 5)
