@@ -253,9 +253,6 @@ PUBLIC_ROUTES: dict[str, str] = {
     "(test_caller_endpoints_refuse_another_tenants_call)",
     "/api/v1/widget/calls/{call_id:uuid}/hangup": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
     "(test_caller_endpoints_refuse_another_tenants_call)",
-    "/call/{widget_key:str}": "the caller page: the public widget key names the entry point; shows only the tenant's name",
-    "/agent": "the agent desktop page: static HTML, data comes from the tenant API after log-in",
-    "/portal": "the portal page: static HTML, data comes from the tenant API after log-in",
     "/health": "liveness for load balancers; no tenant data",
     "/.well-known/jwks.json": "public signing keys",
     "/oauth/token": "OAuth2 token endpoint: the client credentials identify the tenant",
