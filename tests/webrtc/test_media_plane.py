@@ -181,3 +181,28 @@ async def test_only_caller_and_agent_legs_exist(media: MediaPlane) -> None:
         assert rejected.value.code == "invalid_party"
     finally:
         await peer.close()
+
+
+async def test_an_offer_with_video_is_rejected_as_audio_only(media: MediaPlane) -> None:
+    peer = ClientPeer(CALLER_HZ)
+    peer.pc.addTransceiver("video")
+    try:
+        with pytest.raises(OfferRejected) as rejected:
+            await media.answer_leg(
+                tenant_id=uuid.uuid4(), call_id=uuid.uuid4(), party="caller", offer_sdp=await peer.offer()
+            )
+        assert rejected.value.code == "audio_only"
+    finally:
+        await peer.close()
+
+
+async def test_the_answer_is_opus_only_and_carries_a_loopback_host_candidate(media: MediaPlane) -> None:
+    peer = ClientPeer(CALLER_HZ)
+    try:
+        answer = await media.answer_leg(
+            tenant_id=uuid.uuid4(), call_id=uuid.uuid4(), party="caller", offer_sdp=await peer.offer()
+        )
+    finally:
+        await peer.close()
+    assert [line for line in answer.splitlines() if line.startswith("a=rtpmap:")] == ["a=rtpmap:96 opus/48000/2"]
+    assert any(line.startswith("a=candidate:") and " 127.0.0.1 " in line for line in answer.splitlines())
