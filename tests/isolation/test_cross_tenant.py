@@ -467,3 +467,20 @@ async def asyncio_wait(task: Any) -> None:
     import asyncio
 
     await asyncio.wait_for(task, 5)
+
+
+async def test_tenant_export_holds_every_own_resource_and_nothing_of_another_tenant(
+    harness: Harness, acme_and_globex: tuple[TenantWorld, TenantWorld]
+) -> None:
+    """The operator's export of one tenant is that tenant's data as a whole, and only it."""
+    acme, globex = acme_and_globex
+    operator = harness.runtime.tokens.issue(
+        Principal("operator", "op_harness", None, scopes=frozenset({"platform:tenants.read", "platform:tenants.export"}))
+    )
+    response = await harness.call("GET", f"/api/admin/v1/tenants/{acme.id}/export", None, token=operator)
+    assert response.status_code == 200, response.text
+    exported = response.text
+    json.loads(exported)
+    assert sorted(m for m in globex.markers() if m in exported) == []
+    missing = sorted(name for name, value in acme.resources.items() if value not in exported)
+    assert missing == []
