@@ -62,8 +62,9 @@ async def test_bridged_call_carries_each_partys_tone_both_ways_and_records_each_
         assert recorded.relative_path == f"{call.tenant_id}/{call.call_id}/{recorded.party}.ogg"
         assert recorded.size_bytes == path.stat().st_size
         assert recorded.started_at < recorded.ended_at
-        # The file starts at the bridge and runs until the last packet before end_call.
-        assert wall_ms - 300 <= recorded.duration_ms <= wall_ms + 20
+        # The file starts at the bridge and runs until the last packet before
+        # end_call; packets may arrive up to a few tens of ms early or late.
+        assert wall_ms - 300 <= recorded.duration_ms <= wall_ms + 100
         samples = decode_recording(path)
         assert len(samples) / 48 == pytest.approx(recorded.duration_ms, abs=30)
         expected = CALLER_HZ if recorded.party == "caller" else AGENT_HZ
