@@ -58,7 +58,6 @@ class KefuPlugin(InitPluginProtocol):
         app_config.dependencies.update({name: Provide(fn) if _is_async(fn) else Provide(fn, sync_to_thread=False) for name, fn in deps.SHARED_DEPENDENCIES.items()})
         app_config.middleware.insert(0, BearerAuthMiddleware())
         app_config.exception_handlers.update(exception_handlers)  # type: ignore[arg-type]
-        app_config.request_max_body_size = runtime.settings.max_body_bytes
         app_config.openapi_config = OpenAPIConfig(
             title="Kefu API",
             version="1.0.0",
@@ -84,4 +83,5 @@ class KefuPlugin(InitPluginProtocol):
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Litestar:
     runtime = runtime or Runtime.build(settings or get_settings())
-    return Litestar(plugins=[KefuPlugin(runtime)], debug=False)
+    # request_max_body_size must be passed here: Litestar ignores the value a plugin sets on AppConfig.
+    return Litestar(plugins=[KefuPlugin(runtime)], debug=False, request_max_body_size=runtime.settings.max_body_bytes)

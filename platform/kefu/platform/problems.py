@@ -97,7 +97,7 @@ def _http_handler(request: Request, exc: HTTPException) -> Response[dict[str, An
         code = "forbidden"
     elif isinstance(exc, NotFoundException):
         code, detail = "not_found", "not found"
-    if status == 400 and ("json" in detail.lower() or "decode" in detail.lower()):
+    if status == 400 and any(word in detail.lower() for word in ("json", "decode", "truncated")):  # msgspec: "Input data was truncated"
         code = "malformed_body"
     return problem_response(status, code, detail, request)
 
