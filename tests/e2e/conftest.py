@@ -21,8 +21,10 @@ from kefu.platform.settings import Settings, load_settings
 sys.path.insert(0, str(Path(__file__).parents[1] / "webrtc"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    # Module scope, not session: the sync API keeps an event loop running in this
+    # thread while it is open, which would break every asyncio test run after it.
     with sync_playwright() as driver:
         yield driver
 
