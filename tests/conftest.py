@@ -7,13 +7,14 @@ with row-level security, connected as the application role.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from kefu.platform.app import create_app
 from kefu.platform.db import migrate
@@ -107,6 +108,31 @@ def app(runtime: Runtime) -> Litestar:
 
 
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app) as test_client:
-        yield test_client
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """The app, lifespan included, served in the test's own event loop.
+
+    Litestar's AsyncTestClient runs the lifespan (and so the background services
+    holding pooled connections) on a portal thread with another loop; asyncpg
+    connections cannot cross loops, so tests that also use ``runtime.db`` need
+    one loop.  The client address is a documentation address (RFC 5737), used
+    only as the ASGI peer for the per-IP log-in limiter.
+    """
+    started, stopping = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        # Enter and leave the lifespan in one task (anyio cancel scopes insist).
+        async with app.lifespan():
+            started.set()
+            await stopping.wait()
+
+    server = asyncio.create_task(serve())
+    await asyncio.wait([server, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if server.done():
+        server.result()
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as test_client:
+            yield test_client
+    finally:
+        stopping.set()
+        await server

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from identity_support import FakeClock, Person, create_person, create_tenant
 from litestar import Litestar
@@ -48,32 +45,3 @@ def clock(app: Litestar, runtime: Runtime) -> FakeClock:
     fake = FakeClock()
     runtime.components["identity"].clock = fake
     return fake
-
-
-@pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """The app served in the test's own event loop.
-
-    litestar's AsyncTestClient runs the lifespan (and so the background services
-    that use the connection pool) on a portal thread with another event loop;
-    asyncpg connections cannot cross loops, so identity's tests keep one loop.
-    """
-    started, stopping = asyncio.Event(), asyncio.Event()
-
-    async def serve() -> None:
-        # Enter and leave the lifespan in one task (anyio cancel scopes insist).
-        async with app.lifespan():
-            started.set()
-            await stopping.wait()
-
-    server = asyncio.create_task(serve())
-    await asyncio.wait([server, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
-    if server.done():
-        server.result()
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as test_client:
-            yield test_client
-    finally:
-        stopping.set()
-        await server

@@ -4,13 +4,11 @@ through the API."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from litestar import Litestar
 from httpx import AsyncClient as AsyncTestClient
@@ -54,30 +52,6 @@ def app(runtime: Runtime, media: InProcessMedia) -> Litestar:
     app = create_app(runtime=runtime)
     runtime.components["media"] = media
     return app
-
-
-@pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """The app served in the test's own event loop (asyncpg connections cannot
-    cross loops, and AsyncTestClient runs the lifespan on a portal thread)."""
-    started, stopping = asyncio.Event(), asyncio.Event()
-
-    async def serve() -> None:
-        async with app.lifespan():
-            started.set()
-            await stopping.wait()
-
-    server = asyncio.create_task(serve())
-    await asyncio.wait([server, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
-    if server.done():
-        server.result()
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as test_client:
-            yield test_client
-    finally:
-        stopping.set()
-        await server
 
 
 @pytest.fixture

@@ -138,7 +138,7 @@ async def test_a_dropped_leg_ends_the_call(client: AsyncClient, acme: Admin, mak
 async def test_widget_bad_input(client: AsyncClient, acme: Admin, make_agent: MakeAgent, runtime: Runtime) -> None:
     _queue_id, widget = await make_queue(client, acme, [])
     cases = [
-        (f"/api/v1/widget/wk_nope/calls", {"caller_name": "A", "offer_sdp": OFFER}, 404, "not_found"),
+        ("/api/v1/widget/wk_nope/calls", {"caller_name": "A", "offer_sdp": OFFER}, 404, "not_found"),
         (f"/api/v1/widget/{widget}/calls", {"caller_name": " ", "offer_sdp": OFFER}, 400, "invalid_caller_name"),
         (f"/api/v1/widget/{widget}/calls", {"caller_name": "A", "offer_sdp": "hello"}, 400, "invalid_sdp"),
         (f"/api/v1/widget/{widget}/calls", {"caller_name": "A", "offer_sdp": OFFER + "m=audio bad\r\n"}, 400, "invalid_sdp"),

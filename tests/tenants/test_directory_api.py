@@ -90,8 +90,8 @@ async def test_foreign_ids_answer_404_like_missing_ones(client: AsyncTestClient,
     missing = str(uuid.uuid4())
     own_queue = (await client.post("/api/v1/queues", json={"name": "Mine"}, headers=acme.headers)).json()
     requests = [
-        ("GET", f"/api/v1/agents/{{}}", None, str(seat.agent_id)),
-        ("PATCH", f"/api/v1/agents/{{}}", {"display_name": "x"}, str(seat.agent_id)),
+        ("GET", "/api/v1/agents/{}", None, str(seat.agent_id)),
+        ("PATCH", "/api/v1/agents/{}", {"display_name": "x"}, str(seat.agent_id)),
         ("GET", "/api/v1/queues/{}", None, queue["id"]),
         ("PATCH", "/api/v1/queues/{}", {"name": "x"}, queue["id"]),
         ("DELETE", "/api/v1/queues/{}", None, queue["id"]),

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from kefu.platform.settings import SettingsError, get_settings, load_settings
+from kefu.platform.settings import SettingsError, get_settings
 
 
 def _parser() -> argparse.ArgumentParser:

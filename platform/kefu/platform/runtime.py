@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.db import Database
 from kefu.platform.identity.keys import SigningKeys
@@ -27,6 +31,9 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
+TenantDeactivationHook = Callable[[AsyncSession, uuid.UUID], Awaitable[object]]
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -38,6 +45,9 @@ class Runtime:
     services: list[Service] = field(default_factory=list)
     # Named components contexts hand to each other (e.g. "events", "broker", "media").
     components: dict[str, Any] = field(default_factory=dict)
+    # Called in the same transaction when a tenant is suspended or closed, so
+    # each context can stop that tenant's live work (the ACD logs its agents out).
+    tenant_deactivation_hooks: list[TenantDeactivationHook] = field(default_factory=list)
     started: bool = False
 
     @classmethod

@@ -12,23 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, patch, post, put, websocket
+from litestar import Controller, Request, delete, get, patch, post, put, websocket
 from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketDisconnect
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import File
 from litestar import WebSocket
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
 from kefu.platform.deps import CurrentPrincipal, DbSession, RuntimeDep, TenantId
 from kefu.platform.identity.principal import Principal, current_principal, requires
-from kefu.platform.problems import Problem, not_found
+from kefu.platform.problems import Problem
 from kefu.platform.runtime import Runtime
 from kefu.tenants import agents as agents_service
 from kefu.tenants import call_log, pages
@@ -60,7 +59,7 @@ from kefu.tenants.schemas import (
     WebCallCreate,
     WebCallOut,
 )
-from kefu.tenants.services import ContactCenter, contact_center
+from kefu.tenants.services import ContactCenter, contact_center, log_out_all_agents
 
 
 def install(runtime: Runtime) -> list[Any]:
@@ -77,10 +76,16 @@ def install(runtime: Runtime) -> list[Any]:
     flow = CallFlow(runtime.db, acd, lambda: runtime.components.get("media"))
     runtime.components["contact_center"] = ContactCenter(acd=acd, calls=flow)
     runtime.add_service(acd)
+    runtime.tenant_deactivation_hooks.append(agents_logged_out)
     return [
         AgentsController, QueuesController, EntryPointsController, AgentDesktopController, WidgetController,
         CallsController, RecordingsController, agent_socket, caller_socket, *pages.route_handlers(),
     ]
+
+
+async def agents_logged_out(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    """Tenant suspended or closed: every agent logged out, ringing calls withdrawn."""
+    return await log_out_all_agents(session, tenant_id=tenant_id)
 
 
 def _cc(runtime: Runtime) -> ContactCenter:

@@ -88,7 +88,8 @@ class TenantAdminController(Controller):
     async def suspend(self, target_tenant_id: uuid.UUID, runtime: Runtime, principal: Principal, data: SuspendTenant | None = None) -> TenantView:
         async with runtime.db.platform_session(reason="operator suspends a tenant") as session:
             return await services.suspend_tenant(
-                session, tenant_id=target_tenant_id, actor=principal.actor, reason=data.reason if data else None
+                session, tenant_id=target_tenant_id, actor=principal.actor, reason=data.reason if data else None,
+                hooks=runtime.tenant_deactivation_hooks,
             )
 
     @post("/{target_tenant_id:uuid}/resume", guards=[operator_scope(WRITE)], status_code=200, summary="Resume a suspended tenant")
@@ -100,7 +101,8 @@ class TenantAdminController(Controller):
     async def close(self, target_tenant_id: uuid.UUID, runtime: Runtime, principal: Principal) -> TenantView:
         async with runtime.db.platform_session(reason="operator closes a tenant") as session:
             return await services.close_tenant(
-                session, tenant_id=target_tenant_id, actor=principal.actor, retention_days=runtime.settings.tenant_retention_days
+                session, tenant_id=target_tenant_id, actor=principal.actor, retention_days=runtime.settings.tenant_retention_days,
+                hooks=runtime.tenant_deactivation_hooks,
             )
 
     @get("/{target_tenant_id:uuid}/export", guards=[operator_scope(EXPORT)], summary="Export the tenant's whole data (streamed JSON)")

@@ -8,10 +8,9 @@ audit log and to the platform audit log in the same transaction.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from msgspec import UnsetType
@@ -27,6 +26,7 @@ from kefu.platform.events import TenantClosed, TenantResumed, TenantSuspended, T
 from kefu.platform.identity.services import create_user, invitation_link
 from kefu.platform.models import Role, Tenant, TenantStatus
 from kefu.platform.problems import Problem, not_found
+from kefu.platform.runtime import TenantDeactivationHook
 from kefu.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -161,35 +161,22 @@ async def update_tenant(session: AsyncSession, *, tenant_id: uuid.UUID, data: Up
     return view(tenant)
 
 
-def _agent_logout() -> Callable[..., Awaitable[int]] | None:
-    """The tenants context's ``log_out_all_agents``, if that context provides it."""
-    for module_name in ("kefu.tenants.services", "kefu.tenants.acd"):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        fn = getattr(module, "log_out_all_agents", None)
-        if fn is not None:
-            return fn  # type: ignore[no-any-return]
-    return None
+async def _deactivate(session: AsyncSession, *, tenant_id: uuid.UUID, hooks: Sequence[TenantDeactivationHook]) -> dict[str, object]:
+    """Run every context's deactivation hook (same transaction); their results go to the audit log."""
+    return {getattr(hook, "__name__", repr(hook)): await hook(session, tenant_id) for hook in hooks}
 
 
-async def _log_out_agents(session: AsyncSession, *, tenant_id: uuid.UUID) -> int | None:
-    log_out = _agent_logout()
-    if log_out is None:
-        log.warning("kefu.tenants provides no log_out_all_agents: agents of %s stay logged in until their lease expires", tenant_id)
-        return None
-    return await log_out(session, tenant_id=tenant_id)
-
-
-async def suspend_tenant(session: AsyncSession, *, tenant_id: uuid.UUID, actor: str, reason: str | None, clock: Clock = utcnow) -> TenantView:
+async def suspend_tenant(
+    session: AsyncSession, *, tenant_id: uuid.UUID, actor: str, reason: str | None,
+    hooks: Sequence[TenantDeactivationHook] = (), clock: Clock = utcnow,
+) -> TenantView:
     tenant = await get_tenant_row(session, tenant_id=tenant_id, for_update=True)
     if tenant.status != TenantStatus.ACTIVE:
         raise Problem(409, "invalid_status_transition", f"a {tenant.status} tenant cannot be suspended")
     tenant.status, tenant.suspended_at = TenantStatus.SUSPENDED, clock()
     await session.flush()
-    agents = await _log_out_agents(session, tenant_id=tenant_id)
-    await audit_admin_action(session, tenant_id=tenant_id, actor=actor, action="tenant.suspended", detail={"reason": reason, "agents_logged_out": agents})
+    stopped = await _deactivate(session, tenant_id=tenant_id, hooks=hooks)
+    await audit_admin_action(session, tenant_id=tenant_id, actor=actor, action="tenant.suspended", detail={"reason": reason, **stopped})
     await emit(session, TenantSuspended(tenant_id=tenant_id, reason=reason))
     return view(tenant)
 
@@ -205,7 +192,10 @@ async def resume_tenant(session: AsyncSession, *, tenant_id: uuid.UUID, actor: s
     return view(tenant)
 
 
-async def close_tenant(session: AsyncSession, *, tenant_id: uuid.UUID, actor: str, retention_days: int, clock: Clock = utcnow) -> TenantView:
+async def close_tenant(
+    session: AsyncSession, *, tenant_id: uuid.UUID, actor: str, retention_days: int,
+    hooks: Sequence[TenantDeactivationHook] = (), clock: Clock = utcnow,
+) -> TenantView:
     tenant = await get_tenant_row(session, tenant_id=tenant_id, for_update=True)
     if tenant.status == TenantStatus.CLOSED:
         raise Problem(409, "invalid_status_transition", "the tenant is already closed")
@@ -218,10 +208,10 @@ async def close_tenant(session: AsyncSession, *, tenant_id: uuid.UUID, actor: st
     was_active = tenant.status == TenantStatus.ACTIVE
     tenant.status, tenant.closed_at, tenant.purge_after = TenantStatus.CLOSED, now, now + timedelta(days=retention_days)
     await session.flush()
-    agents = await _log_out_agents(session, tenant_id=tenant_id) if was_active else 0
+    stopped = await _deactivate(session, tenant_id=tenant_id, hooks=hooks) if was_active else {}
     await audit_admin_action(
         session, tenant_id=tenant_id, actor=actor, action="tenant.closed",
-        detail={"purge_after": tenant.purge_after.isoformat(), "agents_logged_out": agents},
+        detail={"purge_after": tenant.purge_after.isoformat(), **stopped},
     )
     await emit(session, TenantClosed(tenant_id=tenant_id, purge_after=tenant.purge_after))
     return view(tenant)

@@ -26,7 +26,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from types import TracebackType
 
 import msgspec
 from sqlalchemy import select

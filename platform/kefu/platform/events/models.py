@@ -7,7 +7,6 @@ does nothing.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Integer, String, UniqueConstraint
