@@ -107,8 +107,16 @@ def app(runtime: Runtime) -> Litestar:
     return create_app(runtime=runtime)
 
 
+class AppClient(httpx.AsyncClient):
+    """An HTTP client bound to one in-process app (``client.app`` is that app)."""
+
+    def __init__(self, app: Litestar, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.app = app
+
+
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: Litestar) -> AsyncIterator[AppClient]:
     """The app, lifespan included, served in the test's own event loop.
 
     Litestar's AsyncTestClient runs the lifespan (and so the background services
@@ -131,7 +139,7 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
         server.result()
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as test_client:
+        async with AppClient(app, transport=transport, base_url="http://testserver.local") as test_client:
             yield test_client
     finally:
         stopping.set()

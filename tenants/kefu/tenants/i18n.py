@@ -55,6 +55,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login_failed": "Log-in failed",
         "not_found": "This call link does not exist.",
         "language": "语言 / Language",
+        "invite_title": "Accept your invitation",
+        "invite_intro": "Choose a password for your Kefu account.",
+        "new_password": "New password (at least 10 characters)",
+        "confirm_password": "Repeat the password",
+        "set_password": "Set password and sign in",
+        "passwords_differ": "The two passwords differ.",
+        "invite_missing": "This invitation link is incomplete: open the link from your invitation again.",
     },
     "zh-CN": {
         "caller_title": "联系我们",
@@ -100,6 +107,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "login_failed": "登录失败",
         "not_found": "此通话链接不存在。",
         "language": "语言 / Language",
+        "invite_title": "接受邀请",
+        "invite_intro": "请为您的客服账号设置密码。",
+        "new_password": "新密码（至少 10 个字符）",
+        "confirm_password": "再次输入密码",
+        "set_password": "设置密码并登录",
+        "passwords_differ": "两次输入的密码不一致。",
+        "invite_missing": "邀请链接不完整，请重新打开邀请中的链接。",
     },
 }
 

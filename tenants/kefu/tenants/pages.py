@@ -1,4 +1,5 @@
-"""Server-rendered pages: the caller widget page, the agent desktop and the portal.
+"""Server-rendered pages: the caller widget page, the agent desktop, the portal and
+the invitation page.
 
 Templates (Jinja, autoescaped) render the texts in the page's language and
 embed both languages' messages for the small ES modules under
@@ -78,9 +79,15 @@ async def portal_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     return _login_page("portal.html", request, runtime)
 
 
+@get(["/invite", "/invite/"], include_in_schema=False)
+async def invite_page(request: Request, runtime: RuntimeDep) -> Response[str]:
+    """Where an invitation link lands (``/invite#<token>``): choose a password, then the portal."""
+    return _login_page("invite.html", request, runtime)
+
+
 def route_handlers() -> list[Any]:
     static = create_static_files_router(
         path="/static/tenants", directories=[HERE / "static"], name="tenants-static",
         cache_control=CacheControlHeader(no_cache=True), include_in_schema=False,
     )
-    return [caller_page, agent_page, portal_page, static]
+    return [caller_page, agent_page, portal_page, invite_page, static]

@@ -124,5 +124,23 @@ $("logout-button").addEventListener("click", async () => {
   location.reload();
 });
 
-const saved = session.load();
-if (saved) start(saved.tenant).catch(() => session.clear());
+/** Single sign-on lands here with the tokens in the fragment (docs/identity.md). */
+async function adoptSingleSignOn() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const accessToken = params.get("access_token");
+  if (!accessToken) return;
+  history.replaceState(null, "", location.pathname + location.search);
+  session.save({ access_token: accessToken, refresh_token: params.get("refresh_token") });
+  const me = await api("GET", "/api/v1/me");
+  session.save({ ...session.load(), user: me.user, tenant: me.tenant });
+  applyLanguage(me.user.locale || me.tenant.locale);
+}
+
+adoptSingleSignOn()
+  .then(() => {
+    const saved = session.load();
+    if (!saved) return;
+    applyLanguage((saved.user && saved.user.locale) || (saved.tenant && saved.tenant.locale));
+    return start(saved.tenant);
+  })
+  .catch((error) => { session.clear(); showError(error.message, "login-error"); });
