@@ -74,7 +74,7 @@ def test_production_rejects_sqlite_and_non_pem_keys(tmp_path: Path) -> None:
 def test_unknown_mode_and_bad_port_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="KEFU_MODE must be 'embedded' or 'production', not 'prod'"):
         load_settings({"KEFU_MODE": "prod", "KEFU_DATA_DIR": str(tmp_path)})
-    with pytest.raises(SettingsError, match="KEFU_PORT must be a number"):
+    with pytest.raises(SettingsError, match="KEFU_PORT must be a whole number"):
         load_settings({"KEFU_PORT": "eighty", "KEFU_DATA_DIR": str(tmp_path)})
 
 
@@ -134,3 +134,24 @@ def test_every_variable_the_settings_read_is_documented() -> None:
     documented = set(re.findall(r"`(KEFU_[A-Z_]+)`", (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()))
     assert len(read) >= 20
     assert read - documented == set()
+
+
+@pytest.mark.parametrize("name", ["KEFU_PORT", "KEFU_RING_TIMEOUT", "KEFU_ACCESS_TOKEN_TTL", "KEFU_MAX_BODY_BYTES", "KEFU_PURGE_INTERVAL"])
+def test_a_malformed_number_stops_start_up_with_its_name(tmp_path: Path, name: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"KEFU_DATA_DIR": str(tmp_path), name: "twenty"})
+    assert str(raised.value) == f"{name} must be a whole number, not 'twenty'"
+
+
+def test_loopback_media_candidates_are_off_by_default_in_production(tmp_path: Path) -> None:
+    pem = tmp_path / "key.pem"
+    load_settings({"KEFU_DATA_DIR": str(tmp_path / "keygen")})
+    pem.write_bytes((tmp_path / "keygen" / "secrets" / "jwt-signing-key.pem").read_bytes())
+    production = load_settings({
+        "KEFU_MODE": "production", "KEFU_DATA_DIR": str(tmp_path / "prod"),
+        "KEFU_DATABASE_URL": "postgresql+asyncpg://kefu_app@db.internal/kefu",
+        "KEFU_PLATFORM_DATABASE_URL": "postgresql+asyncpg://kefu_platform@db.internal/kefu",
+        "KEFU_REDIS_URL": "redis://redis.internal:6379/0", "KEFU_JWT_PRIVATE_KEY": pem.read_text(),
+    })
+    assert production.media_allow_loopback is False
+    assert load_settings({"KEFU_DATA_DIR": str(tmp_path / "embedded")}).media_allow_loopback is True

@@ -72,6 +72,8 @@ class Settings:
     recordings_dir: Path
     max_body_bytes: int = 1024 * 1024
     tenant_retention_days: int = 90
+    # How often a worker queues the purge of closed tenants past retention.
+    purge_interval_s: int = 3600
     # Media: ICE servers handed to browsers and to aiortc.  Empty on loopback.
     ice_servers: tuple[str, ...] = ()
     # aioice leaves loopback out of its host candidates; allow it for
@@ -103,6 +105,19 @@ def _embedded_secret_key(data_dir: Path) -> bytes:
     return key_path.read_bytes()
 
 
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative, not {raw!r}")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -111,10 +126,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"KEFU_MODE must be 'embedded' or 'production', not {mode!r}")
     data_dir = Path(env.get("KEFU_DATA_DIR", ".kefu-data")).resolve()
     host = env.get("KEFU_HOST", "127.0.0.1")
-    try:
-        port = int(env.get("KEFU_PORT", "8000"))
-    except ValueError as exc:
-        raise SettingsError(f"KEFU_PORT must be a number: {exc}") from None
+    port = _int(env, "KEFU_PORT", 8000)
     public_url = env.get("KEFU_PUBLIC_URL", f"http://{host}:{port}").rstrip("/")
 
     if mode == "production":
@@ -159,7 +171,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     auth = AuthSettings(
         signing_key_pem=key_pem,
         issuer=env.get("KEFU_ISSUER", public_url),
-        access_token_ttl_s=int(env.get("KEFU_ACCESS_TOKEN_TTL", "900")),
+        access_token_ttl_s=_int(env, "KEFU_ACCESS_TOKEN_TTL", 900),
     )
     ice = tuple(s for s in env.get("KEFU_ICE_SERVERS", "").split(",") if s)
     return Settings(
@@ -172,11 +184,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         auth=auth,
         redis_url=redis_url,
         recordings_dir=Path(env.get("KEFU_RECORDINGS_DIR", str(data_dir / "recordings"))).resolve(),
-        max_body_bytes=int(env.get("KEFU_MAX_BODY_BYTES", str(1024 * 1024))),
-        tenant_retention_days=int(env.get("KEFU_TENANT_RETENTION_DAYS", "90")),
+        max_body_bytes=_int(env, "KEFU_MAX_BODY_BYTES", 1024 * 1024),
+        tenant_retention_days=_int(env, "KEFU_TENANT_RETENTION_DAYS", 90),
+        purge_interval_s=_int(env, "KEFU_PURGE_INTERVAL", 3600),
         ice_servers=ice,
-        media_allow_loopback=env.get("KEFU_MEDIA_ALLOW_LOOPBACK", "1") == "1",
-        ring_timeout_s=int(env.get("KEFU_RING_TIMEOUT", "20")),
+        # Loopback candidates suit one machine (the embedded default, tests), never production.
+        media_allow_loopback=env.get("KEFU_MEDIA_ALLOW_LOOPBACK", "1" if mode == "embedded" else "0") == "1",
+        ring_timeout_s=_int(env, "KEFU_RING_TIMEOUT", 20),
     )
 
 

@@ -44,12 +44,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    # Let SQLAlchemy emit BEGIN itself so a write transaction takes the lock up
-    # front (BEGIN IMMEDIATE would serialise reads too; DEFERRED plus
-    # busy_timeout is enough for the embedded default).
+    # BEGIN IMMEDIATE: every transaction takes SQLite's write lock up front.  A
+    # deferred transaction that reads first (the tenant-status check every
+    # request makes) and writes later fails at once with SQLITE_BUSY_SNAPSHOT
+    # when another connection committed in between -- busy_timeout cannot help
+    # a stale snapshot.  Serialising transactions is the embedded default's
+    # price; production runs on PostgreSQL.
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
