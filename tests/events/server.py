@@ -15,7 +15,7 @@ from kefu.platform.devservices import free_port
 @asynccontextmanager
 async def serving(app: Litestar) -> AsyncIterator[str]:
     """Yields the server's base URL once its start-up (and the runtime's) has completed."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="on", log_level="warning", ws="websockets")
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="on", log_level="warning", ws="websockets-sansio")
     server = uvicorn.Server(config)
     config.load()
     server.lifespan = config.lifespan_class(config)

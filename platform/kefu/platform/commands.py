@@ -24,7 +24,7 @@ def serve(settings: Settings, *, demo: bool) -> int:
     if demo:
         asyncio.run(_demo_and_print(settings))
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", ws="websockets")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio")
     return 0
 
 
@@ -33,7 +33,7 @@ def run_api(settings: Settings) -> int:
     from kefu.platform.runtime import Runtime
 
     runtime = Runtime.build(settings, process_roles=frozenset({"api"}))
-    uvicorn.run(create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info", ws="websockets")
+    uvicorn.run(create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio")
     return 0
 
 
@@ -49,7 +49,7 @@ def run_media(settings: Settings) -> int:
 
     # A media node serves only its signalling and leg endpoints.
     runtime = Runtime.build(settings, process_roles=frozenset({"media"}))
-    uvicorn.run(create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info", ws="websockets")
+    uvicorn.run(create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio")
     return 0
 
 

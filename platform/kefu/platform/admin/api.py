@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Controller, Request, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from typing_extensions import Annotated
 
@@ -31,7 +31,8 @@ from kefu.platform.admin.schemas import (
     UpdateTenant,
 )
 from kefu.platform.events import enqueue
-from kefu.platform.identity.principal import Principal, current_principal
+from kefu.platform.deps import CurrentPrincipal, RuntimeDep
+from kefu.platform.identity.principal import current_principal
 from kefu.platform.problems import Problem
 from kefu.platform.runtime import Runtime
 
@@ -58,34 +59,34 @@ class TenantAdminController(Controller):
     tags = ["admin: tenants"]
 
     @post("/", guards=[operator_scope(WRITE)], status_code=201, summary="Create a tenant and invite its first admin")
-    async def create(self, data: CreateTenant, runtime: Runtime, principal: Principal) -> CreatedTenant:
+    async def create(self, data: JSONBody[CreateTenant], runtime: RuntimeDep, principal: CurrentPrincipal) -> CreatedTenant:
         async with runtime.db.platform_session(reason="operator creates a tenant") as session:
             return await services.create_tenant(session, data=data, actor=principal.actor, settings=runtime.settings)
 
     @get("/", guards=[operator_scope(READ)], summary="List tenants (paged; filter by status and parent)")
     async def list_tenants(
         self,
-        runtime: Runtime,
-        status: str | None = None,
-        parent_id: uuid.UUID | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        runtime: RuntimeDep,
+        status: Annotated[str | None, QueryParameter()] = None,
+        parent_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> TenantPage:
         async with runtime.db.platform_session(reason="operator lists tenants") as session:
             return await services.list_tenants(session, status=status, parent_id=parent_id, limit=limit, offset=offset)
 
     @get("/{target_tenant_id:uuid}", guards=[operator_scope(READ)], summary="Get a tenant")
-    async def get_tenant(self, target_tenant_id: uuid.UUID, runtime: Runtime) -> TenantView:
+    async def get_tenant(self, target_tenant_id: FromPath[uuid.UUID], runtime: RuntimeDep) -> TenantView:
         async with runtime.db.platform_session(reason="operator reads a tenant") as session:
             return await services.get_tenant(session, tenant_id=target_tenant_id)
 
     @patch("/{target_tenant_id:uuid}", guards=[operator_scope(WRITE)], summary="Update name, locale, time zone, plan or branding")
-    async def update(self, target_tenant_id: uuid.UUID, data: UpdateTenant, runtime: Runtime, principal: Principal) -> TenantView:
+    async def update(self, target_tenant_id: FromPath[uuid.UUID], data: JSONBody[UpdateTenant], runtime: RuntimeDep, principal: CurrentPrincipal) -> TenantView:
         async with runtime.db.platform_session(reason="operator updates a tenant") as session:
             return await services.update_tenant(session, tenant_id=target_tenant_id, data=data, actor=principal.actor)
 
     @post("/{target_tenant_id:uuid}/suspend", guards=[operator_scope(WRITE)], status_code=200, summary="Suspend a tenant")
-    async def suspend(self, target_tenant_id: uuid.UUID, runtime: Runtime, principal: Principal, data: SuspendTenant | None = None) -> TenantView:
+    async def suspend(self, target_tenant_id: FromPath[uuid.UUID], runtime: RuntimeDep, principal: CurrentPrincipal, data: JSONBody[SuspendTenant | None] = None) -> TenantView:
         async with runtime.db.platform_session(reason="operator suspends a tenant") as session:
             return await services.suspend_tenant(
                 session, tenant_id=target_tenant_id, actor=principal.actor, reason=data.reason if data else None,
@@ -93,12 +94,12 @@ class TenantAdminController(Controller):
             )
 
     @post("/{target_tenant_id:uuid}/resume", guards=[operator_scope(WRITE)], status_code=200, summary="Resume a suspended tenant")
-    async def resume(self, target_tenant_id: uuid.UUID, runtime: Runtime, principal: Principal) -> TenantView:
+    async def resume(self, target_tenant_id: FromPath[uuid.UUID], runtime: RuntimeDep, principal: CurrentPrincipal) -> TenantView:
         async with runtime.db.platform_session(reason="operator resumes a tenant") as session:
             return await services.resume_tenant(session, tenant_id=target_tenant_id, actor=principal.actor)
 
     @post("/{target_tenant_id:uuid}/close", guards=[operator_scope(WRITE)], status_code=200, summary="Close a tenant (purged after retention)")
-    async def close(self, target_tenant_id: uuid.UUID, runtime: Runtime, principal: Principal) -> TenantView:
+    async def close(self, target_tenant_id: FromPath[uuid.UUID], runtime: RuntimeDep, principal: CurrentPrincipal) -> TenantView:
         async with runtime.db.platform_session(reason="operator closes a tenant") as session:
             return await services.close_tenant(
                 session, tenant_id=target_tenant_id, actor=principal.actor, retention_days=runtime.settings.tenant_retention_days,
@@ -106,7 +107,7 @@ class TenantAdminController(Controller):
             )
 
     @get("/{target_tenant_id:uuid}/export", guards=[operator_scope(EXPORT)], summary="Export the tenant's whole data (streamed JSON)")
-    async def export(self, target_tenant_id: uuid.UUID, runtime: Runtime, principal: Principal, request: Request) -> Stream:
+    async def export(self, target_tenant_id: FromPath[uuid.UUID], runtime: RuntimeDep, principal: CurrentPrincipal, request: Request) -> Stream:
         async with runtime.db.platform_session(reason="operator exports a tenant") as session:
             await services.get_tenant_row(session, tenant_id=target_tenant_id)
             await services.audit_admin_action(session, tenant_id=target_tenant_id, actor=principal.actor, action="tenant.exported")
@@ -122,7 +123,7 @@ class PurgeController(Controller):
     tags = ["admin: tenants"]
 
     @post("/", guards=[operator_scope(WRITE)], status_code=202, summary="Purge closed tenants past retention now (a job)")
-    async def schedule(self, runtime: Runtime, principal: Principal) -> PurgeScheduled:
+    async def schedule(self, runtime: RuntimeDep, principal: CurrentPrincipal) -> PurgeScheduled:
         async with runtime.db.platform_session(reason="operator schedules a purge") as session:
             key = await enqueue(session, purge_closed_tenants)
             from kefu.platform import audit
