@@ -5,23 +5,17 @@ through the API."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pytest
 from litestar import Litestar
 from httpx import AsyncClient as AsyncTestClient
-from tenants_support import InProcessMedia, bearer, create_tenant
+from tenants_support import START, Admin, AgentSeat, InProcessMedia, MakeAgent, bearer, create_tenant
 
 from kefu.platform.app import create_app
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
 from kefu.tenants.clock import ManualClock, ManualTimers
 from kefu.tenants.services import ContactCenter, contact_center
-
-START = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
-
 
 @pytest.fixture
 def clock() -> ManualClock:
@@ -59,21 +53,6 @@ def cc(runtime: Runtime, client: AsyncTestClient) -> ContactCenter:
     return contact_center(runtime)
 
 
-@dataclass(frozen=True)
-class Admin:
-    tenant_id: uuid.UUID
-    headers: dict[str, str]
-
-
-@dataclass(frozen=True)
-class AgentSeat:
-    tenant_id: uuid.UUID
-    agent_id: uuid.UUID
-    user_id: uuid.UUID
-    name: str
-    headers: dict[str, str]
-
-
 @pytest.fixture
 async def acme(runtime: Runtime, client: AsyncTestClient) -> Admin:
     tenant_id = await create_tenant(runtime, "acme")
@@ -84,9 +63,6 @@ async def acme(runtime: Runtime, client: AsyncTestClient) -> Admin:
 async def globex(runtime: Runtime, client: AsyncTestClient) -> Admin:
     tenant_id = await create_tenant(runtime, "globex")
     return Admin(tenant_id, bearer(runtime, tenant_id=tenant_id, user_id=uuid.uuid4(), roles={"tenant_admin"}))
-
-
-MakeAgent = Callable[..., Awaitable[AgentSeat]]
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,24 @@ async def create_tenant(runtime: Runtime, slug: str, *, locale: str = "en", stat
 def bearer(runtime: Runtime, *, tenant_id: uuid.UUID, user_id: uuid.UUID, roles: set[str]) -> dict[str, str]:
     token = runtime.tokens.issue(Principal.user(user_id=user_id, tenant_id=tenant_id, roles=frozenset(roles)))
     return {"Authorization": f"Bearer {token}"}
+
+
+START = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Admin:
+    tenant_id: uuid.UUID
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class AgentSeat:
+    tenant_id: uuid.UUID
+    agent_id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    headers: dict[str, str]
+
+
+MakeAgent = Callable[..., Awaitable[AgentSeat]]

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from conftest import START, Admin, AgentSeat, MakeAgent
+from tenants_support import START, Admin, AgentSeat, MakeAgent
 from httpx import AsyncClient
 from sqlalchemy import select, update
 from tenants_support import OFFER

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import Admin, MakeAgent
+from tenants_support import Admin, MakeAgent
 from httpx import AsyncClient
 from sqlalchemy import select
 from tenants_support import OFFER, InProcessMedia

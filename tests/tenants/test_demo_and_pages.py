@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import Admin
+from tenants_support import Admin
 from httpx import AsyncClient
 from test_acd import make_queue
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import Admin, MakeAgent
+from tenants_support import Admin, MakeAgent
 from httpx import AsyncClient as AsyncTestClient
 
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from conftest import Admin, MakeAgent
+from tenants_support import Admin, MakeAgent
 from httpx import AsyncClient
 from litestar import Litestar
 from tenants_support import OFFER

@@ -19,6 +19,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,18 @@ def _http_handler(request: Request, exc: HTTPException) -> Response[dict[str, An
     return problem_response(status, code, detail, request)
 
 
+def _operational_handler(request: Request, exc: OperationalError) -> Response[dict[str, Any]]:
+    """SQLite's "database is locked" (a busy snapshot under concurrent writes) is
+    transient: 503 with Retry-After, so clients retry instead of seeing a 500."""
+    message = str(exc.orig).lower() if exc.orig is not None else ""
+    if "locked" in message or "busy" in message:
+        log.warning("database busy on %s %s: %s", request.method, request.url.path, message)
+        response = problem_response(503, "database_busy", "the database is busy; retry the request", request)
+        response.headers["Retry-After"] = "1"
+        return response
+    return _internal_handler(request, exc)
+
+
 def _internal_handler(request: Request, exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
@@ -113,5 +126,6 @@ exception_handlers = {
     Problem: _problem_handler,
     ValidationException: _validation_handler,
     HTTPException: _http_handler,
+    OperationalError: _operational_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: _internal_handler,
 }

@@ -44,15 +44,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    # BEGIN IMMEDIATE: every transaction takes SQLite's write lock up front.  A
-    # deferred transaction that reads first (the tenant-status check every
-    # request makes) and writes later fails at once with SQLITE_BUSY_SNAPSHOT
-    # when another connection committed in between -- busy_timeout cannot help
-    # a stale snapshot.  Serialising transactions is the embedded default's
-    # price; production runs on PostgreSQL.
+    # Let SQLAlchemy emit a deferred BEGIN.  BEGIN IMMEDIATE would rule out
+    # SQLITE_BUSY_SNAPSHOT (a transaction that read, then writes after another
+    # connection committed), but request handlers call services that open
+    # their own sessions while the request's session is open, and those would
+    # wait on the request's own lock.  The rare busy snapshot answers 503
+    # ``database_busy`` (kefu.platform.problems) and the client retries.
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN")
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
