@@ -141,8 +141,9 @@ class AgentsController(Controller):
 # --- queues ---------------------------------------------------------------------------
 
 
-async def _queue_out(db: Any, tenant_id: uuid.UUID, queue: Queue) -> QueueOut:
-    members = await queues_service.member_ids(db, tenant_id=tenant_id, queue_id=queue.id)
+async def _queue_out(db: Any, tenant_id: uuid.UUID, queue: Queue, members: list[uuid.UUID] | None = None) -> QueueOut:
+    if members is None:
+        members = await queues_service.member_ids(db, tenant_id=tenant_id, queue_id=queue.id)
     return QueueOut(id=queue.id, name=queue.name, strategy=queue.strategy, max_wait_s=queue.max_wait_s, agent_ids=members, created_at=queue.created_at)
 
 
@@ -157,7 +158,8 @@ class QueuesController(Controller):
 
     @get("/", guards=[requires("acd.queues.read")])
     async def list_queues(self, db: DbSession, tenant_id: TenantId) -> list[QueueOut]:
-        return [await _queue_out(db, tenant_id, q) for q in await queues_service.list_queues(db, tenant_id=tenant_id)]
+        members = await queues_service.members_by_queue(db, tenant_id=tenant_id)
+        return [await _queue_out(db, tenant_id, q, members.get(q.id, [])) for q in await queues_service.list_queues(db, tenant_id=tenant_id)]
 
     @get("/{queue_id:uuid}", guards=[requires("acd.queues.read")])
     async def get_queue(self, queue_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId) -> QueueOut:

@@ -53,6 +53,17 @@ async def member_ids(session: AsyncSession, *, tenant_id: uuid.UUID, queue_id: u
     return sorted(rows, key=str)
 
 
+async def members_by_queue(session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """Every queue's member agent ids in one query (the queue list)."""
+    members: dict[uuid.UUID, list[uuid.UUID]] = {}
+    rows = await session.execute(
+        select(QueueMember.queue_id, QueueMember.agent_id).where(QueueMember.tenant_id == tenant_id)
+    )
+    for queue_id, agent_id in rows:
+        members.setdefault(queue_id, []).append(agent_id)
+    return {queue_id: sorted(agents, key=str) for queue_id, agents in members.items()}
+
+
 async def _name_taken(session: AsyncSession, *, tenant_id: uuid.UUID, name: str, except_id: uuid.UUID | None = None) -> bool:
     query = select(Queue.id).where(Queue.tenant_id == tenant_id, Queue.name == name)
     if except_id is not None:

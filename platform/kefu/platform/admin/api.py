@@ -21,6 +21,7 @@ from typing_extensions import Annotated
 from kefu.platform.admin import services
 from kefu.platform.admin.export import stream_export
 from kefu.platform.admin.purge import purge_closed_tenants
+from kefu.platform.admin.scheduler import RetentionScheduler
 from kefu.platform.admin.schemas import (
     CreatedTenant,
     CreateTenant,
@@ -133,4 +134,6 @@ class PurgeController(Controller):
 
 
 def install(runtime: Runtime) -> list[Any]:
+    if "worker" in runtime.process_roles:
+        runtime.add_service(RetentionScheduler(runtime, interval_s=runtime.settings.purge_interval_s))
     return [TenantAdminController, PurgeController]
