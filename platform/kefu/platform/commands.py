@@ -32,7 +32,10 @@ def run_api(settings: Settings) -> int:
     from kefu.platform.app import create_app
     from kefu.platform.runtime import Runtime
 
-    runtime = Runtime.build(settings, process_roles=frozenset({"api"}))
+    # Until the control plane can place legs on remote media nodes (issue 9,
+    # docs/deployment.md), each API process is also the media node of the calls
+    # whose legs it answered.
+    runtime = Runtime.build(settings, process_roles=frozenset({"api", "media"}))
     uvicorn.run(create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio")
     return 0
 
@@ -47,7 +50,8 @@ def run_media(settings: Settings) -> int:
     from kefu.platform.app import create_app
     from kefu.platform.runtime import Runtime
 
-    # A media node serves only its signalling and leg endpoints.
+    # A media-only process: the media plane and the softphone module.  Nothing
+    # routes legs to it yet (issue 9); see docs/deployment.md.
     runtime = Runtime.build(settings, process_roles=frozenset({"media"}))
     uvicorn.run(create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio")
     return 0
