@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
+from kefu.platform.db.session import on_commit
 from kefu.platform.deps import CurrentPrincipal, DbSession, RuntimeDep, TenantId
 from kefu.platform.identity.principal import Principal, current_principal, requires
 from kefu.platform.problems import Problem
@@ -181,9 +182,13 @@ class QueuesController(Controller):
         await queues_service.set_members(db, tenant_id=tenant_id, queue_id=queue_id, agent_ids=data.agent_ids, actor=principal.actor)
         queue = await queues_service.get_queue(db, tenant_id=tenant_id, queue_id=queue_id)
         out = await _queue_out(db, tenant_id, queue)
-        await db.commit()
-        # New members may be free right now: route the queue's waiting calls.
-        await _cc(runtime).acd.route_queue(tenant_id=tenant_id, queue_id=queue_id)
+        acd = _cc(runtime).acd
+
+        async def route_after_commit() -> None:
+            # New members may be free right now: route the queue's waiting calls.
+            await acd.route_queue(tenant_id=tenant_id, queue_id=queue_id)
+
+        on_commit(db, route_after_commit)
         return out
 
 
@@ -375,7 +380,6 @@ class RecordingsController(Controller):
             db, tenant_id=tenant_id, actor=principal.actor, action="recording.played", target=f"recording:{recording.id}",
             detail={"call_id": str(recording.call_id), "party": recording.party}, ip=request.client.host if request.client else None,
         )
-        await db.commit()
         return File(path=path, media_type=recording.media_type, filename=f"{recording.call_id}-{recording.party}.ogg", content_disposition_type="inline")
 
 
