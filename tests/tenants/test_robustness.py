@@ -7,12 +7,14 @@ import uuid
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tenants_support import OFFER, Admin, InProcessMedia, MakeAgent
 from test_acd import events_of, go_ready, make_queue, place_call, state_of
 
 from kefu.platform.runtime import Runtime
 from kefu.tenants.clock import ManualTimers
+from kefu.tenants.models import Agent, Call
 from kefu.tenants.services import ContactCenter
 
 
@@ -37,3 +39,35 @@ async def test_handlers_never_commit_the_request_session_and_route_members_after
     assert manual_commits == []
     state = await state_of(client, ann)
     assert (state["state"], state["current_call_id"]) == ("ringing", call["call_id"])
+
+
+def before_agent_leg(media: InProcessMedia, monkeypatch: pytest.MonkeyPatch, action) -> None:  # type: ignore[no-untyped-def]
+    """Run ``action`` while the agent's leg is being negotiated (a concurrent change)."""
+    real = media.answer_leg
+
+    async def answer_leg(*, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, offer_sdp: str) -> str:
+        if party == "agent":
+            await action(tenant_id, call_id)
+        return await real(tenant_id=tenant_id, call_id=call_id, party=party, offer_sdp=offer_sdp)
+
+    monkeypatch.setattr(media, "answer_leg", answer_leg)
+
+
+async def test_answer_that_loses_the_call_leaves_the_agent_ringing_not_on_call(
+    runtime: Runtime, client: AsyncClient, acme: Admin, make_agent: MakeAgent, media: InProcessMedia, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    _queue_id, widget = await make_queue(client, acme, [ann])
+    await go_ready(client, ann)
+    call = await place_call(client, widget, "Li Lei")
+
+    async def call_row_changes(tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
+        async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
+            await session.execute(update(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).values(status="queued", agent_id=None))
+
+    before_agent_leg(media, monkeypatch, call_row_changes)
+    response = await client.post(f"/api/v1/agent/calls/{call['call_id']}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)
+    assert (response.status_code, response.json()["code"]) == (409, "call_not_ringing")
+    state = await state_of(client, ann)
+    assert (state["system_state"], state["current_call_id"]) == ("ringing", call["call_id"])
+    assert "answered" not in [e["type"] for e in await events_of(client, acme, call["call_id"])]

@@ -161,24 +161,25 @@ class CallFlow:
         answer_sdp = await self._answer_leg(tenant_id=tenant_id, call_id=call_id, party="agent", offer_sdp=offer_sdp)
         now = self.acd.clock()
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            # Both updates commit together or not at all: a 409 raised here rolls the agent back too.
             took = await session.execute(
                 update(Agent)
                 .where(Agent.tenant_id == tenant_id, Agent.id == agent_id, Agent.current_call_id == call_id, Agent.system_state == "ringing")
                 .values(system_state="on_call", state_changed_at=now)
             )
+            if took.rowcount != 1:
+                raise Problem(409, "call_not_ringing", "the call stopped ringing at you before it was answered")
             connected = await session.execute(
                 update(Call)
                 .where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "ringing", Call.agent_id == agent_id)
                 .values(status="connected", answered_at=now, offered_at=None)
-            ) if took.rowcount == 1 else None
-            if connected is not None and connected.rowcount == 1:
-                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="answered", actor=f"user:{user_id}", at=now,
-                                   data={"agent_id": str(agent_id), "ring_s": round((now - call.offered_at).total_seconds(), 3) if call.offered_at else None})
-                agent = await session.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id).execution_options(populate_existing=True))
-            else:
-                agent = None
-        if agent is None:
-            raise Problem(409, "call_not_ringing", "the call stopped ringing at you before it was answered")
+            )
+            if connected.rowcount != 1:
+                raise Problem(409, "call_not_ringing", "the call stopped ringing at you before it was answered")
+            await append_event(session, tenant_id=tenant_id, call_id=call_id, type="answered", actor=f"user:{user_id}", at=now,
+                               data={"agent_id": str(agent_id), "ring_s": round((now - call.offered_at).total_seconds(), 3) if call.offered_at else None})
+            agent = await session.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id).execution_options(populate_existing=True))
+            assert agent is not None
         self.acd.publish_agent(tenant_id, agent)
         self.acd.publish_call(tenant_id, call_id, "connected")
         try:
