@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import uvicorn
 
 from kefu.platform.db import migrate
+from kefu.platform.logsafety import install_log_redaction, uvicorn_log_config
 from kefu.platform.settings import Settings
 
 
@@ -17,6 +19,23 @@ def _migrate(settings: Settings, revision: str = "head") -> None:
     )
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` shared by serve / api / media.
+
+    Installs the secret-redacting log filter (tokens ride in WebSocket query
+    strings, which uvicorn logs) on the root handlers and uvicorn's loggers,
+    and hands uvicorn a logging configuration with the filter on its handlers.
+    """
+    install_log_redaction()
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
+        "log_config": uvicorn_log_config(),
+        "ws": "websockets-sansio",
+    }
+
+
 def serve(settings: Settings, *, demo: bool) -> int:
     from kefu.platform.app import create_app
 
@@ -24,7 +43,7 @@ def serve(settings: Settings, *, demo: bool) -> int:
     if demo:
         asyncio.run(_demo_and_print(settings))
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio")
+    uvicorn.run(app, **uvicorn_options(settings))
     return 0
 
 
@@ -36,7 +55,7 @@ def run_api(settings: Settings) -> int:
     # docs/deployment.md), each API process is also the media node of the calls
     # whose legs it answered.
     runtime = Runtime.build(settings, process_roles=frozenset({"api", "media"}))
-    uvicorn.run(create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio")
+    uvicorn.run(create_app(runtime=runtime), **uvicorn_options(settings))
     return 0
 
 
@@ -53,7 +72,7 @@ def run_media(settings: Settings) -> int:
     # A media-only process: the media plane and the softphone module.  Nothing
     # routes legs to it yet (issue 9); see docs/deployment.md.
     runtime = Runtime.build(settings, process_roles=frozenset({"media"}))
-    uvicorn.run(create_app(runtime=runtime), host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio")
+    uvicorn.run(create_app(runtime=runtime), **uvicorn_options(settings))
     return 0
 
 
