@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from identity_support import FakeClock, Person, audit_rows, bearer, login
@@ -183,3 +184,23 @@ async def test_bad_login_bodies_are_400_problems(client: AsyncTestClient, acme: 
         response = await client.post("/api/v1/auth/login", content=body, headers={"content-type": "application/json"})
         assert response.status_code == 400, body
         assert response.json()["code"] in ("malformed_body", "validation_error")
+
+
+async def test_concurrent_wrong_passwords_lock_the_account_exactly_at_the_limit(
+    client: AsyncTestClient, runtime: Runtime, alice: Person, clock: FakeClock
+) -> None:
+    limit = runtime.settings.auth.login_max_failures
+    extra = 3
+    responses = await asyncio.gather(*(login(client, alice, password=f"wrong password {n}") for n in range(limit + extra)))
+    assert sorted(r.status_code for r in responses) == [401] * limit + [429] * extra
+    assert sorted(r.json()["code"] for r in responses) == ["invalid_credentials"] * limit + ["login_locked"] * extra
+    rows = await audit_rows(runtime, alice.tenant_id)
+    counted = sorted(r[3]["consecutive"] for r in rows if r[1] == "login.failed" and r[3]["reason"] == "bad_password")
+    assert counted == list(range(1, limit + 1))
+    assert [r[1] for r in rows].count("user.locked") == 1
+    assert [r[3]["reason"] for r in rows if r[1] == "login.failed"].count("locked") == extra
+    # Locked: even the right password is refused for the whole lock-out period.
+    response = await login(client, alice)
+    assert (response.status_code, response.json()["code"], response.headers["retry-after"]) == (
+        429, "login_locked", str(runtime.settings.auth.login_lockout_s)
+    )

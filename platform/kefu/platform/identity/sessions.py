@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform import audit
@@ -45,6 +45,15 @@ Clock = Callable[[], datetime]
 
 def _invalid_credentials() -> Problem:
     return Problem(401, "invalid_credentials", "the tenant, e-mail or password is not right")
+
+
+def _locked(until: datetime, now: datetime) -> Problem:
+    wait = max(1, int((until - now).total_seconds() + 0.999))
+    return Problem(429, "login_locked", "this account is locked after too many failed log-ins; try again later", retry_after=wait)
+
+
+def _not_locked(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(User.locked_until.is_(None), User.locked_until <= now)
 
 
 def _invalid_refresh() -> Problem:
@@ -127,50 +136,101 @@ class Authenticator:
             await self.ip_limiter.failed(ip_key, now=now.timestamp())
             raise _invalid_credentials()
 
+        # 1. Read the account in a short read-only transaction.
+        async with self._db.tenant_session(tenant_id=tenant.id) as session:
+            found = (
+                await session.execute(
+                    select(User.id, User.password_hash, User.status, User.locked_until)
+                    .where(User.tenant_id == tenant.id, User.email == email)
+                )
+            ).first()
+        user_id: uuid.UUID | None = found.id if found is not None else None
+        if found is not None and found.locked_until is not None and found.locked_until > now:
+            async with self._db.tenant_session(tenant_id=tenant.id) as session:
+                await self._audit_locked(session, tenant.id, found.id, ip=ip, now=now)
+            raise _locked(found.locked_until, now)
+
+        # 2. argon2 outside any transaction: no row lock or SQLite write lock is
+        #    held for the ~50 ms a verification takes.
+        password_ok = await verify_password(found.password_hash if found is not None else None, password)
+
+        # 3. Record the outcome.  Each branch writes first, so the count is
+        #    atomic (a row lock on PostgreSQL, the write lock on SQLite).
         outcome: Problem | None = None
         signed_in: SignedIn | None = None
         async with self._db.tenant_session(tenant_id=tenant.id) as session:
-            user = await session.scalar(select(User).where(User.tenant_id == tenant.id, User.email == email))
-            if user is not None and user.locked_until is not None and user.locked_until > now:
-                wait = max(1, int((user.locked_until - now).total_seconds() + 0.999))
-                await audit.record(session, tenant_id=tenant.id, actor=f"user:{user.id}", action="login.failed",
-                                   target=f"user:{user.id}", detail={"method": "password", "reason": "locked"}, ip=ip, at=now)
-                outcome = Problem(429, "login_locked", "this account is locked after too many failed log-ins; try again later", retry_after=wait)
-            elif not await verify_password(user.password_hash if user else None, password) or user is None:
-                outcome = _invalid_credentials()
+            if user_id is None:
                 await self.ip_limiter.failed(ip_key, now=now.timestamp())
-                if user is not None:
-                    await self._count_failure(session, tenant.id, user, ip=ip, now=now)
-                else:
-                    await audit.record(session, tenant_id=tenant.id, actor="anonymous", action="login.failed",
-                                       detail={"method": "password", "reason": "unknown_email", "email": email}, ip=ip, at=now)
-            elif user.status != "active":
-                await audit.record(session, tenant_id=tenant.id, actor=f"user:{user.id}", action="login.failed",
-                                   target=f"user:{user.id}", detail={"method": "password", "reason": f"user_{user.status}"}, ip=ip, at=now)
-                outcome = Problem(403, "user_disabled", "this account is disabled") if user.status == "disabled" else _invalid_credentials()
+                await audit.record(session, tenant_id=tenant.id, actor="anonymous", action="login.failed",
+                                   detail={"method": "password", "reason": "unknown_email", "email": email}, ip=ip, at=now)
+                outcome = _invalid_credentials()
+            elif not password_ok:
+                await self.ip_limiter.failed(ip_key, now=now.timestamp())
+                outcome = await self._count_failure(session, tenant.id, user_id, ip=ip, now=now)
+            elif found.status != "active":
+                await audit.record(session, tenant_id=tenant.id, actor=f"user:{user_id}", action="login.failed",
+                                   target=f"user:{user_id}", detail={"method": "password", "reason": f"user_{found.status}"}, ip=ip, at=now)
+                outcome = Problem(403, "user_disabled", "this account is disabled") if found.status == "disabled" else _invalid_credentials()
             elif tenant.status != TenantStatus.ACTIVE:
-                await audit.record(session, tenant_id=tenant.id, actor=f"user:{user.id}", action="login.failed",
-                                   target=f"user:{user.id}", detail={"method": "password", "reason": f"tenant_{tenant.status}"}, ip=ip, at=now)
+                await audit.record(session, tenant_id=tenant.id, actor=f"user:{user_id}", action="login.failed",
+                                   target=f"user:{user_id}", detail={"method": "password", "reason": f"tenant_{tenant.status}"}, ip=ip, at=now)
                 outcome = tenant_status_problem(tenant.status)
             else:
-                user.failed_logins = 0
-                user.locked_until = None
-                signed_in = await self.sign_in(session, tenant=tenant, user=user, method="password", ip=ip)
+                # Reset the count, unless a concurrent attempt locked the account
+                # (or it was disabled) since step 1.
+                reset = await session.execute(
+                    update(User)
+                    .where(User.tenant_id == tenant.id, User.id == user_id, User.status == "active", _not_locked(now))
+                    .values(failed_logins=0, locked_until=None)
+                    .returning(User.id)
+                )
+                if reset.first() is None:
+                    outcome = await self._refused_after_race(session, tenant.id, user_id, ip=ip, now=now)
+                else:
+                    user = await services.get_user_in_tenant(session, tenant_id=tenant.id, user_id=user_id)
+                    signed_in = await self.sign_in(session, tenant=tenant, user=user, method="password", ip=ip)
         if outcome is not None:
             raise outcome
         assert signed_in is not None
         return signed_in
 
-    async def _count_failure(self, session: AsyncSession, tenant_id: uuid.UUID, user: User, *, ip: str | None, now: datetime) -> None:
+    async def _audit_locked(self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, *, ip: str | None, now: datetime) -> None:
+        await audit.record(session, tenant_id=tenant_id, actor=f"user:{user_id}", action="login.failed",
+                           target=f"user:{user_id}", detail={"method": "password", "reason": "locked"}, ip=ip, at=now)
+
+    async def _refused_after_race(self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, *, ip: str | None, now: datetime) -> Problem:
+        """The account changed between reading it and recording the attempt."""
+        row = (await session.execute(select(User.status, User.locked_until).where(User.tenant_id == tenant_id, User.id == user_id))).first()
+        if row is not None and row.locked_until is not None and row.locked_until > now:
+            await self._audit_locked(session, tenant_id, user_id, ip=ip, now=now)
+            return _locked(row.locked_until, now)
+        status = row.status if row is not None else "missing"
+        await audit.record(session, tenant_id=tenant_id, actor=f"user:{user_id}", action="login.failed",
+                           target=f"user:{user_id}", detail={"method": "password", "reason": f"user_{status}"}, ip=ip, at=now)
+        return Problem(403, "user_disabled", "this account is disabled") if status == "disabled" else _invalid_credentials()
+
+    async def _count_failure(self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, *, ip: str | None, now: datetime) -> Problem:
+        """Count one wrong password atomically; the attempt that reaches the limit locks the account."""
         auth = self._settings.auth
-        user.failed_logins += 1
-        await audit.record(session, tenant_id=tenant_id, actor=f"user:{user.id}", action="login.failed", target=f"user:{user.id}",
-                           detail={"method": "password", "reason": "bad_password", "consecutive": user.failed_logins}, ip=ip, at=now)
-        if user.failed_logins >= auth.login_max_failures:
-            user.locked_until = now + timedelta(seconds=auth.login_lockout_s)
-            user.failed_logins = 0
-            await audit.record(session, tenant_id=tenant_id, actor="system", action="user.locked", target=f"user:{user.id}",
-                               detail={"until": user.locked_until.isoformat()}, ip=ip, at=now)
+        counted = await session.execute(
+            update(User)
+            .where(User.tenant_id == tenant_id, User.id == user_id, _not_locked(now))
+            .values(failed_logins=User.failed_logins + 1)
+            .returning(User.failed_logins)
+        )
+        consecutive = counted.scalar()
+        if consecutive is None:  # a concurrent attempt locked the account meanwhile
+            return await self._refused_after_race(session, tenant_id, user_id, ip=ip, now=now)
+        await audit.record(session, tenant_id=tenant_id, actor=f"user:{user_id}", action="login.failed", target=f"user:{user_id}",
+                           detail={"method": "password", "reason": "bad_password", "consecutive": consecutive}, ip=ip, at=now)
+        if consecutive >= auth.login_max_failures:
+            until = now + timedelta(seconds=auth.login_lockout_s)
+            await session.execute(
+                update(User).where(User.tenant_id == tenant_id, User.id == user_id).values(locked_until=until, failed_logins=0)
+            )
+            await audit.record(session, tenant_id=tenant_id, actor="system", action="user.locked", target=f"user:{user_id}",
+                               detail={"until": until.isoformat()}, ip=ip, at=now)
+        return _invalid_credentials()
 
     # --- tokens ------------------------------------------------------------
 
