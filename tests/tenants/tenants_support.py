@@ -51,7 +51,19 @@ class InProcessMedia:
     async def bridge(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
         self.bridged.setdefault(call_id, self.clock())
 
+    async def close_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> None:
+        self.legs.pop((call_id, party), None)
+
+    def legs_of(self, call_id: uuid.UUID) -> list[str]:
+        return sorted(party for (leg_call, party) in self.legs if leg_call == call_id)
+
+    def leg_state(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> str | None:
+        return "connected" if (call_id, party) in self.legs else None
+
     async def end_call(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> list[RecordedFile]:
+        """Idempotent, like kefu.webrtc's: every call closes the call's legs."""
+        for party in self.legs_of(call_id):
+            del self.legs[(call_id, party)]
         if call_id in self.ended:
             return []
         self.ended.append(call_id)

@@ -71,3 +71,59 @@ async def test_answer_that_loses_the_call_leaves_the_agent_ringing_not_on_call(
     state = await state_of(client, ann)
     assert (state["system_state"], state["current_call_id"]) == ("ringing", call["call_id"])
     assert "answered" not in [e["type"] for e in await events_of(client, acme, call["call_id"])]
+
+
+async def test_answer_to_a_call_that_ended_meanwhile_closes_the_agent_leg(
+    client: AsyncClient, acme: Admin, make_agent: MakeAgent, cc: ContactCenter, media: InProcessMedia, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    _queue_id, widget = await make_queue(client, acme, [ann])
+    await go_ready(client, ann)
+    call = await place_call(client, widget, "Li Lei")
+    call_id = uuid.UUID(call["call_id"])
+
+    async def caller_hangs_up(tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
+        await cc.calls.caller_hangup(call_id=call_id, caller_token=call["caller_token"])
+
+    before_agent_leg(media, monkeypatch, caller_hangs_up)
+    response = await client.post(f"/api/v1/agent/calls/{call_id}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)
+    assert (response.status_code, response.json()["code"]) == (409, "call_not_ringing")
+    assert media.legs_of(call_id) == []
+    assert (await state_of(client, ann))["state"] == "available"
+
+
+async def test_answer_to_a_call_re_offered_meanwhile_closes_only_the_agent_leg(
+    runtime: Runtime, client: AsyncClient, acme: Admin, make_agent: MakeAgent, media: InProcessMedia, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    _queue_id, widget = await make_queue(client, acme, [ann])
+    await go_ready(client, ann)
+    call = await place_call(client, widget, "Li Lei")
+    call_id = uuid.UUID(call["call_id"])
+
+    async def call_requeued(tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
+        async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
+            await session.execute(update(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).values(status="queued", agent_id=None))
+
+    before_agent_leg(media, monkeypatch, call_requeued)
+    response = await client.post(f"/api/v1/agent/calls/{call_id}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)
+    assert response.status_code == 409
+    assert media.legs_of(call_id) == ["caller"]
+
+
+async def test_ending_an_already_ended_call_still_ends_its_media(
+    runtime: Runtime, client: AsyncClient, acme: Admin, make_agent: MakeAgent, media: InProcessMedia
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    _queue_id, widget = await make_queue(client, acme, [ann])
+    call = await place_call(client, widget, "Li Lei")
+    call_id = uuid.UUID(call["call_id"])
+    async with runtime.db.tenant_session(tenant_id=acme.tenant_id) as session:  # ended by another node
+        await session.execute(update(Call).where(Call.tenant_id == acme.tenant_id, Call.id == call_id).values(status="ended", end_reason="caller_hangup"))
+    assert media.legs_of(call_id) == ["caller"]
+
+    await media.drop_leg(call_id, "caller")
+
+    assert media.legs_of(call_id) == []
+    assert media.ended == [call_id]
+    assert [e["type"] for e in await events_of(client, acme, str(call_id))] == ["created", "queued"]

@@ -159,6 +159,29 @@ class CallFlow:
         if call.status != "ringing":
             raise Problem(409, "call_not_ringing", f"the call is {call.status}, not ringing at you")
         answer_sdp = await self._answer_leg(tenant_id=tenant_id, call_id=call_id, party="agent", offer_sdp=offer_sdp)
+        try:
+            agent = await self._connect(tenant_id=tenant_id, user_id=user_id, agent_id=agent_id, call=call)
+        except BaseException:
+            await self._release_leg(tenant_id=tenant_id, call_id=call_id, party="agent")
+            raise
+        self.acd.publish_agent(tenant_id, agent)
+        self.acd.publish_call(tenant_id, call_id, "connected")
+        try:
+            await self.media().bridge(tenant_id=tenant_id, call_id=call_id)
+        except Exception:
+            log.exception("bridging call %s failed", call_id)
+            await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="media_failed", actor="media")
+            raise Problem(502, "media_failed", "the media server could not connect the call") from None
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            locked = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
+            if locked is not None and locked.status == "connected":
+                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="recording_started", actor="media", at=self.acd.clock(),
+                                   data={"parties": ["caller", "agent"]})
+        return answer_sdp
+
+    async def _connect(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, agent_id: uuid.UUID, call: Call) -> Agent:
+        """Agent ringing -> on_call and call ringing -> connected, in one transaction (409 rolls both back)."""
+        call_id = call.id
         now = self.acd.clock()
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             # Both updates commit together or not at all: a 409 raised here rolls the agent back too.
@@ -180,20 +203,25 @@ class CallFlow:
                                data={"agent_id": str(agent_id), "ring_s": round((now - call.offered_at).total_seconds(), 3) if call.offered_at else None})
             agent = await session.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id).execution_options(populate_existing=True))
             assert agent is not None
-        self.acd.publish_agent(tenant_id, agent)
-        self.acd.publish_call(tenant_id, call_id, "connected")
-        try:
-            await self.media().bridge(tenant_id=tenant_id, call_id=call_id)
-        except Exception:
-            log.exception("bridging call %s failed", call_id)
-            await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="media_failed", actor="media")
-            raise Problem(502, "media_failed", "the media server could not connect the call") from None
+        return agent
+
+    async def _release_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> None:
+        """A leg negotiated for a call that did not take it: close it (the whole bridge once the call is over)."""
+        media = self._media_provider()
+        if media is None:
+            return
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            locked = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
-            if locked is not None and locked.status == "connected":
-                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="recording_started", actor="media", at=self.acd.clock(),
-                                   data={"parties": ["caller", "agent"]})
-        return answer_sdp
+            status = await session.scalar(select(Call.status).where(Call.tenant_id == tenant_id, Call.id == call_id))
+        if status in (None, "ended"):
+            await self._collect_recordings(tenant_id=tenant_id, call_id=call_id)
+            return
+        close_leg = getattr(media, "close_leg", None)
+        if close_leg is None:
+            return
+        try:
+            await close_leg(tenant_id=tenant_id, call_id=call_id, party=party)
+        except Exception:
+            log.exception("closing the %s leg of call %s failed", party, call_id)
 
     async def agent_hangup(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID) -> None:
         agent_id = await self._agent_id(tenant_id=tenant_id, user_id=user_id)
@@ -211,17 +239,10 @@ class CallFlow:
         """The media plane reports a leg that failed or closed."""
         await self.end_call(tenant_id=tenant_id, call_id=call_id, reason=None, actor="media", party=party, disconnected=True)
 
-    async def end_call(
-        self,
-        *,
-        tenant_id: uuid.UUID,
-        call_id: uuid.UUID,
-        reason: str | None,
-        actor: str,
-        party: str | None = None,
-        disconnected: bool = False,
-    ) -> bool:
-        """End the call once (idempotent); without a ``reason`` it follows from who ended it and when."""
+    async def _end_in_db(
+        self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, reason: str | None, actor: str, party: str | None, disconnected: bool
+    ) -> tuple[str, Agent | None] | None:
+        """The ``ended`` transition and its event; None when the call is missing or already ended."""
         now = self.acd.clock()
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             assigned = await session.scalar(select(Call.agent_id).where(Call.tenant_id == tenant_id, Call.id == call_id))
@@ -235,7 +256,7 @@ class CallFlow:
                 )
             call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
             if call is None or call.status == "ended":
-                return False
+                return None
             if reason is None:
                 if party == "caller" and call.status != "connected":
                     reason = "abandoned"
@@ -259,6 +280,28 @@ class CallFlow:
                     call.agent_id = None
             await append_event(session, tenant_id=tenant_id, call_id=call_id, type="ended", actor=actor, at=now,
                                data={"reason": reason, "previous_status": was})
+        return reason, freed
+
+    async def end_call(
+        self,
+        *,
+        tenant_id: uuid.UUID,
+        call_id: uuid.UUID,
+        reason: str | None,
+        actor: str,
+        party: str | None = None,
+        disconnected: bool = False,
+    ) -> bool:
+        """End the call once (idempotent); without a ``reason`` it follows from who ended it and when.
+
+        The media plane is told every time (its ``end_call`` is idempotent), so
+        legs of a call another path already ended never stay behind.
+        """
+        ended = await self._end_in_db(tenant_id=tenant_id, call_id=call_id, reason=reason, actor=actor, party=party, disconnected=disconnected)
+        if ended is None:
+            await self._collect_recordings(tenant_id=tenant_id, call_id=call_id)
+            return False
+        reason, freed = ended
         self.acd.publish_call(tenant_id, call_id, "ended", reason=reason)
         if freed is not None:
             self.acd.hub.publish(

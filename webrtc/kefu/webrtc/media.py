@@ -108,6 +108,17 @@ class MediaPlane:
         async with bridge.lock:
             return await bridge.end()
 
+    async def close_leg(self, *, tenant_id: UUID, call_id: UUID, party: str) -> None:
+        """Close one party's leg (an answer that lost its call); the call's other leg stays. Idempotent."""
+        bridge = self._bridges.get((tenant_id, call_id))
+        if bridge is None:
+            return
+        async with bridge.lock:
+            leg = bridge.legs.pop(party, None)
+            bridge._wire()
+        if leg is not None:
+            await leg.close()
+
     def leg_state(self, *, tenant_id: UUID, call_id: UUID, party: str) -> str | None:
         """The connection state of a party's current leg (None when it has none)."""
         bridge = self._bridges.get((tenant_id, call_id))
