@@ -7,7 +7,7 @@ import uuid
 
 from identity_support import FakeClock, Person, audit_rows, bearer, login
 from litestar.testing import AsyncTestClient
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from kefu.platform.models import Tenant
 from kefu.platform.runtime import Runtime
@@ -204,3 +204,44 @@ async def test_concurrent_wrong_passwords_lock_the_account_exactly_at_the_limit(
     assert (response.status_code, response.json()["code"], response.headers["retry-after"]) == (
         429, "login_locked", str(runtime.settings.auth.login_lockout_s)
     )
+
+
+async def test_disabling_a_user_stops_their_access_token_at_once_in_one_query(
+    client: AsyncTestClient, runtime: Runtime, alice: Person, bob: Person
+) -> None:
+    admin = (await login(client, alice)).json()["access_token"]
+    bob_token = (await login(client, bob)).json()["access_token"]
+    assert (await client.get("/api/v1/me", headers=bearer(bob_token))).status_code == 200
+    response = await client.patch(f"/api/v1/users/{bob.user_id}", json={"status": "disabled"}, headers=bearer(admin))
+    assert response.status_code == 200
+    response = await client.get("/api/v1/me", headers=bearer(bob_token))
+    assert (response.status_code, response.json()["code"]) == (403, "user_disabled")
+    response = await client.patch(f"/api/v1/users/{bob.user_id}", json={"status": "active"}, headers=bearer(admin))
+    assert response.status_code == 200
+    assert (await client.get("/api/v1/me", headers=bearer(bob_token))).status_code == 200
+
+    # The tenant and the user are checked in one round trip.
+    statements: list[str] = []
+
+    def remember(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", remember)
+    try:
+        assert (await client.get("/api/v1/audit-log", headers=bearer(admin))).status_code == 200
+    finally:
+        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", remember)
+    status_checks = [s for s in statements if "tenants" in s]
+    assert len(status_checks) == 1 and "users.status" in status_checks[0]
+
+
+async def test_integration_tokens_skip_the_user_check(client: AsyncTestClient, runtime: Runtime, alice: Person) -> None:
+    admin = (await login(client, alice)).json()["access_token"]
+    created = await client.post("/api/v1/integration-clients", json={"name": "crm", "scopes": ["directory.users.read"]}, headers=bearer(admin))
+    assert created.status_code == 201, created.text
+    body = created.json()
+    issued = await client.post(
+        "/oauth/token", data={"grant_type": "client_credentials", "client_id": body["client"]["client_id"], "client_secret": body["client_secret"]}
+    )
+    assert issued.status_code == 200, issued.text
+    assert (await client.get("/api/v1/users", headers=bearer(issued.json()["access_token"]))).status_code == 200

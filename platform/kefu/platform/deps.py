@@ -38,14 +38,32 @@ def provide_tenant_id(principal: CurrentPrincipal) -> uuid.UUID:
 async def provide_tenant_session(request: Request, principal: CurrentPrincipal) -> AsyncIterator[AsyncSession]:
     """One transaction in the caller's tenant, committed before the response is sent.
 
-    A suspended or closed tenant's tokens stop working at once, not when they expire.
+    A suspended or closed tenant's tokens, and a disabled user's, stop working
+    at once, not when they expire (one query checks both).
     """
+    from kefu.platform.models import User  # one round trip: tenant status and, for a user, the user's status
+
     runtime: Runtime = request.app.state.runtime
     tenant_id = principal.require_tenant()
     async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
-        status = await session.scalar(select(Tenant.status).where(Tenant.id == tenant_id))
+        if principal.kind == "user":
+            row = (
+                await session.execute(
+                    select(Tenant.status, User.status)
+                    .select_from(Tenant)
+                    .outerjoin(User, (User.tenant_id == Tenant.id) & (User.id == principal.user_id))
+                    .where(Tenant.id == tenant_id)
+                )
+            ).first()
+            status, user_status = (row[0], row[1]) if row is not None else (None, None)
+        else:
+            status = await session.scalar(select(Tenant.status).where(Tenant.id == tenant_id))
+            user_status = "active"
         if status != TenantStatus.ACTIVE:
             raise Problem(403, f"tenant_{status or 'missing'}", "this tenant is not active")
+        if user_status != "active":
+            # A disabled (or deleted) user's access token stops working at once, not when it expires.
+            raise Problem(403, "user_disabled", "this account is disabled")
         yield session
 
 
