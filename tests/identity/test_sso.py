@@ -22,6 +22,11 @@ def provider() -> Iterator[str]:
     users = [
         oidc_provider_mock.User(sub="bob-at-idp", claims={"email": "bob@acme.test", "email_verified": True, "name": "Bob"}),
         oidc_provider_mock.User(sub="dora-at-idp", claims={"email": "dora@acme.test", "email_verified": True, "name": "Dora Explorer"}),
+        # Claims an Acme address without saying it is verified.
+        oidc_provider_mock.User(sub="unverified-at-idp", claims={"email": "bob@acme.test", "name": "Not Bob"}),
+        oidc_provider_mock.User(sub="unverified-dora-at-idp", claims={"email": "dora@acme.test", "email_verified": "true"}),
+        # A second identity presenting the verified address of an account already linked to "erin-at-idp".
+        oidc_provider_mock.User(sub="other-erin-at-idp", claims={"email": "erin@acme.test", "email_verified": True}),
     ]
     with oidc_provider_mock.run_server_in_thread(require_nonce=True, user_claims=users) as server:
         yield f"http://localhost:{server.server_port}"
@@ -128,3 +133,46 @@ async def test_disabled_user_cannot_sign_in_through_sso(client: httpx.AsyncClien
     await client.patch(f"/api/v1/users/{bob.user_id}", json={"status": "disabled"}, headers=bearer(await token_for(client, alice)))
     response = await sign_in_through_provider(client, slug="acme", subject="bob-at-idp")
     assert (response.status_code, response.json()["code"]) == (403, "user_disabled")
+
+
+async def test_sso_does_not_link_or_provision_by_an_email_not_marked_verified(
+    client: httpx.AsyncClient, runtime: Runtime, alice: Person, bob: Person, provider: str
+) -> None:
+    await configure(client, alice, provider, auto_provision=True)
+    response = await sign_in_through_provider(client, slug="acme", subject="unverified-at-idp")
+    assert (response.status_code, response.json()["code"]) == (403, "sso_user_unknown")
+    response = await sign_in_through_provider(client, slug="acme", subject="unverified-dora-at-idp")
+    assert (response.status_code, response.json()["code"]) == (403, "sso_user_unknown")
+    async with runtime.db.tenant_session(tenant_id=alice.tenant_id) as session:
+        users, total = await services.list_users(session, tenant_id=alice.tenant_id, limit=50, offset=0)
+        bob_row = await services.get_user_in_tenant(session, tenant_id=alice.tenant_id, user_id=bob.user_id)
+    assert (total, sorted(u.email for u in users)) == (2, ["alice@acme.test", "bob@acme.test"])
+    assert bob_row.oidc_subject is None
+
+
+async def test_sso_refuses_to_relink_an_account_bound_to_another_subject(
+    client: httpx.AsyncClient, runtime: Runtime, alice: Person, provider: str
+) -> None:
+    async with runtime.db.tenant_session(tenant_id=alice.tenant_id) as session:
+        erin = await services.create_user(
+            session, tenant_id=alice.tenant_id, email="erin@acme.test", display_name="Erin", roles=["agent"], actor="system", sso_subject="erin-at-idp"
+        )
+    await configure(client, alice, provider)
+    response = await sign_in_through_provider(client, slug="acme", subject="other-erin-at-idp")
+    assert (response.status_code, response.json()["code"]) == (409, "sso_subject_mismatch")
+    async with runtime.db.tenant_session(tenant_id=alice.tenant_id) as session:
+        row = await services.get_user_in_tenant(session, tenant_id=alice.tenant_id, user_id=erin.user_id)
+    assert row.oidc_subject == "erin-at-idp"
+    assert (await audit_rows(runtime, alice.tenant_id))[-1] == (
+        f"user:{erin.user_id}", "login.failed", f"user:{erin.user_id}", {"method": "sso", "reason": "subject_mismatch", "subject": "other-erin-at-idp"}
+    )
+
+
+async def test_sso_links_by_verified_email_once_then_by_subject(
+    client: httpx.AsyncClient, runtime: Runtime, alice: Person, bob: Person, provider: str
+) -> None:
+    await configure(client, alice, provider)
+    assert (await sign_in_through_provider(client, slug="acme", subject="bob-at-idp")).status_code == 302
+    async with runtime.db.tenant_session(tenant_id=alice.tenant_id) as session:
+        assert (await services.get_user_in_tenant(session, tenant_id=alice.tenant_id, user_id=bob.user_id)).oidc_subject == "bob-at-idp"
+    assert (await sign_in_through_provider(client, slug="acme", subject="bob-at-idp")).status_code == 302

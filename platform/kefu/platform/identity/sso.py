@@ -253,25 +253,37 @@ class SingleSignOn:
         subject = str(claims["sub"])
         email = claims.get("email")
         outcome: Problem | None = None
+        mismatch: Problem | None = None
         signed_in: SignedIn | None = None
         async with self.runtime.db.tenant_session(tenant_id=tenant_id) as session:
             tenant_info = await self.auth._tenant(session, tenant_id)
             assert tenant_info is not None
             user = await session.scalar(select(User).where(User.tenant_id == tenant_id, User.oidc_subject == subject))
-            if user is None and isinstance(email, str) and claims.get("email_verified", True) is not False:
+            # Only an e-mail the provider vouches for (email_verified exactly true,
+            # not merely absent) may link to, or create, a Kefu account.
+            if user is None and isinstance(email, str) and claims.get("email_verified") is True:
                 try:
                     normalized = services.normalize_email(email)
                 except Problem:
                     normalized = None
                 if normalized:
                     user = await session.scalar(select(User).where(User.tenant_id == tenant_id, User.email == normalized))
-                    if user is None and provider.auto_provision:
+                    if user is not None and user.oidc_subject is not None:
+                        # Already linked to another identity at the provider: linking
+                        # again by e-mail would hand the account to whoever holds that address.
+                        await audit.record(session, tenant_id=tenant_id, actor=f"user:{user.id}", action="login.failed", target=f"user:{user.id}",
+                                           detail={"method": "sso", "reason": "subject_mismatch", "subject": subject}, ip=ip, at=self.auth.clock())
+                        mismatch = Problem(409, "sso_subject_mismatch", "this e-mail belongs to an account linked to another identity; ask your administrator")
+                        user = None
+                    elif user is None and provider.auto_provision:
                         created = await services.create_user(
                             session, tenant_id=tenant_id, email=normalized, display_name=str(claims.get("name") or normalized.split("@")[0]),
                             roles=["agent"], actor="system:sso", sso_subject=subject, ip=ip, clock=self.auth.clock,
                         )
                         user = await services.get_user_in_tenant(session, tenant_id=tenant_id, user_id=created.user_id)
-            if user is None:
+            if mismatch is not None:
+                outcome = mismatch
+            elif user is None:
                 await audit.record(session, tenant_id=tenant_id, actor="anonymous", action="login.failed",
                                    detail={"method": "sso", "reason": "no_matching_user", "subject": subject}, ip=ip, at=self.auth.clock())
                 outcome = Problem(403, "sso_user_unknown", "no Kefu account matches this identity; ask your administrator")
@@ -282,7 +294,7 @@ class SingleSignOn:
             elif tenant_info.status != TenantStatus.ACTIVE:
                 outcome = tenant_status_problem(tenant_info.status)
             else:
-                if user.oidc_subject != subject:
+                if user.oidc_subject is None:
                     user.oidc_subject = subject
                 if user.status == "invited":
                     user.status = "active"
