@@ -9,7 +9,7 @@ import uuid
 import pytest
 from litestar import Litestar
 from httpx import AsyncClient as AsyncTestClient
-from tenants_support import START, Admin, AgentSeat, InProcessMedia, MakeAgent, bearer, create_tenant
+from tenants_support import START, Admin, AgentSeat, InProcessMedia, MakeAgent, activate_user, bearer, create_tenant, create_user
 
 from kefu.platform.app import create_app
 from kefu.platform.runtime import Runtime
@@ -56,13 +56,15 @@ def cc(runtime: Runtime, client: AsyncTestClient) -> ContactCenter:
 @pytest.fixture
 async def acme(runtime: Runtime, client: AsyncTestClient) -> Admin:
     tenant_id = await create_tenant(runtime, "acme")
-    return Admin(tenant_id, bearer(runtime, tenant_id=tenant_id, user_id=uuid.uuid4(), roles={"tenant_admin"}))
+    admin_id = await create_user(runtime, tenant_id, "admin@acme.test")
+    return Admin(tenant_id, bearer(runtime, tenant_id=tenant_id, user_id=admin_id, roles={"tenant_admin"}))
 
 
 @pytest.fixture
 async def globex(runtime: Runtime, client: AsyncTestClient) -> Admin:
     tenant_id = await create_tenant(runtime, "globex")
-    return Admin(tenant_id, bearer(runtime, tenant_id=tenant_id, user_id=uuid.uuid4(), roles={"tenant_admin"}))
+    admin_id = await create_user(runtime, tenant_id, "admin@globex.test")
+    return Admin(tenant_id, bearer(runtime, tenant_id=tenant_id, user_id=admin_id, roles={"tenant_admin"}))
 
 
 @pytest.fixture
@@ -74,6 +76,7 @@ def make_agent(runtime: Runtime, client: AsyncTestClient) -> MakeAgent:
         assert response.status_code == 201, response.text
         body = response.json()
         user_id = uuid.UUID(body["user_id"])
+        await activate_user(runtime, admin.tenant_id, user_id)
         headers = bearer(runtime, tenant_id=admin.tenant_id, user_id=user_id, roles={"agent"})
         return AgentSeat(admin.tenant_id, uuid.UUID(body["id"]), user_id, name, headers)
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from kefu.platform.identity.principal import Principal
-from kefu.platform.models import Tenant
+from sqlalchemy import update
+
+from kefu.platform.models import Tenant, User
 from kefu.platform.runtime import Runtime
 
 OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -92,6 +94,21 @@ async def create_tenant(runtime: Runtime, slug: str, *, locale: str = "en", stat
         session.add(tenant)
         await session.flush()
         return tenant.id
+
+
+async def create_user(runtime: Runtime, tenant_id: uuid.UUID, email: str) -> uuid.UUID:
+    """An active user of the tenant (access tokens of unknown or inactive users are refused)."""
+    async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
+        user = User(tenant_id=tenant_id, email=email, display_name=email.split("@")[0], status="active")
+        session.add(user)
+        await session.flush()
+        return user.id
+
+
+async def activate_user(runtime: Runtime, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """An invited user who accepted the invitation (the tests mint its token directly)."""
+    async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
+        await session.execute(update(User).where(User.tenant_id == tenant_id, User.id == user_id).values(status="active"))
 
 
 def bearer(runtime: Runtime, *, tenant_id: uuid.UUID, user_id: uuid.UUID, roles: set[str]) -> dict[str, str]:

@@ -56,12 +56,11 @@ async def test_caller_page_has_the_contract_ids_in_the_tenant_language(client: A
 
 
 async def test_caller_page_follows_a_chinese_tenant_locale(runtime: Runtime, client: AsyncClient) -> None:
-    from tenants_support import bearer, create_tenant
-
-    import uuid
+    from tenants_support import bearer, create_tenant, create_user
 
     tenant_id = await create_tenant(runtime, "beijing", locale="zh-CN")
-    admin = Admin(tenant_id, bearer(runtime, tenant_id=tenant_id, user_id=uuid.uuid4(), roles={"tenant_admin"}))
+    admin_id = await create_user(runtime, tenant_id, "admin@beijing.test")
+    admin = Admin(tenant_id, bearer(runtime, tenant_id=tenant_id, user_id=admin_id, roles={"tenant_admin"}))
     _queue, widget = await make_queue(client, admin, [])
     page = await client.get(f"/call/{widget}")
     assert '<html lang="zh-CN">' in page.text and ">呼叫</button>" in page.text

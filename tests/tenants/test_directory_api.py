@@ -22,7 +22,7 @@ async def test_admin_creates_agent_with_user_and_lists_it(client: AsyncTestClien
     assert [a["id"] for a in listed] == [created["id"]]
     users = (await client.get("/api/v1/users", headers=acme.headers)).json()
     user_rows = users["items"] if isinstance(users, dict) else users
-    assert [(u["email"], u["roles"]) for u in user_rows] == [("wang.fang@acme.test", ["agent"])]
+    assert sorted((u["email"], u["roles"]) for u in user_rows) == [("admin@acme.test", []), ("wang.fang@acme.test", ["agent"])]
 
 
 async def test_agent_without_password_gets_an_invitation(client: AsyncTestClient, acme: Admin) -> None:
