@@ -111,7 +111,12 @@ async def me(principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId) ->
 @post("/api/v1/invitations/accept", status_code=200, security=PUBLIC, tags=["auth"])
 async def accept_invitation(request: Request, runtime: RuntimeDep, data: JSONBody[schemas.InvitationAcceptRequest]) -> Response[Any]:
     """Choose a password for an invited account; signs the user in."""
-    signed = await _auth(runtime).accept_invitation(token=data.token, password=data.password, ip=_ip(request))
+    try:
+        signed = await _auth(runtime).accept_invitation(token=data.token, password=data.password, ip=_ip(request))
+    except Problem as problem:
+        if problem.status == 429:
+            return _with_retry_after(request, problem)
+        raise
     return Response(_login_response(signed), headers={"Cache-Control": "no-store"})
 
 

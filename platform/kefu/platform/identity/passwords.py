@@ -8,9 +8,12 @@ is enough to store them (nothing to brute-force) and lets us look them up by has
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import os
 import secrets
+import weakref
 
 import anyio.to_thread
 from argon2 import PasswordHasher
@@ -29,6 +32,28 @@ _hasher = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
 _DUMMY_HASH = _hasher.hash("kefu-dummy-password")
 
 
+# At most this many argon2 computations run at once (each takes ~50 ms of CPU
+# and 64 MiB); callers beyond it wait their turn instead of starving the
+# process.  Unauthenticated endpoints (log-in, invitations) can cause argon2 work.
+ARGON2_CONCURRENCY = 2 * (os.cpu_count() or 1)
+
+_semaphores: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def argon2_slots() -> asyncio.Semaphore:
+    """The running event loop's argon2 semaphore (one per loop: asyncio primitives are loop-bound)."""
+    loop = asyncio.get_running_loop()
+    semaphore = _semaphores.get(loop)
+    if semaphore is None:
+        semaphore = _semaphores[loop] = asyncio.Semaphore(ARGON2_CONCURRENCY)
+    return semaphore
+
+
+async def _argon2(func, *args):  # type: ignore[no-untyped-def]
+    async with argon2_slots():
+        return await anyio.to_thread.run_sync(func, *args)
+
+
 def check_password_policy(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise Problem(400, "password_too_short", f"passwords need at least {MIN_PASSWORD_LENGTH} characters", min_length=MIN_PASSWORD_LENGTH)
@@ -38,7 +63,7 @@ def check_password_policy(password: str) -> None:
 
 async def hash_password(password: str) -> str:
     check_password_policy(password)
-    return await anyio.to_thread.run_sync(_hasher.hash, password)
+    return await _argon2(_hasher.hash, password)
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
@@ -52,7 +77,7 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 
     if len(password) > MAX_PASSWORD_LENGTH:
         return False
-    return await anyio.to_thread.run_sync(_verify)
+    return await _argon2(_verify)
 
 
 def new_token() -> str:

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
 from kefu.platform.identity import services
-from kefu.platform.identity.passwords import hash_password, token_hash, verify_password
+from kefu.platform.identity.passwords import check_password_policy, hash_password, token_hash, verify_password
 from kefu.platform.identity.principal import Principal
 from kefu.platform.identity.ratelimit import LoginLimiter, MemoryLoginLimiter
 from kefu.platform.models import Invitation, RefreshToken, Tenant, TenantStatus, User
@@ -340,12 +340,36 @@ class Authenticator:
     # --- invitations ---------------------------------------------------------
 
     async def accept_invitation(self, *, token: str, password: str, ip: str | None) -> SignedIn:
-        tenant_id = services.tenant_of_token(token)
-        invalid = Problem(400, "invalid_invitation", "this invitation link is not valid or has expired")
-        if tenant_id is None:
-            raise invalid
-        password_hash = await hash_password(password)
+        """Set the password of an invited account and sign it in.
+
+        Unauthenticated, so the expensive part (argon2) runs only for a valid,
+        unexpired invitation, and invalid tokens count against the caller's IP.
+        """
         now = self.clock()
+        ip_key = "invitation:" + (ip or "unknown")
+        wait = await self.ip_limiter.retry_after(ip_key, now=now.timestamp())
+        if wait:
+            raise Problem(429, "invitation_rate_limited", "too many invalid invitation attempts from this address; try again later", retry_after=wait)
+        invalid = Problem(400, "invalid_invitation", "this invitation link is not valid or has expired")
+        tenant_id = services.tenant_of_token(token)
+        if tenant_id is None:
+            await self.ip_limiter.failed(ip_key, now=now.timestamp())
+            raise invalid
+        check_password_policy(password)
+        # 1. Validate the token (read-only) before spending any argon2 work.
+        async with self._db.tenant_session(tenant_id=tenant_id) as session:
+            found = await session.scalar(
+                select(Invitation.id).where(
+                    Invitation.tenant_id == tenant_id, Invitation.token_hash == token_hash(token),
+                    Invitation.accepted_at.is_(None), Invitation.expires_at > now,
+                )
+            )
+        if found is None:
+            await self.ip_limiter.failed(ip_key, now=now.timestamp())
+            raise invalid
+        # 2. Hash outside any transaction.
+        password_hash = await hash_password(password)
+        # 3. Accept, re-checking under the row lock (a concurrent accept may have won).
         outcome: Problem | None = None
         signed_in: SignedIn | None = None
         async with self._db.tenant_session(tenant_id=tenant_id) as session:
