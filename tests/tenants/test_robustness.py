@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tenants_support import OFFER, Admin, InProcessMedia, MakeAgent
 from test_acd import events_of, go_ready, make_queue, place_call, state_of
@@ -127,3 +127,28 @@ async def test_ending_an_already_ended_call_still_ends_its_media(
     assert media.legs_of(call_id) == []
     assert media.ended == [call_id]
     assert [e["type"] for e in await events_of(client, acme, str(call_id))] == ["created", "queued"]
+
+
+async def test_ending_a_call_locks_its_current_agent_then_the_call_in_one_transaction(
+    runtime: Runtime, client: AsyncClient, acme: Admin, make_agent: MakeAgent, cc: ContactCenter
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    _queue_id, widget = await make_queue(client, acme, [ann])
+    await go_ready(client, ann)
+    call = await place_call(client, widget, "Li Lei")
+    assert (await client.post(f"/api/v1/agent/calls/{call['call_id']}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)).status_code == 200
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        words = statement.split()
+        if words and words[0].upper() in ("SELECT", "UPDATE", "INSERT") and "set_config" not in statement:
+            statements.append(" ".join(words[:3]).upper())
+
+    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert await cc.calls.end_call(tenant_id=acme.tenant_id, call_id=uuid.UUID(call["call_id"]), reason="agent_hangup", actor="test") is True
+    finally:
+        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", record)
+    assert statements[:2] == ["UPDATE AGENTS SET", "UPDATE CALLS SET"]
+    state = await state_of(client, ann)
+    assert (state["state"], state["current_call_id"]) == ("available", None)

@@ -34,7 +34,7 @@ from kefu.platform.db import Database
 from kefu.platform.db.base import utcnow
 from kefu.platform.problems import Problem
 from kefu.tenants.agents import ui_state
-from kefu.tenants.call_log import append_event, lock_call
+from kefu.tenants.call_log import append_event, lock_agent
 from kefu.tenants.clock import AsyncioTimers, Clock, TimerHandle, Timers
 from kefu.tenants.models import Agent, Call, QueueMember
 from kefu.tenants.notify import Hub, agent_channel, call_channel
@@ -230,20 +230,13 @@ class Acd:
         """An agent whose lease ran out goes offline; a call ringing there is re-queued."""
         now = self.clock()
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            result = await session.execute(
-                update(Agent)
-                .where(
-                    Agent.tenant_id == tenant_id, Agent.id == agent_id, Agent.status != "offline",
-                    Agent.lease_expires_at <= now,
-                )
-                .values(status="offline", not_ready_reason=None, lease_expires_at=None, state_changed_at=now)
+            agent = await lock_agent(
+                session, tenant_id=tenant_id, agent_id=agent_id,
+                when=(Agent.status != "offline", Agent.lease_expires_at <= now),
+                values={"status": "offline", "not_ready_reason": None, "lease_expires_at": None, "state_changed_at": now},
             )
-            if result.rowcount != 1:
+            if agent is None:
                 return False
-            agent = await session.scalar(
-                select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id).execution_options(populate_existing=True)
-            )
-            assert agent is not None
             queue_id = await self._withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="lease_expired")
         log.info("agent %s lease expired", agent_id)
         self.publish_agent(tenant_id, agent)
@@ -255,29 +248,12 @@ class Acd:
         self, session: AsyncSession, *, tenant_id: uuid.UUID, agent: Agent, now: datetime, reason: str, event_type: str = "offer_withdrawn"
     ) -> uuid.UUID | None:
         """Free a ringing (locked) agent and put its call back in the queue; returns the queue to re-route."""
-        if agent.system_state not in ("reserved", "ringing"):
+        withdrawn = await withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason=reason, event_type=event_type)
+        if withdrawn is None:
             return None
-        call_id = agent.current_call_id
-        agent.system_state, agent.current_call_id, agent.state_changed_at = "idle", None, now
-        await session.flush()
-        if call_id is None:
-            return None
-        result = await session.execute(
-            update(Call)
-            .where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "ringing", Call.agent_id == agent.id)
-            .values(
-                status="queued", agent_id=None, offered_at=None,
-                priority=case((Call.priority < REQUEUE_PRIORITY, REQUEUE_PRIORITY), else_=Call.priority),
-            )
-        )
-        if result.rowcount != 1:
-            return None
-        call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).execution_options(populate_existing=True))
-        assert call is not None
-        await append_event(session, tenant_id=tenant_id, call_id=call_id, type=event_type, actor="acd", at=now, data={"agent_id": str(agent.id), "reason": reason})
-        await append_event(session, tenant_id=tenant_id, call_id=call_id, type="requeued", actor="acd", at=now, data={"queue_id": str(call.queue_id), "priority": call.priority})
+        call_id, queue_id = withdrawn
         self._after_commit_publish_call(session, tenant_id, call_id, "queued")
-        return call.queue_id
+        return queue_id
 
     def _after_commit_publish_call(self, session: AsyncSession, tenant_id: uuid.UUID, call_id: uuid.UUID, status: str) -> None:
         from kefu.platform.db.session import on_commit
@@ -349,15 +325,12 @@ class Acd:
         for (agent_id, since), explained in zip(candidates, eligible):
             try:
                 async with self.db.tenant_session(tenant_id=tenant_id) as session:
-                    reserved = await session.execute(
-                        update(Agent)
-                        .where(
-                            Agent.tenant_id == tenant_id, Agent.id == agent_id, Agent.status == "available",
-                            Agent.system_state == "idle", Agent.lease_expires_at > now,
-                        )
-                        .values(system_state="ringing", current_call_id=call.id, state_changed_at=now)
+                    reserved = await lock_agent(
+                        session, tenant_id=tenant_id, agent_id=agent_id,
+                        when=(Agent.status == "available", Agent.system_state == "idle", Agent.lease_expires_at > now),
+                        values={"system_state": "ringing", "current_call_id": call.id, "state_changed_at": now},
                     )
-                    if reserved.rowcount != 1:
+                    if reserved is None:
                         skipped.append(str(agent_id))
                         continue
                     claimed = await session.execute(
@@ -377,7 +350,7 @@ class Acd:
                         session, tenant_id=tenant_id, call_id=call.id, type="offered", actor="acd", at=now,
                         data={"agent_id": str(agent_id), "strategy": "longest_idle", "eligible": eligible, "skipped": skipped, "reason": reason},
                     )
-                    agent = await session.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id).execution_options(populate_existing=True))
+                    agent = reserved
             except _CallTaken:
                 return _RETRY
             assert agent is not None
@@ -407,12 +380,10 @@ class Acd:
         """
         now = self.clock()
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            locked = await session.execute(
-                update(Agent)
-                .where(Agent.tenant_id == tenant_id, Agent.id == agent_id, Agent.current_call_id == call_id, Agent.system_state == "ringing")
-                .values(current_call_id=Agent.current_call_id)
+            agent = await lock_agent(
+                session, tenant_id=tenant_id, agent_id=agent_id, when=(Agent.current_call_id == call_id, Agent.system_state == "ringing")
             )
-            if locked.rowcount != 1:
+            if agent is None:
                 return False
             call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id))
             if call is None or call.status != "ringing" or call.agent_id != agent_id or call.offered_at is None:
@@ -421,8 +392,6 @@ class Acd:
                 return False
             if offered_at is None and call.offered_at > now - timedelta(seconds=self.ring_timeout_s):
                 return False
-            agent = await session.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id).execution_options(populate_existing=True))
-            assert agent is not None
             agent.status, agent.not_ready_reason = "not_ready", "no_answer"
             queue_id = await self._withdraw_offer(
                 session, tenant_id=tenant_id, agent=agent, now=now, reason="no_answer", event_type="offer_timeout"
@@ -473,17 +442,37 @@ async def log_out_all_agents(session: AsyncSession, *, tenant_id: uuid.UUID, now
         )
     )
     for agent in ringing:
-        call_id = agent.current_call_id
-        agent.system_state, agent.current_call_id, agent.state_changed_at = "idle", None, now
-        await session.flush()
-        if call_id is None:
-            continue
-        call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
-        if call is None or call.status != "ringing" or call.agent_id != agent.id:
-            continue
-        call.status, call.agent_id, call.offered_at = "queued", None, None
-        call.priority = max(call.priority, REQUEUE_PRIORITY)
-        await session.flush()
-        await append_event(session, tenant_id=tenant_id, call_id=call_id, type="offer_withdrawn", actor="system", at=now, data={"agent_id": str(agent.id), "reason": "tenant_suspended"})
-        await append_event(session, tenant_id=tenant_id, call_id=call_id, type="requeued", actor="system", at=now, data={"queue_id": str(call.queue_id), "priority": call.priority})
+        await withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="tenant_suspended", actor="system")
     return count
+
+
+async def withdraw_offer(
+    session: AsyncSession, *, tenant_id: uuid.UUID, agent: Agent, now: datetime, reason: str,
+    event_type: str = "offer_withdrawn", actor: str = "acd",
+) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """Free a ringing (locked) agent and put its call back in the queue (ahead of new calls).
+
+    Returns ``(call_id, queue_id)`` of the re-queued call, or None when nothing was ringing.
+    """
+    if agent.system_state not in ("reserved", "ringing"):
+        return None
+    call_id = agent.current_call_id
+    agent.system_state, agent.current_call_id, agent.state_changed_at = "idle", None, now
+    await session.flush()
+    if call_id is None:
+        return None
+    result = await session.execute(
+        update(Call)
+        .where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "ringing", Call.agent_id == agent.id)
+        .values(
+            status="queued", agent_id=None, offered_at=None,
+            priority=case((Call.priority < REQUEUE_PRIORITY, REQUEUE_PRIORITY), else_=Call.priority),
+        )
+    )
+    if result.rowcount != 1:
+        return None
+    call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).execution_options(populate_existing=True))
+    assert call is not None
+    await append_event(session, tenant_id=tenant_id, call_id=call_id, type=event_type, actor=actor, at=now, data={"agent_id": str(agent.id), "reason": reason})
+    await append_event(session, tenant_id=tenant_id, call_id=call_id, type="requeued", actor=actor, at=now, data={"queue_id": str(call.queue_id), "priority": call.priority})
+    return call_id, call.queue_id

@@ -9,11 +9,12 @@ always the first write), so ``seq`` numbers never collide.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.problems import not_found
@@ -31,6 +32,39 @@ async def lock_call(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uui
     return await session.scalar(
         select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).execution_options(populate_existing=True)
     )
+
+
+async def lock_agent(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    when: Iterable[ColumnElement[bool]] = (),
+    values: dict[str, Any] | None = None,
+) -> Agent | None:
+    """Lock the agent row with a conditional UPDATE (``when``; ``values`` to change, else
+    a no-op) and return it fresh, or None when no row matched.
+
+    Lock order everywhere: the agent row first, then the call row (as the router does).
+    """
+    result = await session.execute(
+        update(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id, *when).values(values or {"status": Agent.status})
+    )
+    if result.rowcount != 1:
+        return None
+    return await session.scalar(
+        select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id).execution_options(populate_existing=True)
+    )
+
+
+async def lock_agent_of_call(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> uuid.UUID | None:
+    """Lock the agent the call is assigned to right now (one UPDATE, so on SQLite the
+    write lock comes first) and return its id; None when the call has no agent."""
+    assigned = select(Call.agent_id).where(Call.tenant_id == tenant_id, Call.id == call_id).scalar_subquery()
+    result = await session.execute(
+        update(Agent).where(Agent.tenant_id == tenant_id, Agent.id == assigned).values(status=Agent.status).returning(Agent.id)
+    )
+    return result.scalar_one_or_none()
 
 
 async def append_event(

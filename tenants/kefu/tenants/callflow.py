@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -22,13 +23,19 @@ from kefu.platform.identity.passwords import new_token, token_hash
 from kefu.platform.models import Tenant, TenantStatus
 from kefu.platform.problems import Problem, not_found
 from kefu.tenants.acd import Acd
-from kefu.tenants.call_log import append_event, lock_call
+from kefu.tenants.call_log import append_event, lock_agent, lock_agent_of_call, lock_call
 from kefu.tenants.models import Agent, Call, EntryPoint, Recording
 
 log = logging.getLogger(__name__)
 
 MAX_SDP_LENGTH = 64 * 1024
 MediaProvider = Callable[[], Any]
+# Ending retries when the call moves to another agent between reading and locking it.
+MAX_END_ATTEMPTS = 20
+
+
+class _AgentChanged(Exception):
+    """The call's agent changed before the call row was locked: roll back and lock again in order."""
 
 
 @dataclass(frozen=True)
@@ -185,12 +192,12 @@ class CallFlow:
         now = self.acd.clock()
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             # Both updates commit together or not at all: a 409 raised here rolls the agent back too.
-            took = await session.execute(
-                update(Agent)
-                .where(Agent.tenant_id == tenant_id, Agent.id == agent_id, Agent.current_call_id == call_id, Agent.system_state == "ringing")
-                .values(system_state="on_call", state_changed_at=now)
+            agent = await lock_agent(
+                session, tenant_id=tenant_id, agent_id=agent_id,
+                when=(Agent.current_call_id == call_id, Agent.system_state == "ringing"),
+                values={"system_state": "on_call", "state_changed_at": now},
             )
-            if took.rowcount != 1:
+            if agent is None:
                 raise Problem(409, "call_not_ringing", "the call stopped ringing at you before it was answered")
             connected = await session.execute(
                 update(Call)
@@ -201,8 +208,6 @@ class CallFlow:
                 raise Problem(409, "call_not_ringing", "the call stopped ringing at you before it was answered")
             await append_event(session, tenant_id=tenant_id, call_id=call_id, type="answered", actor=f"user:{user_id}", at=now,
                                data={"agent_id": str(agent_id), "ring_s": round((now - call.offered_at).total_seconds(), 3) if call.offered_at else None})
-            agent = await session.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id).execution_options(populate_existing=True))
-            assert agent is not None
         return agent
 
     async def _release_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> None:
@@ -244,19 +249,26 @@ class CallFlow:
     ) -> tuple[str, Agent | None] | None:
         """The ``ended`` transition and its event; None when the call is missing or already ended."""
         now = self.acd.clock()
-        async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            assigned = await session.scalar(select(Call.agent_id).where(Call.tenant_id == tenant_id, Call.id == call_id))
-        async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            # Lock order everywhere: the agent row, then the call row.
-            if assigned is not None:
-                await session.execute(
-                    update(Agent)
-                    .where(Agent.tenant_id == tenant_id, Agent.id == assigned, Agent.current_call_id == call_id)
-                    .values(current_call_id=Agent.current_call_id)
+        for _attempt in range(MAX_END_ATTEMPTS):
+            try:
+                return await self._end_once(
+                    now, tenant_id=tenant_id, call_id=call_id, reason=reason, actor=actor, party=party, disconnected=disconnected
                 )
+            except _AgentChanged:
+                continue  # the call was re-offered between the two locks: take the new agent's lock first
+        raise RuntimeError(f"call {call_id} kept changing agents while being ended")
+
+    async def _end_once(
+        self, now: datetime, *, tenant_id: uuid.UUID, call_id: uuid.UUID, reason: str | None, actor: str, party: str | None, disconnected: bool
+    ) -> tuple[str, Agent | None] | None:
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            # Lock order everywhere (as the router): the call's current agent row, then the call row.
+            locked_agent = await lock_agent_of_call(session, tenant_id=tenant_id, call_id=call_id)
             call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
             if call is None or call.status == "ended":
                 return None
+            if call.agent_id != locked_agent:
+                raise _AgentChanged
             if reason is None:
                 if party == "caller" and call.status != "connected":
                     reason = "abandoned"
@@ -269,12 +281,10 @@ class CallFlow:
             await session.flush()
             freed = None
             if call.agent_id is not None:
-                await session.execute(
-                    update(Agent)
-                    .where(Agent.tenant_id == tenant_id, Agent.id == call.agent_id, Agent.current_call_id == call_id)
-                    .values(system_state="idle", current_call_id=None, state_changed_at=now, last_call_ended_at=now)
+                freed = await lock_agent(
+                    session, tenant_id=tenant_id, agent_id=call.agent_id, when=(Agent.current_call_id == call_id,),
+                    values={"system_state": "idle", "current_call_id": None, "state_changed_at": now, "last_call_ended_at": now},
                 )
-                freed = await session.scalar(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == call.agent_id).execution_options(populate_existing=True))
                 if was == "ringing":
                     # The offer was never answered: the agent keeps no trace of this call.
                     call.agent_id = None
