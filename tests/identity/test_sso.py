@@ -12,7 +12,8 @@ import oidc_provider_mock
 import pytest
 from identity_support import Person, audit_rows, bearer, token_for
 
-from kefu.platform.identity import services
+from kefu.platform.identity import services, sso
+from kefu.platform.problems import Problem
 from kefu.platform.runtime import Runtime
 
 
@@ -176,3 +177,90 @@ async def test_sso_links_by_verified_email_once_then_by_subject(
     async with runtime.db.tenant_session(tenant_id=alice.tenant_id) as session:
         assert (await services.get_user_in_tenant(session, tenant_id=alice.tenant_id, user_id=bob.user_id)).oidc_subject == "bob-at-idp"
     assert (await sign_in_through_provider(client, slug="acme", subject="bob-at-idp")).status_code == 302
+
+
+def _resolver(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    async def resolve(host: str, port: int) -> list[str]:
+        if host not in table:
+            raise OSError("no such host")
+        return table[host]
+
+    return resolve
+
+
+PUBLIC_META = {
+    "issuer": "https://idp.example.com",
+    "authorization_endpoint": "https://idp.example.com/authorize",
+    "token_endpoint": "https://idp.example.com/token",
+    "jwks_uri": "https://idp.example.com/jwks",
+}
+
+
+@pytest.mark.parametrize(
+    ("issuer", "meta", "code"),
+    [
+        ("http://idp.example.com", {}, "invalid_issuer"),
+        ("https://localhost", {}, "sso_address_forbidden"),
+        ("https://10.0.0.8", {}, "sso_address_forbidden"),
+        ("https://169.254.169.254", {}, "sso_address_forbidden"),
+        ("https://[::1]", {}, "sso_address_forbidden"),
+        ("https://split.example.com", {}, "sso_address_forbidden"),
+        ("https://idp.example.com", {"jwks_uri": "https://metadata.internal/jwks"}, "sso_address_forbidden"),
+        ("https://idp.example.com", {"token_endpoint": "https://192.168.1.1/token"}, "sso_address_forbidden"),
+        ("https://idp.example.com", {"token_endpoint": "http://idp.example.com/token"}, "invalid_issuer"),
+    ],
+)
+async def test_production_discovery_refuses_non_https_and_internal_addresses(
+    issuer: str, meta: dict[str, str], code: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    discovery = sso.Discovery(production=True, resolver=_resolver({
+        "idp.example.com": ["93.184.216.34"], "localhost": ["127.0.0.1"], "10.0.0.8": ["10.0.0.8"],
+        "169.254.169.254": ["169.254.169.254"], "::1": ["::1"], "split.example.com": ["93.184.216.34", "172.16.0.1"],
+        "metadata.internal": ["fd00::1"], "192.168.1.1": ["192.168.1.1"],
+    }))
+    fetched: list[str] = []
+
+    async def get_json(url: str) -> dict[str, str]:
+        fetched.append(url)
+        return PUBLIC_META | meta
+
+    monkeypatch.setattr(discovery, "_get_json", get_json)
+    with pytest.raises(Problem) as refused:
+        await discovery.metadata(issuer)
+    assert (refused.value.status, refused.value.code) == (400, code)
+    assert fetched == ([] if not meta else ["https://idp.example.com/.well-known/openid-configuration"])
+
+
+async def test_production_discovery_accepts_a_public_https_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    discovery = sso.Discovery(production=True, resolver=_resolver({"idp.example.com": ["93.184.216.34", "2606:2800:220:1::1"]}))
+
+    async def get_json(url: str) -> dict[str, str]:
+        return PUBLIC_META
+
+    monkeypatch.setattr(discovery, "_get_json", get_json)
+    assert await discovery.metadata("https://idp.example.com") == PUBLIC_META
+
+
+async def test_provider_errors_do_not_echo_exception_text(client: httpx.AsyncClient, alice: Person) -> None:
+    response = await configure(client, alice, "http://127.0.0.1:9/")  # nothing listens there
+    assert (response.status_code, response.json()["code"], response.json()["detail"]) == (
+        502, "sso_provider_unreachable", "the identity provider did not answer properly"
+    )
+
+
+async def test_the_providers_key_set_is_cached_between_sign_ins(
+    client: httpx.AsyncClient, runtime: Runtime, alice: Person, bob: Person, provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await configure(client, alice, provider)
+    discovery = runtime.components["identity.sso"].discovery
+    fetched: list[str] = []
+    real = discovery._get_json
+
+    async def counting(url: str) -> dict:
+        fetched.append(url)
+        return await real(url)
+
+    monkeypatch.setattr(discovery, "_get_json", counting)
+    for _ in range(2):
+        assert (await sign_in_through_provider(client, slug="acme", subject="bob-at-idp")).status_code == 302
+    assert [u for u in fetched if not u.endswith("/.well-known/openid-configuration")] == [f"{provider}/jwks"]

@@ -322,7 +322,9 @@ class _LimiterService:
 def install(runtime: Runtime) -> list[Any]:
     authenticator = Authenticator(runtime, ip_limiter=make_login_limiter(runtime.settings.redis_url))
     runtime.components["identity"] = authenticator
-    runtime.components["identity.sso"] = sso.SingleSignOn(authenticator)
+    runtime.components["identity.sso"] = sso.SingleSignOn(
+        authenticator, sso.Discovery(production=runtime.settings.mode == "production")
+    )
     runtime.add_service(_LimiterService(authenticator))
     return [
         login, refresh, logout, me, accept_invitation, oauth_token,

@@ -16,12 +16,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import secrets
+import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+import logging
 import warnings
 
 import httpx
@@ -44,10 +50,13 @@ from kefu.platform.identity.sessions import Authenticator, SignedIn, tenant_stat
 from kefu.platform.models import TenantStatus, User
 from kefu.platform.problems import Problem, not_found
 
+log = logging.getLogger(__name__)
+
 STATE_COOKIE = "kefu_sso"
 STATE_AUDIENCE = "kefu-sso-state"
 STATE_TTL_S = 600
 DISCOVERY_TTL_S = 300
+JWKS_TTL_S = 300
 SCOPES = "openid email profile"
 
 
@@ -64,21 +73,67 @@ def _view(p: OidcProvider) -> ProviderView:
     return ProviderView(p.issuer, p.client_id, p.enabled, p.auto_provision, bool(p.client_secret))
 
 
-class Discovery:
-    """Provider metadata and JWKS by issuer URL, cached for DISCOVERY_TTL_S."""
+Resolver = Callable[[str, int], Awaitable[list[str]]]
 
-    def __init__(self, *, timeout_s: float = 10.0) -> None:
+
+async def _resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _forbidden_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (
+        ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved
+        or ip.is_multicast or ip.is_unspecified or not ip.is_global
+    )
+
+
+class Discovery:
+    """Provider metadata (cached DISCOVERY_TTL_S) and JWKS (cached JWKS_TTL_S) by URL.
+
+    In production (``production=True``) every URL the server itself fetches —
+    the issuer's discovery document, ``jwks_uri`` and ``token_endpoint`` —
+    must be https and resolve only to public addresses (no loopback, private,
+    link-local or otherwise reserved ranges), so a tenant admin cannot point
+    Kefu at internal services.  Error details never carry exception text.
+    """
+
+    def __init__(self, *, timeout_s: float = 10.0, production: bool = False, resolver: Resolver | None = None) -> None:
         self.timeout_s = timeout_s
+        self.production = production
+        self._resolver = resolver or _resolve
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._jwks: dict[str, tuple[float, KeySet]] = {}
+
+    async def check_url(self, url: str, *, what: str) -> None:
+        """Refuse a URL the server must not fetch (production only)."""
+        if not self.production:
+            return
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise Problem(400, "invalid_issuer", f"in production the provider's {what} must be an https URL")
+        try:
+            addresses = await self._resolver(parts.hostname, parts.port or 443)
+        except (OSError, UnicodeError):
+            raise Problem(502, "sso_provider_unreachable", f"the provider's {what} host does not resolve") from None
+        try:
+            forbidden = not addresses or any(_forbidden_address(a) for a in addresses)
+        except ValueError:
+            forbidden = True
+        if forbidden:
+            raise Problem(400, "sso_address_forbidden", f"the provider's {what} resolves to a non-public address")
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s) as http:
+            async with httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False) as http:
                 response = await http.get(url)
                 response.raise_for_status()
                 data = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise Problem(502, "sso_provider_unreachable", f"the identity provider did not answer properly: {exc}") from None
+        except (httpx.HTTPError, ValueError):
+            raise Problem(502, "sso_provider_unreachable", "the identity provider did not answer properly") from None
         if not isinstance(data, dict):
             raise Problem(502, "sso_provider_unreachable", "the identity provider answered something unexpected")
         return data
@@ -87,20 +142,30 @@ class Discovery:
         cached = self._cache.get(issuer)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+        await self.check_url(issuer, what="issuer")
         meta = await self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
         needed = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
         if any(not isinstance(meta.get(k), str) for k in needed):
             raise Problem(502, "sso_provider_unreachable", "the provider's discovery document lacks required endpoints")
         if meta["issuer"].rstrip("/") != issuer.rstrip("/"):
             raise Problem(400, "sso_issuer_mismatch", "the provider's discovery document names another issuer")
+        await self.check_url(meta["jwks_uri"], what="jwks_uri")
+        await self.check_url(meta["token_endpoint"], what="token_endpoint")
         self._cache[issuer] = (time.monotonic() + DISCOVERY_TTL_S, meta)
         return meta
 
-    async def jwks(self, meta: dict[str, Any]) -> KeySet:
+    async def jwks(self, meta: dict[str, Any], *, fresh: bool = False) -> KeySet:
+        """The provider's key set, cached JWKS_TTL_S (``fresh``: fetch again, e.g. after a key rotation)."""
+        uri = meta["jwks_uri"]
+        cached = self._jwks.get(uri)
+        if cached and not fresh and cached[0] > time.monotonic():
+            return cached[1]
         try:
-            return KeySet.import_key_set(await self._get_json(meta["jwks_uri"]))  # type: ignore[arg-type]
+            keys = KeySet.import_key_set(await self._get_json(uri))  # type: ignore[arg-type]
         except (JoseError, ValueError, TypeError, KeyError):
             raise Problem(502, "sso_provider_unreachable", "the provider's key set is not valid") from None
+        self._jwks[uri] = (time.monotonic() + JWKS_TTL_S, keys)
+        return keys
 
 
 def _check_issuer(issuer: str) -> str:
@@ -216,15 +281,16 @@ class SingleSignOn:
     async def finish(self, *, cookie: str | None, state: str | None, code: str | None, error: str | None, ip: str | None) -> SignedIn:
         claims = self._read_state(cookie, state)
         if error or not code:
-            raise Problem(400, "sso_denied", f"the identity provider did not sign you in ({error or 'no code'})")
+            raise Problem(400, "sso_denied", "the identity provider did not sign you in")
         tenant_id = uuid.UUID(claims["tid"])
         provider = await self._provider(tenant_id)
         meta = await self.discovery.metadata(provider.issuer)
         try:
             async with AsyncOAuth2Client(provider.client_id, provider.client_secret, redirect_uri=self.redirect_uri, timeout=10) as client:
                 token = await client.fetch_token(meta["token_endpoint"], code=code, code_verifier=claims["cv"], grant_type="authorization_code")
-        except Exception as exc:  # the provider refused the code or is unreachable
-            raise Problem(502, "sso_token_exchange_failed", f"the identity provider refused the sign-in: {exc}") from None
+        except Exception:  # the provider refused the code or is unreachable; its text stays out of the answer
+            log.info("sso: token exchange with %s failed", provider.issuer, exc_info=True)
+            raise Problem(502, "sso_token_exchange_failed", "the identity provider refused the sign-in") from None
         id_claims = await self._verify_id_token(token.get("id_token"), provider, meta, nonce=claims["nonce"])
         return await self._sign_in(tenant_id, provider, id_claims, ip=ip)
 
@@ -232,10 +298,13 @@ class SingleSignOn:
         invalid = Problem(401, "sso_invalid_id_token", "the identity provider's id_token did not verify")
         if not isinstance(id_token, str):
             raise invalid
-        keys = await self.discovery.jwks(meta)
-        algorithms = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
+        algorithms = [a for a in (meta.get("id_token_signing_alg_values_supported") or ["RS256"]) if a != "none"]
         try:
-            decoded = jwt.decode(id_token, keys, algorithms=[a for a in algorithms if a != "none"])
+            try:
+                decoded = jwt.decode(id_token, await self.discovery.jwks(meta), algorithms=algorithms)
+            except JoseError:
+                # Perhaps the provider rotated its keys since we cached them: fetch once more.
+                decoded = jwt.decode(id_token, await self.discovery.jwks(meta, fresh=True), algorithms=algorithms)
             JWTClaimsRegistry(
                 now=int(self.auth.clock().timestamp()),
                 leeway=60,
