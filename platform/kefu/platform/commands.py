@@ -22,7 +22,7 @@ def _migrate(settings: Settings, revision: str = "head") -> None:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` shared by serve / api / media.
 
-    Installs the secret-redacting log filter (tokens ride in WebSocket query
+    Trusts proxy headers only from ``settings.trusted_proxies``.  Installs the secret-redacting log filter (tokens ride in WebSocket query
     strings, which uvicorn logs) on the root handlers and uvicorn's loggers,
     and hands uvicorn a logging configuration with the filter on its handlers.
     """
@@ -33,6 +33,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_level": "info",
         "log_config": uvicorn_log_config(),
         "ws": "websockets-sansio",
+        # Client addresses (the per-IP log-in limiter, audit) come from
+        # X-Forwarded-For only when the peer is a configured proxy; otherwise
+        # the socket peer, whatever FORWARDED_ALLOW_IPS says.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) if settings.trusted_proxies else None,
     }
 
 

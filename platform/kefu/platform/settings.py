@@ -80,6 +80,9 @@ class Settings:
     # single-machine set-ups and tests.
     media_allow_loopback: bool = True
     ring_timeout_s: int = 20
+    # Load balancers / reverse proxies whose X-Forwarded-For / -Proto uvicorn
+    # trusts (KEFU_TRUSTED_PROXIES); empty: the socket peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def embedded(self) -> bool:
@@ -191,6 +194,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # Loopback candidates suit one machine (the embedded default, tests), never production.
         media_allow_loopback=env.get("KEFU_MEDIA_ALLOW_LOOPBACK", "1" if mode == "embedded" else "0") == "1",
         ring_timeout_s=_int(env, "KEFU_RING_TIMEOUT", 20),
+        trusted_proxies=tuple(a.strip() for a in env.get("KEFU_TRUSTED_PROXIES", "").split(",") if a.strip()),
     )
 
 
