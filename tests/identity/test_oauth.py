@@ -117,3 +117,21 @@ async def test_suspended_tenant_integration_gets_no_token(client: httpx.AsyncCli
         await session.execute(update(Tenant).where(Tenant.id == acme).values(status="suspended"))
     response = await client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(view.client_id, secret))
     assert (response.status_code, response.json()["error"]) == (400, "unauthorized_client")
+
+
+async def test_client_secrets_are_compared_by_the_one_same_hash(client: httpx.AsyncClient, runtime: Runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from kefu.platform.identity import oauth, passwords
+
+    assert passwords.same_hash(passwords.token_hash("s3cret"), "s3cret") is True
+    assert passwords.same_hash(passwords.token_hash("s3cret"), "s3cret!") is False
+    compared: list[str] = []
+
+    def spy(stored: str, token: str) -> bool:
+        compared.append(token)
+        return passwords.same_hash(stored, token)
+
+    monkeypatch.setattr(oauth, "same_hash", spy)
+    client_id, secret = await services.create_platform_client(runtime.db, name="ops", scopes=["platform:tenants.read"], actor="system")
+    assert (await client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))).status_code == 200
+    assert (await client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, "wrong"))).status_code == 401
+    assert compared == [secret, "wrong"]

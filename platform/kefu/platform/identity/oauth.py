@@ -14,7 +14,6 @@ not problem details, because OAuth2 client libraries parse that shape.
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization, list_to_sco
 from sqlalchemy import select
 
 from kefu.platform import audit
-from kefu.platform.identity.passwords import token_hash
+from kefu.platform.identity.passwords import same_hash
 from kefu.platform.identity.principal import Principal
 from kefu.platform.models import IntegrationClient, PlatformClient, Tenant, TenantStatus
 
@@ -103,7 +102,7 @@ async def client_credentials_grant(runtime: Any, *, form: dict[str, str], header
 async def _operator_token(runtime: Any, creds: ClientCredentials, scope: str | None) -> IssuedToken:
     async with runtime.db.platform_session(reason="oauth: operator client credentials") as session:
         client = await session.scalar(select(PlatformClient).where(PlatformClient.client_id == creds.client_id))
-        ok = client is not None and client.revoked_at is None and hmac.compare_digest(client.secret_hash, token_hash(creds.client_secret))
+        ok = client is not None and client.revoked_at is None and same_hash(client.secret_hash, creds.client_secret)
         if not ok:
             if client is not None:
                 await audit.record_platform(session, actor=f"operator:{creds.client_id}", action="oauth.client_auth_failed", target=f"client:{creds.client_id}")
@@ -137,7 +136,7 @@ async def _integration_token(runtime: Any, creds: ClientCredentials, scope: str 
             select(IntegrationClient).where(IntegrationClient.tenant_id == tenant_id, IntegrationClient.client_id == creds.client_id)
         )
         actor = f"client:{creds.client_id}"
-        if client is None or client.revoked_at is not None or not hmac.compare_digest(client.secret_hash, token_hash(creds.client_secret)):
+        if client is None or client.revoked_at is not None or not same_hash(client.secret_hash, creds.client_secret):
             await audit.record(session, tenant_id=tenant_id, actor=actor, action="oauth.client_auth_failed", target=actor, ip=ip)
             error = _invalid_client()
         elif found[1] != TenantStatus.ACTIVE:
