@@ -13,7 +13,8 @@ from tenants_support import OFFER, Admin, InProcessMedia, MakeAgent
 from test_acd import events_of, go_ready, make_queue, place_call, state_of
 
 from kefu.platform.runtime import Runtime
-from kefu.tenants.clock import ManualTimers
+from kefu.platform.app import create_app
+from kefu.tenants.clock import ManualClock, ManualTimers
 from kefu.tenants.models import Agent, Call
 from kefu.tenants.services import ContactCenter
 
@@ -152,3 +153,40 @@ async def test_ending_a_call_locks_its_current_agent_then_the_call_in_one_transa
     assert statements[:2] == ["UPDATE AGENTS SET", "UPDATE CALLS SET"]
     state = await state_of(client, ann)
     assert (state["state"], state["current_call_id"]) == ("available", None)
+
+
+async def test_a_restarted_node_ends_its_calls_whose_media_is_gone_and_frees_their_agents(
+    runtime: Runtime, client: AsyncClient, acme: Admin, make_agent: MakeAgent, clock: ManualClock, timers: ManualTimers
+) -> None:
+    ann, ben = await make_agent(acme, "Ann"), await make_agent(acme, "Ben")
+    _queue_id, widget = await make_queue(client, acme, [ann, ben])
+    await go_ready(client, ann)
+    connected = await place_call(client, widget, "Connected")
+    assert (await client.post(f"/api/v1/agent/calls/{connected['call_id']}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)).status_code == 200
+    await go_ready(client, ben)
+    await timers.advance(1)
+    ringing = await place_call(client, widget, "Ringing")
+    await timers.advance(1)
+    queued = await place_call(client, widget, "Queued")
+    elsewhere = await place_call(client, widget, "Elsewhere")
+    async with runtime.db.tenant_session(tenant_id=acme.tenant_id) as session:  # a call of another media node
+        await session.execute(update(Call).where(Call.id == uuid.UUID(elsewhere["call_id"])).values(media_node="node-b"))
+
+    restarted = Runtime.build(runtime.settings, process_roles=frozenset({"api", "worker"}))
+    restarted.components.update({"acd.clock": clock, "acd.timers": ManualTimers(clock), "acd.sweep_interval_s": None})
+    restarted_app = create_app(runtime=restarted)
+    restarted.components["media"] = InProcessMedia(restarted.settings.recordings_dir, clock)  # a fresh process: no legs
+    async with restarted_app.lifespan():
+        pass
+
+    async with runtime.db.tenant_session(tenant_id=acme.tenant_id) as session:
+        calls = {c.caller_name: (c.status, c.end_reason) for c in await session.scalars(select(Call))}
+        agents = {a.display_name: (a.system_state, a.current_call_id) for a in await session.scalars(select(Agent))}
+    assert calls == {
+        "Connected": ("ended", "media_lost"), "Ringing": ("ended", "media_lost"), "Queued": ("ended", "media_lost"),
+        "Elsewhere": ("ringing", None),  # another node's call goes on, to a freed agent
+    }
+    # Both agents were freed at the same instant: either may take the other node's call.
+    assert sorted(agents.values(), key=str) == [("idle", None), ("ringing", uuid.UUID(elsewhere["call_id"]))]
+    assert [e["type"] for e in await events_of(client, acme, ringing["call_id"])][-1] == "ended"
+    assert [e["data"] for e in await events_of(client, acme, queued["call_id"]) if e["type"] == "ended"] == [{"reason": "media_lost", "previous_status": "queued"}]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -100,10 +101,17 @@ class Acd:
         self.sweep_interval_s = sweep_interval_s
         self._lease_timers: dict[tuple[uuid.UUID, uuid.UUID], TimerHandle] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        # Run once when the service starts (the call flow recovers calls a restart left behind).
+        self.on_start: list[Callable[[], Awaitable[object]]] = []
 
     # --- service lifecycle ---------------------------------------------------
 
     async def start(self) -> None:
+        for hook in self.on_start:
+            try:
+                await hook()
+            except Exception:
+                log.exception("ACD start hook failed")
         if self.sweep_interval_s:
             self._sweeper = asyncio.create_task(self._sweep_forever(self.sweep_interval_s))
 

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 MAX_SDP_LENGTH = 64 * 1024
 MediaProvider = Callable[[], Any]
+# The embedded default runs one media node; several nodes each set their own id (KEFU_NODE_ID).
+DEFAULT_NODE = "embedded"
 # Ending retries when the call moves to another agent between reading and locking it.
 MAX_END_ATTEMPTS = 20
 
@@ -60,10 +62,46 @@ def check_caller_name(name: str) -> str:
 
 
 class CallFlow:
-    def __init__(self, db: Database, acd: Acd, media: MediaProvider) -> None:
+    def __init__(self, db: Database, acd: Acd, media: MediaProvider, *, node_id: str = DEFAULT_NODE) -> None:
         self.db = db
         self.acd = acd
         self._media_provider = media
+        self.node_id = node_id
+        acd.on_start.append(self.recover_lost_calls)
+
+    async def recover_lost_calls(self) -> int:
+        """After a restart: end every live call of this media node whose caller leg is gone
+        (reason ``media_lost``), freeing its agent.  Returns how many were ended."""
+        media = self._media_provider()
+        async with self.db.platform_session(reason="recover calls whose media legs died with this node") as session:
+            rows = (
+                await session.execute(
+                    select(Call.tenant_id, Call.id).where(Call.media_node == self.node_id, Call.status != "ended")
+                    # Waiting calls first, so agents freed by connected calls are not offered calls about to end.
+                    .order_by(Call.status == "connected", Call.started_at, Call.id)
+                )
+            ).all()
+        ended = 0
+        for tenant_id, call_id in rows:
+            leg_state = getattr(media, "leg_state", None) if media is not None else None
+            if leg_state is not None and leg_state(tenant_id=tenant_id, call_id=call_id, party="caller") is not None:
+                continue
+            if await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="media_lost", actor="media", route_freed=False):
+                ended += 1
+        if ended:
+            log.warning("ended %d call(s) whose media legs were lost on node %s", ended, self.node_id)
+        # Only now route the freed agents: none is offered a call that was about to end.
+        now = self.acd.clock()
+        for tenant_id in dict.fromkeys(tenant_id for tenant_id, _ in rows):
+            async with self.db.tenant_session(tenant_id=tenant_id) as session:
+                free = list(await session.scalars(
+                    select(Agent.id).where(
+                        Agent.tenant_id == tenant_id, Agent.status == "available", Agent.system_state == "idle", Agent.lease_expires_at > now
+                    ).order_by(Agent.state_changed_at, Agent.id)
+                ))
+            for agent_id in free:
+                await self.acd.route_for_agent(tenant_id=tenant_id, agent_id=agent_id)
+        return ended
 
     # --- media plane -------------------------------------------------------------
 
@@ -117,6 +155,7 @@ class CallFlow:
             call = Call(
                 tenant_id=tenant_id, entry_point_id=entry.id, queue_id=entry.queue_id, caller_name=caller_name,
                 status="queued", started_at=now, queued_at=now, priority=0, caller_token_hash=token_hash(caller_token),
+                media_node=self.node_id,  # the caller leg is answered here next; a restart of this node ends the call
             )
             session.add(call)
             await session.flush()
@@ -301,6 +340,7 @@ class CallFlow:
         actor: str,
         party: str | None = None,
         disconnected: bool = False,
+        route_freed: bool = True,
     ) -> bool:
         """End the call once (idempotent); without a ``reason`` it follows from who ended it and when.
 
@@ -319,7 +359,7 @@ class CallFlow:
             )
             self.acd.publish_agent(tenant_id, freed)
         await self._collect_recordings(tenant_id=tenant_id, call_id=call_id)
-        if freed is not None and freed.status == "available" and freed.system_state == "idle":
+        if route_freed and freed is not None and freed.status == "available" and freed.system_state == "idle":
             await self.acd.route_for_agent(tenant_id=tenant_id, agent_id=freed.id)
         return True
 
