@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -80,6 +81,10 @@ class Settings:
     # single-machine set-ups and tests.
     media_allow_loopback: bool = True
     ring_timeout_s: int = 20
+    # This process's media-node name, recorded on its calls.  When a node starts
+    # it ends its own calls left live by a crash, so every process that answers
+    # calls needs a name of its own that survives its restarts.
+    node_id: str = "embedded"
     # Load balancers / reverse proxies whose X-Forwarded-For / -Proto uvicorn
     # trusts (KEFU_TRUSTED_PROXIES); empty: the socket peer is the client.
     trusted_proxies: tuple[str, ...] = ()
@@ -194,6 +199,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # Loopback candidates suit one machine (the embedded default, tests), never production.
         media_allow_loopback=env.get("KEFU_MEDIA_ALLOW_LOOPBACK", "1" if mode == "embedded" else "0") == "1",
         ring_timeout_s=_int(env, "KEFU_RING_TIMEOUT", 20),
+        node_id=env.get("KEFU_NODE_ID") or ("embedded" if mode == "embedded" else f"{socket.gethostname()}:{port}"),
         trusted_proxies=tuple(a.strip() for a in env.get("KEFU_TRUSTED_PROXIES", "").split(",") if a.strip()),
     )
 

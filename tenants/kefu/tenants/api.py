@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from typing import Annotated, Any
 
@@ -35,7 +34,7 @@ from kefu.tenants import agents as agents_service
 from kefu.tenants import call_log, pages
 from kefu.tenants import queues as queues_service
 from kefu.tenants.acd import Acd, agent_state_message
-from kefu.tenants.callflow import DEFAULT_NODE, CallFlow
+from kefu.tenants.callflow import CallFlow
 from kefu.tenants.models import Agent, EntryPoint, Queue, Recording
 from kefu.tenants.notify import agent_channel, call_channel
 from kefu.tenants.schemas import (
@@ -75,8 +74,7 @@ def install(runtime: Runtime) -> list[Any]:
         timers=runtime.components.get("acd.timers") or AsyncioTimers(clock),
         sweep_interval_s=runtime.components.get("acd.sweep_interval_s", 5.0),
     )
-    node_id = runtime.components.setdefault("node_id", os.environ.get("KEFU_NODE_ID") or DEFAULT_NODE)
-    flow = CallFlow(runtime.db, acd, lambda: runtime.components.get("media"), node_id=node_id)
+    flow = CallFlow(runtime.db, acd, lambda: runtime.components.get("media"), node_id=runtime.settings.node_id)
     runtime.components["contact_center"] = ContactCenter(acd=acd, calls=flow)
     runtime.add_service(acd)
     runtime.tenant_deactivation_hooks.append(agents_logged_out)
