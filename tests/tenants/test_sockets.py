@@ -6,11 +6,19 @@ import asyncio
 import json
 from typing import Any
 
+import uuid
+
+import pytest
 from tenants_support import Admin, MakeAgent
 from httpx import AsyncClient
 from litestar import Litestar
+from sqlalchemy import delete
 from tenants_support import OFFER
-from test_acd import make_queue, place_call
+from test_acd import go_ready, make_queue, place_call
+
+from kefu.platform.runtime import Runtime
+from kefu.tenants.models import Call, CallEvent
+from kefu.tenants.services import ContactCenter
 
 TIMEOUT_S = 5
 
@@ -42,6 +50,17 @@ class Socket:
 
     async def send_json(self, data: dict[str, Any]) -> None:
         await self.inbound.put({"type": "websocket.receive", "text": json.dumps(data)})
+
+    async def send_raw(self, frame: dict[str, Any]) -> None:
+        await self.inbound.put({"type": "websocket.receive", **frame})
+
+    async def closed_with(self) -> int:
+        """The close code the app sent (after any pushes still queued); the handler has returned."""
+        while True:
+            message = await self.next()
+            if message["type"] == "websocket.close":
+                await asyncio.wait_for(self.task, TIMEOUT_S)
+                return message["code"]
 
     async def close(self) -> None:
         await self.inbound.put({"type": "websocket.disconnect", "code": 1000})
@@ -103,3 +122,87 @@ async def test_caller_socket_follows_the_call(app: Litestar, client: AsyncClient
     wrong = Socket(app, f"/ws/caller/{call['call_id']}", "caller_token=guess")
     assert (await wrong.next())["type"] == "websocket.accept"
     assert (await wrong.next())["code"] == 4404
+
+
+BAD_FRAMES = [
+    {"text": "not json"},
+    {"text": "[1, 2]"},
+    {"text": '"ping"'},
+    {"text": '{"type": 5}'},
+    {"text": "{}"},
+    {"bytes": b'{"type": "ping"}'},
+]
+
+
+async def delete_call(runtime: Runtime, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
+    """What a tenant purge does to a call under a live socket."""
+    async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
+        await session.execute(delete(CallEvent).where(CallEvent.tenant_id == tenant_id, CallEvent.call_id == call_id))
+        await session.execute(delete(Call).where(Call.tenant_id == tenant_id, Call.id == call_id))
+
+
+@pytest.mark.parametrize("frame", BAD_FRAMES, ids=["text", "array", "string", "type-not-string", "no-type", "binary"])
+async def test_agent_socket_closes_4400_on_a_bad_frame(
+    app: Litestar, client: AsyncClient, acme: Admin, make_agent: MakeAgent, frame: dict[str, Any]
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    await client.post("/api/v1/agent/session", headers=ann.headers)
+    socket = Socket(app, "/ws/agent", f"access_token={ann.headers['Authorization'].split()[1]}")
+    assert (await socket.receive_json())["type"] == "agent.state"
+    await socket.send_raw(frame)
+    assert await socket.closed_with() == 4400
+
+
+@pytest.mark.parametrize("frame", BAD_FRAMES, ids=["text", "array", "string", "type-not-string", "no-type", "binary"])
+async def test_caller_socket_closes_4400_on_a_bad_frame(
+    app: Litestar, client: AsyncClient, acme: Admin, make_agent: MakeAgent, frame: dict[str, Any]
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    _queue, widget = await make_queue(client, acme, [ann])
+    call = await place_call(client, widget, "Li Lei")
+    socket = Socket(app, f"/ws/caller/{call['call_id']}", f"caller_token={call['caller_token']}")
+    assert (await socket.receive_json())["status"] == "queued"
+    await socket.send_raw(frame)
+    assert await socket.closed_with() == 4400
+
+
+async def test_caller_socket_closes_4404_when_the_call_vanishes_while_it_opens(
+    app: Litestar, client: AsyncClient, acme: Admin, make_agent: MakeAgent, runtime: Runtime, cc: ContactCenter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    _queue, widget = await make_queue(client, acme, [ann])
+    call = await place_call(client, widget, "Li Lei")
+    call_id = uuid.UUID(call["call_id"])
+    original = cc.calls.caller_call
+    lookups = []
+
+    async def caller_call_then_purge(**kwargs: Any) -> Call:
+        found = await original(**kwargs)
+        lookups.append(found.id)
+        if len(lookups) == 1:
+            await delete_call(runtime, acme.tenant_id, call_id)
+        return found
+
+    monkeypatch.setattr(cc.calls, "caller_call", caller_call_then_purge)
+    socket = Socket(app, f"/ws/caller/{call['call_id']}", f"caller_token={call['caller_token']}")
+    assert await socket.closed_with() == 4404
+    assert lookups == [call_id]
+
+
+async def test_agent_socket_skips_the_offer_of_a_call_that_vanished(
+    app: Litestar, client: AsyncClient, acme: Admin, make_agent: MakeAgent, runtime: Runtime
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    _queue, widget = await make_queue(client, acme, [ann])
+    await go_ready(client, ann)
+    call = await place_call(client, widget, "Li Lei")
+    await delete_call(runtime, acme.tenant_id, uuid.UUID(call["call_id"]))
+    socket = Socket(app, "/ws/agent", f"access_token={ann.headers['Authorization'].split()[1]}")
+    try:
+        first = await socket.receive_json()
+        assert (first["type"], first["state"], first["call_id"]) == ("agent.state", "ringing", call["call_id"])
+        await socket.send_json({"type": "ping"})
+        assert await socket.receive_json() == {"type": "pong", "lease": True}
+    finally:
+        await socket.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from typing import Annotated, Any
 
@@ -386,13 +387,39 @@ class RecordingsController(Controller):
 # --- push sockets ----------------------------------------------------------------------
 
 
+class BadFrame(Exception):
+    """A client frame that is not a JSON object with a string ``type``: the socket closes with 4400."""
+
+
+BAD_FRAME_CODE = 4400
+NO_SUCH_CALL_CODE = 4404
+
+
+def _decode_frame(text: str) -> dict[str, Any]:
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise BadFrame("frames must be JSON") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise BadFrame('frames must be JSON objects with a string "type"')
+    return message
+
+
 async def _pump(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], on_message: Any) -> None:
-    """Send queued pushes; hand each received JSON message to ``on_message`` (which may enqueue replies)."""
+    """Send queued pushes; hand each received JSON object to ``on_message`` (which may enqueue replies).
+
+    A frame that is not a JSON object with a string ``type`` closes the socket with 4400.
+    """
 
     async def receive() -> None:
         while True:
-            message = await socket.receive_json()
-            await on_message(message if isinstance(message, dict) else {})
+            event = await socket.receive()
+            if event["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(detail="disconnect event", code=event.get("code", 1000))
+            text = event.get("text")
+            if text is None:
+                raise BadFrame("binary frames are not accepted")
+            await on_message(_decode_frame(text))
 
     receiver = asyncio.create_task(receive())
     try:
@@ -401,7 +428,10 @@ async def _pump(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], on_mess
             done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
             if receiver in done:
                 getter.cancel()
-                receiver.result()  # re-raise the disconnect
+                try:
+                    receiver.result()  # re-raise the disconnect
+                except BadFrame as bad:
+                    await socket.close(code=BAD_FRAME_CODE, reason=str(bad))
                 return
             message = getter.result()
             await socket.send_json(message)
@@ -437,7 +467,9 @@ async def agent_socket(socket: WebSocket) -> None:
                 await acd.renew_lease(tenant_id=tenant_id, agent_id=agent_id)
             await socket.send_json(agent_state_message(agent))
             if agent.system_state == "ringing" and agent.current_call_id:
-                await socket.send_json({"type": "call.offered", "call_id": str(agent.current_call_id), "caller_name": await _caller_name(runtime, tenant_id, agent.current_call_id)})
+                offered = await _offered_call(runtime, tenant_id, agent.current_call_id)
+                if offered is not None:  # a call that vanished meanwhile is not offered
+                    await socket.send_json(offered)
 
             async def on_message(message: dict[str, Any]) -> None:
                 if message.get("type") == "ping":
@@ -449,26 +481,30 @@ async def agent_socket(socket: WebSocket) -> None:
         return
 
 
-async def _caller_name(runtime: Runtime, tenant_id: uuid.UUID, call_id: uuid.UUID) -> str | None:
+async def _offered_call(runtime: Runtime, tenant_id: uuid.UUID, call_id: uuid.UUID) -> dict[str, Any] | None:
+    """The ``call.offered`` push for a call ringing at the agent; None when the call is gone."""
     async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
-        call = await call_log.get_call(session, tenant_id=tenant_id, call_id=call_id)
-        return call.caller_name
+        try:
+            call = await call_log.get_call(session, tenant_id=tenant_id, call_id=call_id)
+        except Problem:
+            return None
+        return {"type": "call.offered", "call_id": str(call_id), "caller_name": call.caller_name}
 
 
 @websocket("/ws/caller/{call_id:uuid}")
 async def caller_socket(socket: WebSocket, call_id: FromPath[uuid.UUID]) -> None:
-    """Pushes ``{"type": "call.state", "status": ...}`` to the caller's page (token in ``caller_token``)."""
+    """Pushes ``{"type": "call.state", "status": ...}`` to the caller's page (token in ``caller_token``).
+
+    An unknown call, a wrong token or a call that vanished closes with 4404.
+    """
     await socket.accept()
     runtime: Runtime = socket.app.state.runtime
     flow = _cc(runtime).calls
+    caller_token = socket.query_params.get("caller_token")
     try:
-        call = await flow.caller_call(call_id=call_id, caller_token=socket.query_params.get("caller_token"))
-    except Problem:
-        await socket.close(code=4404, reason="unknown call")
-        return
-    try:
+        call = await flow.caller_call(call_id=call_id, caller_token=caller_token)
         async with flow.acd.hub.subscribe(call_channel(call.tenant_id, call.id)) as queue:
-            current = await flow.caller_call(call_id=call_id, caller_token=socket.query_params.get("caller_token"))
+            current = await flow.caller_call(call_id=call_id, caller_token=caller_token)
             await socket.send_json({"type": "call.state", "call_id": str(call_id), "status": current.status})
 
             async def on_message(_message: dict[str, Any]) -> None:
@@ -477,3 +513,5 @@ async def caller_socket(socket: WebSocket, call_id: FromPath[uuid.UUID]) -> None
             await _pump(socket, queue, on_message)
     except WebSocketDisconnect:
         return
+    except Problem:
+        await socket.close(code=NO_SUCH_CALL_CODE, reason="unknown call")
