@@ -163,9 +163,24 @@ class Acd:
 
         async def check() -> None:
             self._lease_timers.pop(key, None)
-            await self.expire_lease(tenant_id=tenant_id, agent_id=agent_id)
+            if await self.expire_lease(tenant_id=tenant_id, agent_id=agent_id):
+                return
+            if key in self._lease_timers:
+                return  # renewed meanwhile: the renewal armed its own timer
+            # The timer may fire marginally early (the loop's monotonic clock vs utcnow):
+            # a lease still running is watched again, not left to the sweep.
+            lease = await self._live_lease(tenant_id=tenant_id, agent_id=agent_id)
+            if lease is not None and lease > self.clock() and key not in self._lease_timers:
+                self._watch_lease(tenant_id, agent_id, lease)
 
         self._lease_timers[key] = self.timers.call_at(expires_at, check)
+
+    async def _live_lease(self, *, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> datetime | None:
+        """When the logged-in agent's lease runs out (None when logged out)."""
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            return await session.scalar(
+                select(Agent.lease_expires_at).where(Agent.tenant_id == tenant_id, Agent.id == agent_id, Agent.status != "offline")
+            )
 
     async def log_in(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> Agent:
         """Log the agent in to the seat (not ready, reason ``logged_in``) and start the lease."""
