@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.identity.principal import Principal, current_principal
-from kefu.platform.models import Tenant, TenantStatus
+from kefu.platform.models import Tenant, TenantStatus, User
 from kefu.platform.problems import Problem
 from kefu.platform.runtime import Runtime
 
@@ -41,8 +41,6 @@ async def provide_tenant_session(request: Request, principal: CurrentPrincipal) 
     A suspended or closed tenant's tokens, and a disabled user's, stop working
     at once, not when they expire (one query checks both).
     """
-    from kefu.platform.models import User  # one round trip: tenant status and, for a user, the user's status
-
     runtime: Runtime = request.app.state.runtime
     tenant_id = principal.require_tenant()
     async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
