@@ -37,6 +37,7 @@ from kefu.platform.problems import Problem
 from kefu.tenants.agents import ui_state
 from kefu.tenants.call_log import append_event, lock_agent
 from kefu.tenants.clock import AsyncioTimers, Clock, TimerHandle, Timers
+from kefu.tenants.events import agent_state_changed, call_state_changed
 from kefu.tenants.models import Agent, Call, QueueMember
 from kefu.tenants.notify import Hub, agent_channel, call_channel
 
@@ -189,6 +190,7 @@ class Acd:
             agent = await self._lock_agent_of_user(session, tenant_id=tenant_id, user_id=user_id)
             if agent.status == "offline":
                 agent.status, agent.not_ready_reason, agent.state_changed_at = "not_ready", "logged_in", now
+                await agent_state_changed(session, agent)
             agent.lease_expires_at = self._lease_until(now)
             await session.flush()
         self._watch_lease(tenant_id, agent.id, agent.lease_expires_at)
@@ -209,6 +211,7 @@ class Acd:
             new_reason = None if status == "available" else (reason.strip() if reason else "not_ready")
             if (agent.status, agent.not_ready_reason) != (status, new_reason):
                 agent.status, agent.not_ready_reason, agent.state_changed_at = status, new_reason, now
+                await agent_state_changed(session, agent)
             agent.lease_expires_at = self._lease_until(now)
             await session.flush()
         self._watch_lease(tenant_id, agent.id, agent.lease_expires_at)
@@ -226,6 +229,7 @@ class Acd:
             queue_id = await self._withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="agent_logged_out")
             agent.status, agent.not_ready_reason, agent.lease_expires_at, agent.state_changed_at = "offline", None, None, now
             await session.flush()
+            await agent_state_changed(session, agent)
         handle = self._lease_timers.pop((tenant_id, agent.id), None)
         if handle is not None:
             handle.cancel()
@@ -261,6 +265,7 @@ class Acd:
             if agent is None:
                 return False
             queue_id = await self._withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="lease_expired")
+            await agent_state_changed(session, agent)
         log.info("agent %s lease expired", agent_id)
         self.publish_agent(tenant_id, agent)
         if queue_id is not None:
@@ -373,6 +378,8 @@ class Acd:
                         session, tenant_id=tenant_id, call_id=call.id, type="offered", actor="acd", at=now,
                         data={"agent_id": str(agent_id), "strategy": "longest_idle", "eligible": eligible, "skipped": skipped, "reason": reason},
                     )
+                    await agent_state_changed(session, reserved)
+                    await call_state_changed(session, tenant_id=tenant_id, call_id=call.id, status="ringing", queue_id=queue_id, agent_id=agent_id)
                     agent = reserved
             except _CallTaken:
                 return _RETRY
@@ -419,6 +426,7 @@ class Acd:
             queue_id = await self._withdraw_offer(
                 session, tenant_id=tenant_id, agent=agent, now=now, reason="no_answer", event_type="offer_timeout"
             )
+            await agent_state_changed(session, agent)
         self.publish_agent(tenant_id, agent)
         if queue_id is not None:
             await self.route_queue(tenant_id=tenant_id, queue_id=queue_id)
@@ -453,12 +461,14 @@ async def log_out_all_agents(session: AsyncSession, *, tenant_id: uuid.UUID, now
     Live agent desktops notice at their next lease renewal and show ``offline``.
     """
     now = now or utcnow()
-    result = await session.execute(
-        update(Agent)
-        .where(Agent.tenant_id == tenant_id, Agent.status != "offline")
-        .values(status="offline", not_ready_reason=None, lease_expires_at=None, state_changed_at=now)
+    logged_out = list(
+        await session.scalars(
+            update(Agent)
+            .where(Agent.tenant_id == tenant_id, Agent.status != "offline")
+            .values(status="offline", not_ready_reason=None, lease_expires_at=None, state_changed_at=now)
+            .returning(Agent.id)
+        )
     )
-    count = result.rowcount
     ringing = list(
         await session.scalars(
             select(Agent).where(Agent.tenant_id == tenant_id, Agent.system_state.in_(("reserved", "ringing"))).execution_options(populate_existing=True)
@@ -466,7 +476,14 @@ async def log_out_all_agents(session: AsyncSession, *, tenant_id: uuid.UUID, now
     )
     for agent in ringing:
         await withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="tenant_suspended", actor="system")
-    return count
+    changed = set(logged_out) | {agent.id for agent in ringing}
+    if changed:
+        agents = await session.scalars(
+            select(Agent).where(Agent.tenant_id == tenant_id, Agent.id.in_(changed)).order_by(Agent.id).execution_options(populate_existing=True)
+        )
+        for agent in agents:
+            await agent_state_changed(session, agent)
+    return len(logged_out)
 
 
 async def withdraw_offer(
@@ -498,4 +515,5 @@ async def withdraw_offer(
     assert call is not None
     await append_event(session, tenant_id=tenant_id, call_id=call_id, type=event_type, actor=actor, at=now, data={"agent_id": str(agent.id), "reason": reason})
     await append_event(session, tenant_id=tenant_id, call_id=call_id, type="requeued", actor=actor, at=now, data={"queue_id": str(call.queue_id), "priority": call.priority})
+    await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="queued", queue_id=call.queue_id)
     return call_id, call.queue_id

@@ -24,6 +24,7 @@ from kefu.platform.models import Tenant, TenantStatus
 from kefu.platform.problems import Problem, not_found
 from kefu.tenants.acd import Acd
 from kefu.tenants.call_log import append_event, lock_agent, lock_agent_of_call, lock_call
+from kefu.tenants.events import agent_state_changed, call_state_changed
 from kefu.tenants.models import Agent, Call, EntryPoint, Recording
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ class CallFlow:
                                data={"entry_point_id": str(entry.id), "caller_name": caller_name, "channel": "web"})
             await append_event(session, tenant_id=tenant_id, call_id=call.id, type="queued", actor="acd", at=now,
                                data={"queue_id": str(entry.queue_id), "priority": 0})
+            await call_state_changed(session, tenant_id=tenant_id, call_id=call.id, status="queued", queue_id=entry.queue_id)
         try:
             answer_sdp = await self._answer_leg(tenant_id=tenant_id, call_id=call.id, party="caller", offer_sdp=offer_sdp)
         except Problem as problem:
@@ -247,6 +249,8 @@ class CallFlow:
                 raise Problem(409, "call_not_ringing", "the call stopped ringing at you before it was answered")
             await append_event(session, tenant_id=tenant_id, call_id=call_id, type="answered", actor=f"user:{user_id}", at=now,
                                data={"agent_id": str(agent_id), "ring_s": round((now - call.offered_at).total_seconds(), 3) if call.offered_at else None})
+            await agent_state_changed(session, agent)
+            await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="connected", queue_id=call.queue_id, agent_id=agent_id)
         return agent
 
     async def _release_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> None:
@@ -329,6 +333,11 @@ class CallFlow:
                     call.agent_id = None
             await append_event(session, tenant_id=tenant_id, call_id=call_id, type="ended", actor=actor, at=now,
                                data={"reason": reason, "previous_status": was})
+            await call_state_changed(
+                session, tenant_id=tenant_id, call_id=call_id, status="ended", queue_id=call.queue_id, agent_id=call.agent_id, end_reason=reason
+            )
+            if freed is not None:
+                await agent_state_changed(session, freed)
         return reason, freed
 
     async def end_call(
