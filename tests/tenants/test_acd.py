@@ -207,7 +207,7 @@ async def test_agent_with_expired_lease_is_never_offered_a_call(
     assert (await state_of(client, ann))["state"] == "offline"
 
 
-async def test_log_out_all_agents_requeues_offers(
+async def test_log_out_all_agents_ends_waiting_calls_instead_of_requeueing_them(
     runtime: Runtime, client: AsyncClient, acme: Admin, make_agent: MakeAgent
 ) -> None:
     ann, ben = await make_agent(acme, "Ann"), await make_agent(acme, "Ben")
@@ -217,8 +217,14 @@ async def test_log_out_all_agents_requeues_offers(
     call = await place_call(client, widget, "Li Lei")
     async with runtime.db.tenant_session(tenant_id=acme.tenant_id) as session:
         assert await log_out_all_agents(session, tenant_id=acme.tenant_id) == 2
-    assert [(await state_of(client, s))["state"] for s in (ann, ben)] == ["offline", "offline"]
-    assert [e["type"] for e in await events_of(client, acme, call["call_id"])][-2:] == ["offer_withdrawn", "requeued"]
+    ann_state = await state_of(client, ann)
+    assert (ann_state["state"], ann_state["system_state"], ann_state["current_call_id"]) == ("offline", "idle", None)
+    assert (await state_of(client, ben))["state"] == "offline"
+    events = await events_of(client, acme, call["call_id"])
+    assert [(e["type"], e["actor"], e["data"]) for e in events[3:]] == [
+        ("ended", "system", {"reason": "tenant_suspended", "previous_status": "ringing"})
+    ]
+    assert (await state_of(client, ann))["state"] == "offline"
     assert (await client.put("/api/v1/agent/status", json={"status": "available"}, headers=ann.headers)).json()["code"] == "agent_logged_out"
 
 

@@ -454,12 +454,23 @@ class Acd:
             await self.expire_lease(tenant_id=tenant_id, agent_id=agent_id)
 
 
-async def log_out_all_agents(session: AsyncSession, *, tenant_id: uuid.UUID, now: datetime | None = None) -> int:
-    """Log every agent of the tenant out (tenant suspended).  Calls ringing at an agent
-    go back to their queue; calls in progress continue.  Returns how many agents were logged out.
+@dataclass(frozen=True)
+class TenantLoggedOut:
+    """What ``end_tenant_activity`` changed, for the pushes and media work after commit."""
 
-    Live agent desktops notice at their next lease renewal and show ``offline``.
-    """
+    agents: int
+    # (call_id, agent_id the call was ringing at, or None when it was queued)
+    ended_calls: list[tuple[uuid.UUID, uuid.UUID | None]]
+    # (agent_id, the agent.state push) of every agent whose state changed
+    agent_states: list[tuple[uuid.UUID, dict[str, Any]]]
+
+
+async def end_tenant_activity(
+    session: AsyncSession, *, tenant_id: uuid.UUID, now: datetime | None = None, reason: str = "tenant_suspended"
+) -> TenantLoggedOut:
+    """Tenant suspended or closed: every agent logged out, and its calls still waiting
+    (queued or ringing) ended with ``reason`` — nobody can log in to answer them.
+    Calls in progress continue.  Lock order: agent rows, then call rows."""
     now = now or utcnow()
     logged_out = list(
         await session.scalars(
@@ -469,21 +480,56 @@ async def log_out_all_agents(session: AsyncSession, *, tenant_id: uuid.UUID, now
             .returning(Agent.id)
         )
     )
-    ringing = list(
+    freed = list(
         await session.scalars(
-            select(Agent).where(Agent.tenant_id == tenant_id, Agent.system_state.in_(("reserved", "ringing"))).execution_options(populate_existing=True)
+            update(Agent)
+            .where(Agent.tenant_id == tenant_id, Agent.system_state.in_(("reserved", "ringing")))
+            .values(system_state="idle", current_call_id=None, state_changed_at=now)
+            .returning(Agent.id)
         )
     )
-    for agent in ringing:
-        await withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="tenant_suspended", actor="system")
-    changed = set(logged_out) | {agent.id for agent in ringing}
+    waiting = (
+        await session.execute(
+            select(Call.id, Call.status, Call.queue_id, Call.agent_id)
+            .where(Call.tenant_id == tenant_id, Call.status.in_(("queued", "ringing")))
+            .order_by(Call.queued_at, Call.id)
+            .with_for_update()
+        )
+    ).all()
+    ended: list[tuple[uuid.UUID, uuid.UUID | None]] = []
+    for call_id, was, queue_id, agent_id in waiting:
+        result = await session.execute(
+            update(Call)
+            .where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == was)
+            # A ring never answered leaves no trace at the agent (as when any call ends ringing).
+            .values(status="ended", ended_at=now, end_reason=reason, offered_at=None, agent_id=None)
+        )
+        if result.rowcount != 1:
+            continue
+        await append_event(session, tenant_id=tenant_id, call_id=call_id, type="ended", actor="system", at=now,
+                           data={"reason": reason, "previous_status": was})
+        await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="ended", queue_id=queue_id, end_reason=reason)
+        ended.append((call_id, agent_id if was == "ringing" else None))
+    states: list[tuple[uuid.UUID, dict[str, Any]]] = []
+    changed = set(logged_out) | set(freed)
     if changed:
         agents = await session.scalars(
             select(Agent).where(Agent.tenant_id == tenant_id, Agent.id.in_(changed)).order_by(Agent.id).execution_options(populate_existing=True)
         )
         for agent in agents:
             await agent_state_changed(session, agent)
-    return len(logged_out)
+            states.append((agent.id, agent_state_message(agent)))
+    return TenantLoggedOut(len(logged_out), ended, states)
+
+
+async def log_out_all_agents(session: AsyncSession, *, tenant_id: uuid.UUID, now: datetime | None = None) -> int:
+    """Log every agent of the tenant out (tenant suspended) and end its waiting calls
+    (``tenant_suspended``); returns how many agents were logged out.
+
+    This alone changes the database only; ``CallFlow.agents_logged_out`` (the hook the
+    admin API runs) also tells the media plane and the sockets after commit.
+    """
+    return (await end_tenant_activity(session, tenant_id=tenant_id, now=now)).agents
 
 
 async def withdraw_offer(

@@ -22,7 +22,6 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import File
 from litestar import WebSocket
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
@@ -61,7 +60,7 @@ from kefu.tenants.schemas import (
     WebCallCreate,
     WebCallOut,
 )
-from kefu.tenants.services import ContactCenter, contact_center, log_out_all_agents
+from kefu.tenants.services import ContactCenter, contact_center
 
 
 def install(runtime: Runtime) -> list[Any]:
@@ -78,16 +77,11 @@ def install(runtime: Runtime) -> list[Any]:
     flow = CallFlow(runtime.db, acd, lambda: runtime.components.get("media"), node_id=runtime.settings.node_id)
     runtime.components["contact_center"] = ContactCenter(acd=acd, calls=flow)
     runtime.add_service(acd)
-    runtime.tenant_deactivation_hooks.append(agents_logged_out)
+    runtime.tenant_deactivation_hooks.append(flow.agents_logged_out)
     return [
         AgentsController, QueuesController, EntryPointsController, AgentDesktopController, WidgetController,
         CallsController, RecordingsController, agent_socket, caller_socket, *pages.route_handlers(),
     ]
-
-
-async def agents_logged_out(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    """Tenant suspended or closed: every agent logged out, ringing calls withdrawn."""
-    return await log_out_all_agents(session, tenant_id=tenant_id)
 
 
 def _cc(runtime: Runtime) -> ContactCenter:

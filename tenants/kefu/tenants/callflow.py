@@ -17,15 +17,18 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.db import Database
+from kefu.platform.db.session import on_commit
 from kefu.platform.identity.passwords import new_token, token_hash
 from kefu.platform.models import Tenant, TenantStatus
 from kefu.platform.problems import Problem, not_found
-from kefu.tenants.acd import Acd
+from kefu.tenants.acd import Acd, end_tenant_activity
 from kefu.tenants.call_log import append_event, lock_agent, lock_agent_of_call, lock_call
 from kefu.tenants.events import agent_state_changed, call_state_changed
 from kefu.tenants.models import Agent, Call, EntryPoint, Recording
+from kefu.tenants.notify import agent_channel
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,26 @@ class CallFlow:
             for agent_id in free:
                 await self.acd.route_for_agent(tenant_id=tenant_id, agent_id=agent_id)
         return ended
+
+    async def agents_logged_out(self, session: AsyncSession, tenant_id: uuid.UUID) -> int:
+        """The admin API's hook (its name is the audit detail's key), in its transaction: agents logged out, waiting calls ended
+        (``tenant_suspended``); after commit the media plane ends those calls and the
+        callers' and agents' sockets learn their new state.  Returns the agents logged out."""
+        done = await end_tenant_activity(session, tenant_id=tenant_id, now=self.acd.clock())
+
+        async def after_commit() -> None:
+            hub = self.acd.hub
+            for call_id, agent_id in done.ended_calls:
+                self.acd.publish_call(tenant_id, call_id, "ended", reason="tenant_suspended")
+                if agent_id is not None:
+                    hub.publish(agent_channel(tenant_id, agent_id), {"type": "call.ended", "call_id": str(call_id), "reason": "tenant_suspended"})
+            for agent_id, message in done.agent_states:
+                hub.publish(agent_channel(tenant_id, agent_id), message)
+            for call_id, _agent_id in done.ended_calls:
+                await self._collect_recordings(tenant_id=tenant_id, call_id=call_id)
+
+        on_commit(session, after_commit)
+        return done.agents
 
     # --- media plane -------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 Other contexts call these, never the contact-center tables:
 
-* ``log_out_all_agents(session, *, tenant_id)`` — the admin API calls it when a
-  tenant is suspended (agents go offline; calls ringing at them are re-queued).
+* ``log_out_all_agents(session, *, tenant_id)`` — every agent goes offline and the
+  tenant's waiting (queued or ringing) calls end with ``tenant_suspended``; the
+  admin API runs it, with the media and socket work after commit, through
+  ``runtime.tenant_deactivation_hooks`` (``CallFlow.agents_logged_out``).
 * ``contact_center(runtime)`` — the running ACD and call flow of this process.
 """
 
