@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from tenants_support import Admin, MakeAgent
+from tenants_support import Admin, MakeAgent, create_user
 from httpx import AsyncClient as AsyncTestClient
+from sqlalchemy import event
+
+from kefu.platform.runtime import Runtime
+from kefu.tenants import agents as agents_service
 
 
 async def test_admin_creates_agent_with_user_and_lists_it(client: AsyncTestClient, acme: Admin) -> None:
@@ -141,3 +145,28 @@ async def test_agents_cannot_manage_queues(client: AsyncTestClient, acme: Admin,
     response = await client.post("/api/v1/queues", json={"name": "Q"}, headers=seat.headers)
     assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
     assert (await client.get("/api/v1/queues")).status_code == 401
+
+
+async def test_listing_agents_reads_agents_with_their_emails_in_one_query_not_every_user(
+    client: AsyncTestClient, acme: Admin, make_agent: MakeAgent, runtime: Runtime
+) -> None:
+    ann, ben = await make_agent(acme, "Ann"), await make_agent(acme, "Ben")
+    for n in range(3):  # users who are not agents are never read
+        await create_user(runtime, acme.tenant_id, f"staff{n}@example.test")
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "set_config" not in statement:
+            statements.append(" ".join(statement.split()))
+
+    async with runtime.db.tenant_session(tenant_id=acme.tenant_id) as session:
+        engine = session.bind.sync_engine  # type: ignore[union-attr]
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            views = await agents_service.list_agents(session, tenant_id=acme.tenant_id)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    assert [(v.id, v.email) for v in views] == [(ann.agent_id, "ann@example.test"), (ben.agent_id, "ben@example.test")]
+    assert len(statements) == 2, statements
+    assert "JOIN users" in statements[0] and "FROM agents" in statements[0]
+    assert "FROM queue_members" in statements[1]

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
 from kefu.platform.identity import services as identity
+from kefu.platform.models import User
 from kefu.platform.problems import Problem, not_found
 from kefu.tenants.models import Agent, QueueMember
 
@@ -105,11 +106,17 @@ async def get_agent(session: AsyncSession, *, tenant_id: uuid.UUID, agent_id: uu
 
 
 async def list_agents(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[AgentView]:
-    agents = list(await session.scalars(select(Agent).where(Agent.tenant_id == tenant_id).order_by(Agent.display_name, Agent.id)))
-    users, _total = await identity.list_users(session, tenant_id=tenant_id, limit=100_000)
-    emails = {u.id: u.email for u in users}
-    queues = await _queue_ids(session, tenant_id=tenant_id, agent_ids=[a.id for a in agents])
-    return [_view(a, emails.get(a.user_id), queues[a.id]) for a in agents]
+    # One query for the agents and their users' e-mails (never the tenant's whole user list).
+    rows = (
+        await session.execute(
+            select(Agent, User.email)
+            .outerjoin(User, (User.tenant_id == Agent.tenant_id) & (User.id == Agent.user_id))
+            .where(Agent.tenant_id == tenant_id)
+            .order_by(Agent.display_name, Agent.id)
+        )
+    ).all()
+    queues = await _queue_ids(session, tenant_id=tenant_id, agent_ids=[agent.id for agent, _email in rows])
+    return [_view(agent, email, queues[agent.id]) for agent, email in rows]
 
 
 async def update_agent(
