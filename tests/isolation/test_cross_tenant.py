@@ -440,7 +440,7 @@ async def test_caller_endpoints_refuse_another_tenants_call(settings: Settings) 
         tokens = {}
         for t in (acme, globex):
             call_id = await harness.resource(t, "call_id")
-            tokens[t.slug] = f"caller-secret-{t.slug}"
+            tokens[t.slug] = f"{t.id.hex}.caller-secret-{t.slug}"  # caller tokens name their tenant
             async with runtime.db.tenant_session(tenant_id=t.id) as session:
                 call = await session.get_one(Call, uuid.UUID(call_id))
                 call.caller_token_hash = token_hash(tokens[t.slug])

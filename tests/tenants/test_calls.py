@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+from litestar import Litestar
 from tenants_support import Admin, MakeAgent
 from httpx import AsyncClient
 from sqlalchemy import select
 from tenants_support import OFFER, InProcessMedia
 from test_acd import go_ready, make_queue, place_call
+from test_sockets import Socket
 
 from kefu.platform.models import AuditEntry
 from kefu.platform.runtime import Runtime
@@ -164,3 +167,33 @@ async def test_answering_a_call_not_ringing_at_you(client: AsyncClient, acme: Ad
     assert (response.status_code, response.json()["code"]) == (404, "not_found")
     bad = await client.post(f"/api/v1/agent/calls/{call['call_id']}/answer", json={"offer_sdp": "nope"}, headers=ann.headers)
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid_sdp")
+
+
+async def test_caller_token_names_its_tenant_and_the_caller_endpoints_never_open_a_platform_session(
+    app: Litestar, client: AsyncClient, acme: Admin, globex: Admin, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _queue_id, widget = await make_queue(client, acme, [])
+    call = await place_call(client, widget, "Li Lei")
+    prefix, dot, secret = call["caller_token"].partition(".")
+    assert (prefix, dot, len(secret) >= 43) == (acme.tenant_id.hex, ".", True)
+
+    def no_platform_session(*, reason: str) -> None:
+        raise AssertionError(f"platform session opened: {reason}")
+
+    monkeypatch.setattr(runtime.db, "platform_session", no_platform_session)
+    url = f"/api/v1/widget/calls/{call['call_id']}"
+    own = await client.get(url, headers={"X-Caller-Token": call["caller_token"]})
+    assert own.json() == {"call_id": call["call_id"], "status": "queued", "end_reason": None}
+    socket = Socket(app, f"/ws/caller/{call['call_id']}", f"caller_token={call['caller_token']}")
+    assert await socket.receive_json() == {"type": "call.state", "call_id": call["call_id"], "status": "queued"}
+    await socket.close()
+    for wrong in (f"{globex.tenant_id.hex}.{secret}", secret, f"nothex.{secret}", f"{acme.tenant_id.hex}.", "."):
+        for method, path in (("GET", url), ("POST", f"{url}/hangup")):
+            response = await client.request(method, path, headers={"X-Caller-Token": wrong})
+            assert (response.status_code, response.json()["code"]) == (404, "not_found"), (wrong, method)
+        refused = Socket(app, f"/ws/caller/{call['call_id']}", f"caller_token={wrong}")
+        assert await refused.closed_with() == 4404
+    hangup = await client.post(f"{url}/hangup", headers={"X-Caller-Token": call["caller_token"]})
+    assert hangup.status_code == 204
+    ended = await client.get(url, headers={"X-Caller-Token": call["caller_token"]})
+    assert ended.json() == {"call_id": call["call_id"], "status": "ended", "end_reason": "abandoned"}

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.db import Database
 from kefu.platform.db.session import on_commit
-from kefu.platform.identity.passwords import new_token, token_hash
+from kefu.platform.identity.passwords import token_hash
+from kefu.platform.identity.services import tenant_of_token, tenant_token
 from kefu.platform.models import Tenant, TenantStatus
 from kefu.platform.problems import Problem, not_found
 from kefu.tenants.acd import Acd, end_tenant_activity
@@ -174,7 +175,7 @@ class CallFlow:
         tenant_id = entry.tenant_id
         self.media()  # fail before creating a call nobody can hear
         now = self.acd.clock()
-        caller_token = new_token()
+        caller_token = tenant_token(tenant_id)  # <tenant hex>.<secret>: the caller endpoints open only this tenant
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             call = Call(
                 tenant_id=tenant_id, entry_point_id=entry.id, queue_id=entry.queue_id, caller_name=caller_name,
@@ -198,10 +199,13 @@ class CallFlow:
 
     async def caller_call(self, *, call_id: uuid.UUID, caller_token: str | None) -> Call:
         """The call a caller's secret opens; anything else answers 404."""
-        if not caller_token or len(caller_token) > 200:
+        tenant_id = tenant_of_token(caller_token) if caller_token else None
+        if tenant_id is None:
             raise not_found("call")
-        async with self.db.platform_session(reason="check a caller's call token") as session:
-            call = await session.scalar(select(Call).where(Call.id == call_id, Call.caller_token_hash == token_hash(caller_token)))
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            call = await session.scalar(
+                select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.caller_token_hash == token_hash(caller_token))
+            )
         if call is None:
             raise not_found("call")
         return call
