@@ -74,10 +74,12 @@ async def test_job_goes_through_redis_to_the_worker_process_runtime(redis_settin
                 published = await events.next(timeout=30)
             assert published.data == {"tenant_id": str(acme), "widget_id": str(widget), "note": "from a job"}
             await asyncio.to_thread(api.components["broker"].join, "kefu", timeout=30_000)
-            [entry] = [e for e in SEEN if e["probe"] == probe]
-            assert entry["tenant_id"] == acme
+            # At least once: on SQLite a run whose commit met "database is locked"
+            # is retried, and the probe records every run.  Each run saw its tenant.
+            runs = [e for e in SEEN if e["probe"] == probe]
+            assert runs and {e["tenant_id"] for e in runs} == {acme}
             if backend == "postgres":
-                assert entry["setting"] == str(acme)
+                assert {e["setting"] for e in runs} == {str(acme)}
     finally:
         stop.set()
         await worker_task

@@ -36,6 +36,14 @@ class Problem(Exception):
         self.extra = extra
 
 
+def check_text(value: str, *, code: str, what: str, max_length: int = 200) -> str:
+    """A trimmed, non-empty text of at most ``max_length`` characters, or a 400 ``code``."""
+    text = value.strip()
+    if not text or len(text) > max_length:
+        raise Problem(400, code, f"{what} must have 1 to {max_length} characters")
+    return text
+
+
 def not_found(what: str = "resource") -> Problem:
     """The same answer for a missing row and for another tenant's row."""
     return Problem(404, "not_found", f"{what} not found")

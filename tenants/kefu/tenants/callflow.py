@@ -24,7 +24,7 @@ from kefu.platform.db.session import on_commit
 from kefu.platform.identity.passwords import token_hash
 from kefu.platform.identity.services import tenant_of_token, tenant_token
 from kefu.platform.models import Tenant, TenantStatus
-from kefu.platform.problems import Problem, not_found
+from kefu.platform.problems import Problem, check_text, not_found
 from kefu.tenants.acd import Acd, end_tenant_activity
 from kefu.tenants.call_log import append_event, lock_agent, lock_agent_of_call, lock_call
 from kefu.tenants.events import agent_state_changed, call_state_changed
@@ -58,12 +58,6 @@ def check_sdp(sdp: str) -> str:
         raise Problem(400, "invalid_sdp", "offer_sdp must be a session description (starting with v=0, at most 64 KiB)")
     return sdp
 
-
-def check_caller_name(name: str) -> str:
-    value = name.strip()
-    if not value or len(value) > 200:
-        raise Problem(400, "invalid_caller_name", "the caller name must have 1 to 200 characters")
-    return value
 
 
 class CallFlow:
@@ -169,7 +163,7 @@ class CallFlow:
         return entry
 
     async def start_web_call(self, *, widget_key: str, caller_name: str, offer_sdp: str) -> NewCall:
-        caller_name = check_caller_name(caller_name)
+        caller_name = check_text(caller_name, code="invalid_caller_name", what="the caller name")
         check_sdp(offer_sdp)
         entry = await self.resolve_widget(widget_key)
         tenant_id = entry.tenant_id

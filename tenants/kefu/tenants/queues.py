@@ -16,17 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
-from kefu.platform.problems import Problem, not_found
+from kefu.platform.problems import Problem, check_text, not_found
 from kefu.tenants.models import Agent, Call, EntryPoint, Queue, QueueMember
 
 MAX_WAIT_LIMIT_S = 24 * 3600
 
-
-def _check_name(name: str) -> str:
-    value = name.strip()
-    if not value or len(value) > 200:
-        raise Problem(400, "invalid_name", "the name must have 1 to 200 characters")
-    return value
 
 
 def _check_max_wait(value: int) -> int:
@@ -72,7 +66,7 @@ async def _name_taken(session: AsyncSession, *, tenant_id: uuid.UUID, name: str,
 
 
 async def create_queue(session: AsyncSession, *, tenant_id: uuid.UUID, name: str, actor: str, max_wait_s: int = 600) -> Queue:
-    name = _check_name(name)
+    name = check_text(name, code="invalid_name", what="the name")
     max_wait_s = _check_max_wait(max_wait_s)
     if await _name_taken(session, tenant_id=tenant_id, name=name):
         raise Problem(409, "queue_name_taken", "a queue with this name already exists")
@@ -93,7 +87,7 @@ async def update_queue(
     queue = await get_queue(session, tenant_id=tenant_id, queue_id=queue_id)
     changes: dict[str, object] = {}
     if name is not None:
-        name = _check_name(name)
+        name = check_text(name, code="invalid_name", what="the name")
         if await _name_taken(session, tenant_id=tenant_id, name=name, except_id=queue.id):
             raise Problem(409, "queue_name_taken", "a queue with this name already exists")
         queue.name = changes["name"] = name
@@ -158,7 +152,7 @@ def new_widget_key() -> str:
 
 
 async def create_entry_point(session: AsyncSession, *, tenant_id: uuid.UUID, name: str, queue_id: uuid.UUID, actor: str) -> EntryPoint:
-    name = _check_name(name)
+    name = check_text(name, code="invalid_name", what="the name")
     await get_queue(session, tenant_id=tenant_id, queue_id=queue_id)
     entry = EntryPoint(tenant_id=tenant_id, name=name, kind="web", widget_key=new_widget_key(), queue_id=queue_id, enabled=True, created_at=utcnow())
     session.add(entry)

@@ -25,7 +25,7 @@ from kefu.platform.db.base import utcnow
 from kefu.platform.events import TenantClosed, TenantResumed, TenantSuspended, TenantUpdated, emit
 from kefu.platform.identity.services import create_user, invitation_link
 from kefu.platform.models import Role, Tenant, TenantStatus
-from kefu.platform.problems import Problem, not_found
+from kefu.platform.problems import Problem, check_text, not_found
 from kefu.platform.runtime import TenantDeactivationHook
 from kefu.platform.settings import Settings
 
@@ -69,7 +69,7 @@ async def get_tenant_row(session: AsyncSession, *, tenant_id: uuid.UUID, for_upd
 
 
 async def create_tenant(session: AsyncSession, *, data: CreateTenant, actor: str, settings: Settings, clock: Clock = utcnow) -> CreatedTenant:
-    name = validation.check_name(data.name)
+    name = check_text(data.name, code="invalid_name", what="the name")
     slug = validation.check_slug(data.slug)
     locale = validation.check_locale(data.locale)
     time_zone = validation.check_time_zone(data.time_zone)
@@ -140,7 +140,7 @@ async def get_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> TenantVi
 async def update_tenant(session: AsyncSession, *, tenant_id: uuid.UUID, data: UpdateTenant, actor: str) -> TenantView:
     changes: dict[str, object] = {}
     if not isinstance(data.name, UnsetType):
-        changes["name"] = validation.check_name(data.name)  # type: ignore[arg-type]
+        changes["name"] = check_text(data.name, code="invalid_name", what="the name")  # type: ignore[arg-type]
     if not isinstance(data.locale, UnsetType):
         changes["locale"] = validation.check_locale(data.locale)  # type: ignore[arg-type]
     if not isinstance(data.time_zone, UnsetType):

@@ -28,12 +28,6 @@ def check_slug(slug: str) -> str:
     return slug
 
 
-def check_name(name: str) -> str:
-    value = name.strip()
-    if not value or len(value) > 200:
-        raise Problem(400, "invalid_name", "the name must have 1 to 200 characters")
-    return value
-
 
 def check_locale(locale: str) -> str:
     if locale not in LOCALES:

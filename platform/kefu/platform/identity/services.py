@@ -27,7 +27,7 @@ from kefu.platform.db.base import utcnow
 from kefu.platform.identity.passwords import hash_password, new_token, token_hash
 from kefu.platform.identity.permissions import INTEGRATION_SCOPES, PLATFORM_SCOPES
 from kefu.platform.models import IntegrationClient, Invitation, Membership, PlatformClient, RefreshToken, Role, User
-from kefu.platform.problems import Problem, not_found
+from kefu.platform.problems import Problem, check_text, not_found
 
 Clock = Callable[[], datetime]
 
@@ -97,12 +97,6 @@ def check_roles(roles: Iterable[str]) -> tuple[str, ...]:
     return wanted
 
 
-def _check_display_name(display_name: str) -> str:
-    value = display_name.strip()
-    if not value or len(value) > 200:
-        raise Problem(400, "invalid_display_name", "the display name must have 1 to 200 characters")
-    return value
-
 
 # --- users -----------------------------------------------------------------
 
@@ -124,7 +118,7 @@ async def create_user(
 ) -> CreatedUser:
     """Create a user in the tenant; without a password (or SSO subject) the user is invited."""
     email = normalize_email(email)
-    display_name = _check_display_name(display_name)
+    display_name = check_text(display_name, code="invalid_display_name", what="the display name")
     role_names = check_roles(roles)
     password_hash = await hash_password(password) if password is not None else None
     existing = await session.scalar(select(User.id).where(User.tenant_id == tenant_id, User.email == email))
@@ -234,7 +228,7 @@ async def update_user(
     user = await get_user_in_tenant(session, tenant_id=tenant_id, user_id=user_id)
     changes: dict[str, object] = {}
     if display_name is not None and display_name != user.display_name:
-        user.display_name = _check_display_name(display_name)
+        user.display_name = check_text(display_name, code="invalid_display_name", what="the display name")
         changes["display_name"] = user.display_name
     if locale is not None and locale != user.locale:
         user.locale = locale
@@ -320,19 +314,13 @@ def _check_scopes(scopes: Iterable[str], allowed: frozenset[str]) -> tuple[str, 
     return wanted
 
 
-def _check_client_name(name: str) -> str:
-    value = name.strip()
-    if not value or len(value) > 200:
-        raise Problem(400, "invalid_name", "the client name must have 1 to 200 characters")
-    return value
-
 
 async def create_platform_client(db: Database, *, name: str, scopes: list[str], actor: str) -> tuple[str, str]:
     """Create an operator client (client credentials); returns (client_id, secret).
 
     The secret is shown once; only its hash is kept.
     """
-    name = _check_client_name(name)
+    name = check_text(name, code="invalid_name", what="the client name")
     wanted = _check_scopes(scopes, PLATFORM_SCOPES)
     client_id = "op_" + secrets.token_hex(12)
     secret = new_token()
@@ -357,7 +345,7 @@ async def create_integration_client(
     session: AsyncSession, *, tenant_id: uuid.UUID, name: str, scopes: Iterable[str], actor: str, ip: str | None = None
 ) -> tuple[IntegrationClientView, str]:
     """Create a tenant integration client; returns its view and the secret (shown once)."""
-    name = _check_client_name(name)
+    name = check_text(name, code="invalid_name", what="the client name")
     wanted = _check_scopes(scopes, INTEGRATION_SCOPES)
     client = IntegrationClient(
         tenant_id=tenant_id, client_id="int_" + secrets.token_hex(12), secret_hash="", name=name, scopes=" ".join(wanted), created_at=utcnow()
