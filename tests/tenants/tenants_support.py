@@ -17,18 +17,9 @@ from sqlalchemy import update
 
 from kefu.platform.models import Tenant, User
 from kefu.platform.runtime import Runtime
+from kefu.webrtc.media import RecordedFile  # the media plane's own contract type
 
 OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
-
-
-@dataclass(frozen=True)
-class RecordedFile:
-    party: str
-    relative_path: str
-    size_bytes: int
-    duration_ms: int
-    started_at: datetime
-    ended_at: datetime
 
 
 @dataclass
