@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import random
 import statistics
 import sys
@@ -239,4 +240,8 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    # One line per request from httpx and the app would bury the figures.
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("httpx", "kefu", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     sys.exit(asyncio.run(main()))
