@@ -106,6 +106,10 @@ def _register(definition: JobDefinition) -> JobDefinition:
     return definition
 
 
+def _job_name(body: JobBody, name: str | None) -> str:
+    return name or f"{body.__module__}.{body.__qualname__}"
+
+
 def tenant_job(
     fn: JobBody | None = None,
     *,
@@ -121,14 +125,8 @@ def tenant_job(
     def wrap(body: JobBody) -> JobDefinition:
         return _register(
             JobDefinition(
-                name=name or f"{body.__module__}.{body.__qualname__}",
-                fn=body,
-                scope="tenant",
-                queue=queue,
-                max_retries=max_retries,
-                min_backoff_ms=min_backoff_ms,
-                max_backoff_ms=max_backoff_ms,
-                key=key,
+                name=_job_name(body, name), fn=body, scope="tenant", queue=queue, max_retries=max_retries,
+                min_backoff_ms=min_backoff_ms, max_backoff_ms=max_backoff_ms, key=key,
             )
         )
 
@@ -149,15 +147,8 @@ def platform_job(
     def wrap(body: JobBody) -> JobDefinition:
         return _register(
             JobDefinition(
-                name=name or f"{body.__module__}.{body.__qualname__}",
-                fn=body,
-                scope="platform",
-                queue=queue,
-                max_retries=max_retries,
-                min_backoff_ms=min_backoff_ms,
-                max_backoff_ms=max_backoff_ms,
-                key=None,
-                reason=reason,
+                name=_job_name(body, name), fn=body, scope="platform", queue=queue, max_retries=max_retries,
+                min_backoff_ms=min_backoff_ms, max_backoff_ms=max_backoff_ms, key=None, reason=reason,
             )
         )
 
