@@ -26,7 +26,7 @@ from litestar import WebSocket
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
 from kefu.platform.db.session import on_commit
-from kefu.platform.deps import CurrentPrincipal, DbSession, RuntimeDep, TenantId
+from kefu.platform.deps import ActiveTenantId, CurrentPrincipal, DbSession, RuntimeDep, TenantId
 from kefu.platform.identity.principal import Principal, current_principal, requires
 from kefu.platform.problems import Problem
 from kefu.platform.runtime import Runtime
@@ -245,26 +245,26 @@ class AgentDesktopController(Controller):
         return _state_out(agent)
 
     @post("/session", status_code=200)
-    async def log_in(self, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AgentStateOut:
-        return _state_out(await _cc(runtime).acd.log_in(tenant_id=tenant_id, user_id=principal.user_id))
+    async def log_in(self, active_tenant_id: ActiveTenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AgentStateOut:
+        return _state_out(await _cc(runtime).acd.log_in(tenant_id=active_tenant_id, user_id=principal.user_id))
 
     @put("/status")
-    async def set_status(self, data: JSONBody[AgentStatusUpdate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AgentStateOut:
-        agent = await _cc(runtime).acd.set_status(tenant_id=tenant_id, user_id=principal.user_id, status=data.status, reason=data.reason)
+    async def set_status(self, data: JSONBody[AgentStatusUpdate], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AgentStateOut:
+        agent = await _cc(runtime).acd.set_status(tenant_id=active_tenant_id, user_id=principal.user_id, status=data.status, reason=data.reason)
         return _state_out(agent)
 
     @delete("/session", status_code=200)
-    async def log_out(self, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AgentStateOut:
-        return _state_out(await _cc(runtime).acd.log_out(tenant_id=tenant_id, user_id=principal.user_id))
+    async def log_out(self, active_tenant_id: ActiveTenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AgentStateOut:
+        return _state_out(await _cc(runtime).acd.log_out(tenant_id=active_tenant_id, user_id=principal.user_id))
 
     @post("/calls/{call_id:uuid}/answer", status_code=200)
-    async def answer(self, call_id: FromPath[uuid.UUID], data: JSONBody[AnswerRequest], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AnswerOut:
-        answer_sdp = await _cc(runtime).calls.answer(tenant_id=tenant_id, user_id=principal.user_id, call_id=call_id, offer_sdp=data.offer_sdp)
+    async def answer(self, call_id: FromPath[uuid.UUID], data: JSONBody[AnswerRequest], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AnswerOut:
+        answer_sdp = await _cc(runtime).calls.answer(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, offer_sdp=data.offer_sdp)
         return AnswerOut(answer_sdp=answer_sdp)
 
     @post("/calls/{call_id:uuid}/hangup", status_code=204)
-    async def hangup(self, call_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> None:
-        await _cc(runtime).calls.agent_hangup(tenant_id=tenant_id, user_id=principal.user_id, call_id=call_id)
+    async def hangup(self, call_id: FromPath[uuid.UUID], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> None:
+        await _cc(runtime).calls.agent_hangup(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id)
 
 
 # --- caller widget (public: the widget key or the caller token identifies the tenant) ----
