@@ -88,6 +88,27 @@ class Settings:
     # Load balancers / reverse proxies whose X-Forwarded-For / -Proto uvicorn
     # trusts (KEFU_TRUSTED_PROXIES); empty: the socket peer is the client.
     trusted_proxies: tuple[str, ...] = ()
+    # TURN (coturn with use-auth-secret): browsers get time-limited credentials
+    # derived from this shared secret (KEFU_TURN_SECRET) for KEFU_TURN_URLS.
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl_s: int = 3600
+    # Media nodes (production): load reports every heartbeat; a node silent for
+    # media_node_timeout_s is dead and its calls are ended.
+    media_heartbeat_s: float = 1.0
+    media_node_timeout_s: float = 5.0
+    # How many calls one media node accepts before it reports itself full.
+    media_max_calls: int = 500
+    # Recordings: "local" (recordings_dir) or "s3" (S3-compatible object storage).
+    recordings_backend: str = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
+    # Text-to-speech and encoded prompts are cached here.
+    media_cache_dir: Path = Path("media-cache")
+    # Music on hold (a WAV/Ogg file); unset: a built-in gentle tone pattern.
+    moh_file: Path | None = None
 
     @property
     def embedded(self) -> bool:
@@ -123,6 +144,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
     if value < 0:
         raise SettingsError(f"{name} must not be negative, not {raw!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name, default)
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
     return value
 
 
@@ -201,6 +229,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ring_timeout_s=_int(env, "KEFU_RING_TIMEOUT", 20),
         node_id=env.get("KEFU_NODE_ID") or ("embedded" if mode == "embedded" else f"{socket.gethostname()}:{port}"),
         trusted_proxies=tuple(a.strip() for a in env.get("KEFU_TRUSTED_PROXIES", "").split(",") if a.strip()),
+        turn_urls=tuple(s for s in env.get("KEFU_TURN_URLS", "").split(",") if s),
+        turn_secret=env.get("KEFU_TURN_SECRET") or None,
+        turn_ttl_s=_int(env, "KEFU_TURN_TTL", 3600),
+        media_heartbeat_s=_int(env, "KEFU_MEDIA_HEARTBEAT_MS", 1000) / 1000,
+        media_node_timeout_s=_int(env, "KEFU_MEDIA_NODE_TIMEOUT_MS", 5000) / 1000,
+        media_max_calls=_int(env, "KEFU_MEDIA_MAX_CALLS", 500),
+        recordings_backend=_choice(env, "KEFU_RECORDINGS_BACKEND", ("local", "s3"), "local"),
+        s3_bucket=env.get("KEFU_S3_BUCKET") or None,
+        s3_endpoint_url=env.get("KEFU_S3_ENDPOINT_URL") or None,
+        s3_region=env.get("KEFU_S3_REGION", "us-east-1"),
+        s3_prefix=env.get("KEFU_S3_PREFIX", ""),
+        media_cache_dir=Path(env.get("KEFU_MEDIA_CACHE_DIR", str(data_dir / "media-cache"))).resolve(),
+        moh_file=Path(env["KEFU_MOH_FILE"]).resolve() if env.get("KEFU_MOH_FILE") else None,
     )
 
 
