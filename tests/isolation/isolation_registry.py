@@ -162,6 +162,9 @@ ROUTE_ROLES: dict[str, str] = {
     "/api/v1/agent/state": "agent",
     "/api/v1/agent/session": "agent",
     "/api/v1/agent/status": "agent",
+    "/api/v1/agent/calls/{call_id:uuid}/hold": "agent",
+    "/api/v1/agent/calls/{call_id:uuid}/mute": "agent",
+    "/api/v1/agent/calls/{call_id:uuid}/recording": "agent",
 }
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -174,6 +177,13 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PUT", "/api/v1/queues/{queue_id:uuid}/members"): {"agent_ids": []},
     ("POST", "/api/v1/agent/calls/{call_id:uuid}/answer"): {"offer_sdp": SDP},
     ("POST", "/api/v1/agent/calls/{call_id:uuid}/hangup"): None,
+    ("PUT", "/api/v1/agent/calls/{call_id:uuid}/hold"): {"on_hold": True},
+    ("PUT", "/api/v1/agent/calls/{call_id:uuid}/mute"): {"muted": True},
+    ("PUT", "/api/v1/agent/calls/{call_id:uuid}/recording"): {"paused": True},
+    ("POST", "/api/v1/supervision/calls/{call_id:uuid}"): {"mode": "monitor", "offer_sdp": SDP},
+    ("PUT", "/api/v1/supervision/calls/{call_id:uuid}/mode"): {"mode": "barge"},
+    ("POST", "/api/v1/supervision/calls/{call_id:uuid}/takeover"): None,
+    ("PUT", "/api/v1/supervision/calls/{call_id:uuid}/recording"): {"paused": True},
 }
 
 # Write routes whose body names other resources: the path takes the caller's

@@ -129,6 +129,15 @@ class Call(TenantScoped, Base):
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(32))
     media_node: Mapped[str | None] = mapped_column(String(64))
+    # In-call controls (kefu.tenants.controls): the media routing follows from these.
+    on_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    agent_muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    recording_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The supervisor listening in (one at a time) and how: monitor | whisper | barge.
+    supervisor_user_id: Mapped[uuid.UUID | None]
+    supervisor_mode: Mapped[str | None] = mapped_column(String(16))
+    # The supervisor took the call over: the agent left, the supervisor talks to the caller.
+    taken_over: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class CallEvent(TenantScoped, Base):

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any
 from uuid import UUID
 
 from kefu.platform.settings import Settings
-from kefu.webrtc.bridge import PARTIES, Bridge, RecordedFile
+from kefu.webrtc.bridge import MOH, Bridge, PlayingPrompt, RecordedFile, check_party
 from kefu.webrtc.ice import allow_loopback_host_candidates, rtc_configuration
 from kefu.webrtc.leg import Leg, OfferRejected
 from kefu.webrtc.passthrough import check_aiortc_internals
@@ -27,19 +28,40 @@ __all__ = ["MediaPlane", "OfferRejected", "RecordedFile"]
 log = logging.getLogger(__name__)
 
 LegClosedCallback = Callable[[UUID, UUID, str], Awaitable[None]]
+# (tenant_id, call_id, party, digit)
+DtmfCallback = Callable[[UUID, UUID, str, str], Awaitable[None]]
+# (tenant_id, call_id, party, prompt_id)
+PromptDoneCallback = Callable[[UUID, UUID, str, str], Awaitable[None]]
+MAX_CANDIDATE_LENGTH = 1024
 
 # Ample for host candidates and a reachable STUN/TURN server.
 ANSWER_TIMEOUT_S = 10.0
 
 
 class MediaPlane:
+    """The media of every call this process serves.
+
+    ``COMMANDS`` are the coroutine methods the control plane calls (in-process,
+    or on a media node through kefu.webrtc.remote); ``CALLBACKS`` are the
+    attributes the control plane sets to hear back.  Every argument is a
+    keyword, every value JSON-able once UUIDs are strings.
+    """
+
     name = "media"
+    COMMANDS = (
+        "answer_leg", "add_ice_candidate", "bridge", "set_routes", "play_prompt", "stop_prompt",
+        "listen_dtmf", "set_recording_paused", "close_leg", "end_call", "leg_states",
+    )
+    CALLBACKS = ("on_leg_closed", "on_dtmf", "on_prompt_done")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.on_leg_closed: LegClosedCallback | None = None
+        self.on_dtmf: DtmfCallback | None = None
+        self.on_prompt_done: PromptDoneCallback | None = None
         self._bridges: dict[tuple[UUID, UUID], Bridge] = {}
         self._callbacks: set[asyncio.Task[None]] = set()
+        self._music_on_hold: Any = None
 
     async def start(self) -> None:
         check_aiortc_internals()
@@ -52,23 +74,46 @@ class MediaPlane:
         for task in list(self._callbacks):
             task.cancel()
 
-    async def answer_leg(
-        self, *, tenant_id: UUID, call_id: UUID, party: Literal["caller", "agent"], offer_sdp: str
-    ) -> str:
-        """Answer a party's offer (it holds all its ICE candidates); the answer holds all of ours.
+    @property
+    def call_count(self) -> int:
+        return len(self._bridges)
 
-        Re-offering for the same (call, party) replaces that leg (page reload).
-        Raises ``OfferRejected`` (a ``ValueError`` with a stable ``code``) for an
-        offer that cannot be answered.
-        """
-        if party not in PARTIES:
-            raise OfferRejected("invalid_party", f"party must be one of {', '.join(PARTIES)}")
+    @property
+    def leg_count(self) -> int:
+        return sum(len(bridge.legs) for bridge in self._bridges.values())
+
+    def _bridge(self, tenant_id: UUID, call_id: UUID, *, create: bool = False) -> Bridge | None:
         key = (tenant_id, call_id)
         bridge = self._bridges.get(key)
-        if bridge is None:
+        if bridge is None and create:
             bridge = self._bridges[key] = Bridge(
-                tenant_id=tenant_id, call_id=call_id, recordings_dir=self.settings.recordings_dir
+                tenant_id=tenant_id,
+                call_id=call_id,
+                recordings_dir=self.settings.recordings_dir,
+                music_on_hold=self._moh,
+                on_prompt_done=lambda party, prompt_id: self._report(self.on_prompt_done, tenant_id, call_id, party, prompt_id),
+                on_dtmf=lambda party, digit: self._report(self.on_dtmf, tenant_id, call_id, party, digit),
             )
+        return bridge
+
+    def _moh(self) -> Any:
+        return self._music_on_hold
+
+    async def answer_leg(self, *, tenant_id: UUID, call_id: UUID, party: str, offer_sdp: str) -> str:
+        """Answer a party's offer; the answer holds all of our ICE candidates.
+
+        The offer may hold the party's candidates or they may follow through
+        ``add_ice_candidate`` (trickle).  Re-offering for the same (call, party)
+        replaces that leg (a reloaded page, a caller whose network changed).
+        Raises ``OfferRejected`` (a ``ValueError`` with a stable ``code``).
+        """
+        try:
+            check_party(party)
+        except ValueError:
+            raise OfferRejected("invalid_party", "party must be a short lower-case name such as caller, agent or supervisor") from None
+        key = (tenant_id, call_id)
+        bridge = self._bridge(tenant_id, call_id, create=True)
+        assert bridge is not None
         async with bridge.lock:
             leg = Leg(
                 party=party,
@@ -89,19 +134,95 @@ class MediaPlane:
             await previous.close()
         return answer
 
+    async def add_ice_candidate(
+        self, *, tenant_id: UUID, call_id: UUID, party: str, candidate: str | None,
+        sdp_mid: str | None = None, sdp_mline_index: int | None = None,
+    ) -> None:
+        """A trickled candidate of a party's current leg (``None``: the party has no more)."""
+        if candidate is not None and (not isinstance(candidate, str) or len(candidate) > MAX_CANDIDATE_LENGTH):
+            raise OfferRejected("invalid_candidate", "the ICE candidate is not a candidate line")
+        bridge = self._bridge(tenant_id, call_id)
+        leg = bridge.legs.get(party) if bridge is not None else None
+        if leg is None:
+            raise OfferRejected("no_leg", "this party has no media leg to add candidates to")
+        try:
+            await leg.add_ice_candidate(candidate, sdp_mid, sdp_mline_index)
+        except OfferRejected:
+            raise
+        except Exception as exc:
+            raise OfferRejected("invalid_candidate", f"the ICE candidate was not accepted: {exc}") from None
+
     async def bridge(self, *, tenant_id: UUID, call_id: UUID) -> None:
-        """Audio both ways between the call's legs, each party recorded to its own file. Idempotent."""
-        key = (tenant_id, call_id)
-        bridge = self._bridges.get(key)
-        if bridge is None:
-            bridge = self._bridges[key] = Bridge(
-                tenant_id=tenant_id, call_id=call_id, recordings_dir=self.settings.recordings_dir
-            )
+        """Caller and agent hear each other, each party recorded to its own file. Idempotent."""
+        bridge = self._bridge(tenant_id, call_id, create=True)
+        assert bridge is not None
         async with bridge.lock:
             bridge.start()
 
+    async def set_routes(self, *, tenant_id: UUID, call_id: UUID, hears: dict[str, list[str]]) -> None:
+        """Who hears what from now on: ``hears[listener]`` lists parties (and ``moh``)."""
+        bridge = self._bridge(tenant_id, call_id, create=True)
+        assert bridge is not None
+        if MOH in {s for sources in hears.values() for s in sources}:
+            await self._load_music_on_hold()
+        async with bridge.lock:
+            try:
+                bridge.set_routes(hears)
+            except ValueError as exc:
+                raise OfferRejected("invalid_routes", str(exc)) from None
+
+    async def play_prompt(
+        self, *, tenant_id: UUID, call_id: UUID, party: str, prompt_id: str, file: str | None = None,
+        text: str | None = None, locale: str = "en-US", voice: str | None = None, loop: bool = False,
+    ) -> int:
+        """Play a prompt (an audio file, or text spoken by text-to-speech) to a party.
+
+        Returns its length in ms; ``on_prompt_done`` reports when it finished
+        or was interrupted.  A second prompt to the same party replaces the first.
+        """
+        from kefu.webrtc import prompts
+
+        bridge = self._bridge(tenant_id, call_id)
+        if bridge is None:
+            raise OfferRejected("no_call", "the media server has no such call")
+        cache_dir = self.settings.media_cache_dir
+        if (file is None) == (text is None):
+            raise OfferRejected("invalid_prompt", "give exactly one of file and text")
+        try:
+            if file is not None:
+                encoded = await prompts.load_prompt(Path(file), cache_dir=cache_dir)
+            else:
+                encoded = await prompts.tts_prompt(text, locale=locale, voice=voice, cache_dir=cache_dir)
+        except ValueError as exc:  # PromptError / TtsError carry a stable code
+            raise OfferRejected(getattr(exc, "code", "invalid_prompt"), str(exc)) from None
+        async with bridge.lock:
+            bridge.play(party, PlayingPrompt(prompt_id=prompt_id, source=encoded, loop=loop))
+        return int(encoded.duration_ms)
+
+    async def stop_prompt(self, *, tenant_id: UUID, call_id: UUID, party: str) -> bool:
+        bridge = self._bridge(tenant_id, call_id)
+        if bridge is None:
+            return False
+        async with bridge.lock:
+            return bridge.stop_prompt(party)
+
+    async def listen_dtmf(self, *, tenant_id: UUID, call_id: UUID, party: str, enabled: bool = True) -> None:
+        """Detect a party's in-band DTMF (decodes its audio); RFC 4733 digits are always reported."""
+        bridge = self._bridge(tenant_id, call_id)
+        if bridge is None:
+            raise OfferRejected("no_call", "the media server has no such call")
+        async with bridge.lock:
+            bridge.listen_dtmf(party, enabled)
+
+    async def set_recording_paused(self, *, tenant_id: UUID, call_id: UUID, paused: bool) -> None:
+        bridge = self._bridge(tenant_id, call_id)
+        if bridge is None:
+            raise OfferRejected("no_call", "the media server has no such call")
+        async with bridge.lock:
+            bridge.set_recording_paused(paused)
+
     async def end_call(self, *, tenant_id: UUID, call_id: UUID) -> list[RecordedFile]:
-        """Stop recording and close both legs; one ``RecordedFile`` per recorded party. Idempotent."""
+        """Stop recording and close every leg; one ``RecordedFile`` per recorded party. Idempotent."""
         bridge = self._bridges.pop((tenant_id, call_id), None)
         if bridge is None:
             return []
@@ -109,15 +230,19 @@ class MediaPlane:
             return await bridge.end()
 
     async def close_leg(self, *, tenant_id: UUID, call_id: UUID, party: str) -> None:
-        """Close one party's leg (an answer that lost its call); the call's other leg stays. Idempotent."""
+        """Close one party's leg (it left the call); the others stay. Idempotent."""
         bridge = self._bridges.get((tenant_id, call_id))
         if bridge is None:
             return
         async with bridge.lock:
-            leg = bridge.legs.pop(party, None)
-            bridge._wire()
+            leg = bridge.remove_leg(party)
         if leg is not None:
             await leg.close()
+
+    async def leg_states(self, *, tenant_id: UUID, call_id: UUID) -> dict[str, str]:
+        """Each party's leg connection state."""
+        bridge = self._bridges.get((tenant_id, call_id))
+        return {party: leg.connection_state for party, leg in bridge.legs.items()} if bridge else {}
 
     def leg_state(self, *, tenant_id: UUID, call_id: UUID, party: str) -> str | None:
         """The connection state of a party's current leg (None when it has none)."""
@@ -125,16 +250,26 @@ class MediaPlane:
         leg = bridge.legs.get(party) if bridge else None
         return leg.connection_state if leg else None
 
+    async def _load_music_on_hold(self) -> None:
+        if self._music_on_hold is None:
+            from kefu.webrtc.prompts import music_on_hold
+
+            self._music_on_hold = await music_on_hold(self.settings)
+
     def _leg_closed(self, bridge: Bridge, leg: Leg) -> None:
-        if bridge.legs.get(leg.party) is not leg or self.on_leg_closed is None:
+        if bridge.legs.get(leg.party) is not leg:
             return
-        task = asyncio.ensure_future(self._report_leg_closed(bridge, leg.party))
+        self._report(self.on_leg_closed, bridge.tenant_id, bridge.call_id, leg.party)
+
+    def _report(self, callback: Callable[..., Awaitable[None]] | None, *args: Any) -> None:
+        if callback is None:
+            return
+        task = asyncio.ensure_future(self._run_callback(callback, *args))
         self._callbacks.add(task)
         task.add_done_callback(self._callbacks.discard)
 
-    async def _report_leg_closed(self, bridge: Bridge, party: str) -> None:
-        assert self.on_leg_closed is not None
+    async def _run_callback(self, callback: Callable[..., Awaitable[None]], *args: Any) -> None:
         try:
-            await self.on_leg_closed(bridge.tenant_id, bridge.call_id, party)
+            await callback(*args)
         except Exception:
-            log.exception("on_leg_closed failed for call %s (%s)", bridge.call_id, party)
+            log.exception("media callback %s failed for %s", getattr(callback, "__name__", callback), args[:3])

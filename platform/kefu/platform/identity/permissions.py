@@ -19,6 +19,7 @@ TENANT_PERMISSIONS: dict[Role, frozenset[str]] = {
             "acd.queues.write",
             "acd.agents.read",
             "acd.agents.write",
+            "acd.agents.supervise",
             "entrypoints.read",
             "entrypoints.write",
             "calls.read",
