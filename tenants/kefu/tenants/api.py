@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, patch, post, put, websocket
+from litestar import Controller, Request, Response, delete, get, patch, post, put, websocket
 from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketDisconnect
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
-from litestar.response import File
+from litestar.response import Stream
 from litestar import WebSocket
 
 from kefu.platform import audit
@@ -28,7 +30,7 @@ from kefu.platform.db.base import utcnow
 from kefu.platform.db.session import on_commit
 from kefu.platform.deps import ActiveTenantId, CurrentPrincipal, DbSession, RuntimeDep, TenantId
 from kefu.platform.identity.principal import Principal, current_principal, requires
-from kefu.platform.problems import Problem
+from kefu.platform.problems import Problem, problem_response
 from kefu.platform.runtime import Runtime
 from kefu.tenants import agents as agents_service
 from kefu.tenants import call_log, pages
@@ -364,18 +366,75 @@ class RecordingsController(Controller):
     guards = [requires_any("recordings.read", "calls.own.read")]
 
     @get("/{recording_id:uuid}/media")
-    async def play(self, recording_id: FromPath[uuid.UUID], request: Request, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> File:
+    async def play(self, recording_id: FromPath[uuid.UUID], request: Request, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> Response[Any]:
+        """The recording's audio from the recording store, whole (200) or one byte range (206).
+
+        The store is kefu.webrtc's ``runtime.components["recordings"]`` (local
+        folder or S3); its errors carry stable codes (docs/recordings.md).
+        """
         own = None if principal.can("recordings.read") else await own_agent_scope(db, tenant_id, principal)
         recording = await call_log.get_recording(db, tenant_id=tenant_id, recording_id=recording_id, own_agent_id=own)
-        root = (runtime.settings.recordings_dir / str(tenant_id)).resolve()
-        path = (runtime.settings.recordings_dir / recording.path).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
+        store = runtime.components.get("recordings")
+        if store is None:
+            raise Problem(503, "recording_storage_unavailable", "recordings cannot be read from this process")
+        if not recording.path.startswith(f"{tenant_id}/"):
             raise Problem(404, "recording_file_missing", "the recording's file is not available")
-        await audit.record(
-            db, tenant_id=tenant_id, actor=principal.actor, action="recording.played", target=f"recording:{recording.id}",
-            detail={"call_id": str(recording.call_id), "party": recording.party}, ip=request.client.host if request.client else None,
-        )
-        return File(path=path, media_type=recording.media_type, filename=f"{recording.call_id}-{recording.party}.ogg", content_disposition_type="inline")
+        try:
+            media = await store.open_range(recording.path, *(requested_byte_range(request.headers.get("range")) or ()))
+        except Exception as exc:
+            code = getattr(exc, "code", None)
+            if code in ("invalid_recording_key", "recording_not_found"):
+                raise Problem(404, "recording_file_missing", "the recording's file is not available") from None
+            if code == "range_not_satisfiable":
+                response = problem_response(416, "range_not_satisfiable", str(exc), request)
+                response.headers["Content-Range"] = f"bytes */{exc.total_size}"  # type: ignore[attr-defined]
+                return response
+            if code is not None:
+                raise Problem(503, "recording_storage_unavailable", "the recording store cannot be read now; try again") from exc
+            raise
+        try:
+            await audit.record(
+                db, tenant_id=tenant_id, actor=principal.actor, action="recording.played", target=f"recording:{recording.id}",
+                detail={"call_id": str(recording.call_id), "party": recording.party}, ip=request.client.host if request.client else None,
+            )
+        except BaseException:
+            await media.aclose()
+            raise
+        extension = recording.path.rsplit(".", 1)[1]
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Content-Length": str(media.length),
+            "Content-Disposition": f'inline; filename="{recording.call_id}-{recording.party}.{extension}"',
+        }
+        if media.partial:
+            headers["Content-Range"] = media.content_range
+        return Stream(_recording_body(media), status_code=206 if media.partial else 200, media_type=media.content_type, headers=headers)
+
+
+_BYTE_RANGE = re.compile(r"^bytes=(?:(\d+)-(\d*)|-(\d+))$")
+
+
+def requested_byte_range(header: str | None) -> tuple[int | None, int | None] | None:
+    """One HTTP byte range as (first, last), (first, None) or (None, suffix length); None to
+    send the whole recording: no header, a malformed one, or several ranges (RFC 9110
+    section 14.2 lets a server ignore Range)."""
+    match = _BYTE_RANGE.match((header or "").replace(" ", ""))
+    if match is None:
+        return None
+    first, last, suffix = match.groups()
+    if suffix is not None:
+        return None, int(suffix)
+    if last and int(last) < int(first):
+        return None
+    return int(first), int(last) if last else None
+
+
+async def _recording_body(media: Any) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in media.chunks:
+            yield chunk
+    finally:
+        await media.aclose()
 
 
 # --- push sockets ----------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """kefu.webrtc's part of the app: the media plane service and the browser softphone module.
 
 ``install`` registers ``MediaPlane`` as ``runtime.components["media"]`` and as a
-runtime service when this process runs the "media" role, and serves
-``/static/webrtc/`` (``softphone.js``) wherever pages are served.
+runtime service when this process runs the "media" role, the recording store
+as ``runtime.components["recordings"]`` (and its tenant-purge hook) in every
+process, and serves ``/static/webrtc/`` (``softphone.js``) wherever pages are
+served.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from litestar.static_files import create_static_files_router
 
 from kefu.platform.runtime import Runtime
 from kefu.webrtc.media import MediaPlane
+from kefu.webrtc.storage import install_recording_store
 
 STATIC_DIR = Path(__file__).parent / "static"
 
 
 def install(runtime: Runtime) -> list[Any]:
+    install_recording_store(runtime)
     if "media" in runtime.process_roles:
         media = MediaPlane(runtime.settings)
         runtime.components["media"] = media
