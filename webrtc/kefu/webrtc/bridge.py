@@ -548,10 +548,10 @@ class Bridge:
         def on_event(payload: bytes, timestamp: int) -> None:
             detector.rfc4733 = True
             try:
-                digits = receiver.feed(payload, timestamp)
-            except ValueError:
+                digit = receiver.feed(payload, timestamp)
+            except ValueError:  # a malformed event from the far end is ignored
                 return
-            for digit in digits or ():
+            if digit is not None:
                 on_dtmf(party, digit)
 
         if hasattr(leg, "on_telephone_event"):
