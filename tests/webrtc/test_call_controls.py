@@ -135,3 +135,19 @@ async def test_recording_pause_is_logged_and_leaves_silence_in_every_channel(cal
         # About a second of the middle is silence (the pause), the rest the party's tone.
         quiet = [abs(samples[i:i + 4800]).mean() < 30 for i in range(0, len(samples) - 4800, 4800)]
         assert sum(quiet) >= 7
+
+
+async def test_a_supervisor_whose_connection_drops_leaves_and_the_call_goes_on(call: LiveCall) -> None:
+    supervisor = await call.join_supervisor("barge")
+    await asyncio.wait_for(supervisor.connected.wait(), 15)
+    await supervisor.close()
+    del call.peers["supervisor"]
+    # The media plane reports the closed leg; the call loses its supervisor and carries on.
+    for _ in range(100):
+        if "supervisor_left" in await call.event_types():
+            break
+        await call.peers["caller"].listen(0.1)
+    assert "supervisor_left" in await call.event_types()
+    assert await everyone_hears(call) == {"caller": {"agent"}, "agent": {"caller"}}
+    cdr = (await call.client.get(f"/api/v1/calls/{call.call_id}", headers=call.admin_auth)).json()
+    assert cdr["status"] == "connected"

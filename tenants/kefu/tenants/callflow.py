@@ -66,6 +66,9 @@ class CallFlow:
         self.acd = acd
         self._media_provider = media
         self.node_id = node_id
+        # What the media plane's callbacks go to (kefu.tenants.controls wires supervisor
+        # legs and reconnect grace in front of ``on_leg_closed``; the IVR adds DTMF).
+        self.media_callbacks: dict[str, Any] = {"on_leg_closed": self.on_leg_closed}
         acd.on_start.append(self.recover_lost_calls)
 
     async def recover_lost_calls(self) -> int:
@@ -128,8 +131,9 @@ class CallFlow:
         media = self._media_provider()
         if media is None:
             raise Problem(503, "media_unavailable", "no media server is running in this deployment")
-        if getattr(media, "on_leg_closed", None) is None:
-            media.on_leg_closed = self.on_leg_closed
+        for name, callback in self.media_callbacks.items():
+            if getattr(media, name, None) is None:
+                setattr(media, name, callback)
         return media
 
     async def _answer_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, offer_sdp: str) -> str:
@@ -300,6 +304,8 @@ class CallFlow:
             raise not_found("call")
         if call.status == "ringing":
             raise Problem(409, "call_not_answered", "a ringing call is declined by letting it time out")
+        if call.taken_over:
+            return  # a supervisor took the call over; the agent already left it
         await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="agent_hangup", actor=f"user:{user_id}")
 
     # --- ending --------------------------------------------------------------------

@@ -217,6 +217,16 @@ class CallControls:
             pass
         await self._close_leg(tenant_id=tenant_id, call_id=call_id, party=SUPERVISOR)
 
+    async def on_leg_closed(self, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> None:
+        """A leg the media plane reports gone: a listening supervisor just leaves; any other party ends the call."""
+        if party == SUPERVISOR:
+            async with self.db.tenant_session(tenant_id=tenant_id) as session:
+                taken_over = await session.scalar(select(Call.taken_over).where(Call.tenant_id == tenant_id, Call.id == call_id))
+            if not taken_over:
+                await self.supervisor_left(tenant_id=tenant_id, call_id=call_id, actor="media")
+                return
+        await self.flow.on_leg_closed(tenant_id, call_id, party)
+
     # --- the one way state changes -------------------------------------------------------
 
     async def _change(

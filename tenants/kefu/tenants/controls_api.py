@@ -134,5 +134,7 @@ class SupervisionController(Controller):
 
 def install(runtime: Runtime) -> list[Any]:
     """Call controls ride on the contact center the tenants context installed."""
-    runtime.components["call_controls"] = CallControls(contact_center(runtime).calls)
+    flow = contact_center(runtime).calls
+    calls = runtime.components["call_controls"] = CallControls(flow)
+    flow.media_callbacks["on_leg_closed"] = calls.on_leg_closed
     return [AgentCallControlsController, SupervisionController]
