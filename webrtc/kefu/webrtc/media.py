@@ -181,6 +181,7 @@ class MediaPlane:
         or was interrupted.  A second prompt to the same party replaces the first.
         """
         from kefu.webrtc import prompts
+        from kefu.webrtc.tts import TtsError
 
         bridge = self._bridge(tenant_id, call_id)
         if bridge is None:
@@ -193,8 +194,8 @@ class MediaPlane:
                 encoded = await prompts.load_prompt(Path(file), cache_dir=cache_dir)
             else:
                 encoded = await prompts.tts_prompt(text, locale=locale, voice=voice, cache_dir=cache_dir)
-        except ValueError as exc:  # PromptError / TtsError carry a stable code
-            raise OfferRejected(getattr(exc, "code", "invalid_prompt"), str(exc)) from None
+        except (prompts.PromptError, TtsError) as exc:  # each carries a stable code
+            raise OfferRejected(exc.code, str(exc)) from None
         async with bridge.lock:
             bridge.play(party, PlayingPrompt(prompt_id=prompt_id, source=encoded, loop=loop))
         return int(encoded.duration_ms)
