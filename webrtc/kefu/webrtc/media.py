@@ -22,6 +22,7 @@ from kefu.webrtc.bridge import MOH, Bridge, PlayingPrompt, RecordedFile, check_p
 from kefu.webrtc.ice import allow_loopback_host_candidates, rtc_configuration
 from kefu.webrtc.leg import Leg, OfferRejected
 from kefu.webrtc.passthrough import check_aiortc_internals
+from kefu.webrtc.storage import StorageError, store_for
 
 __all__ = ["MediaPlane", "OfferRejected", "RecordedFile"]
 
@@ -228,7 +229,15 @@ class MediaPlane:
         if bridge is None:
             return []
         async with bridge.lock:
-            return await bridge.end()
+            files = await bridge.end()
+        # Durable before the call counts as ended: fsynced locally, uploaded and verified on S3.
+        store = store_for(self.settings)
+        for recorded in files:
+            try:
+                await store.finalize(self.settings.recordings_dir / recorded.relative_path, recorded.relative_path)
+            except StorageError:
+                log.exception("recording %s kept on this node's disk: it could not be stored", recorded.relative_path)
+        return files
 
     async def close_leg(self, *, tenant_id: UUID, call_id: UUID, party: str) -> None:
         """Close one party's leg (it left the call); the others stay. Idempotent."""
