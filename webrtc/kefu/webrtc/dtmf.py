@@ -64,8 +64,10 @@ def dtmf_sequence(digits: str, *, tone_ms: int = 100, gap_ms: int = 100, rate: i
 # - together they hold at least _MIN_TONE_SHARE of the window's energy (a
 #   key press is two sines and little else; speech, music and noise spread
 #   their energy elsewhere);
-# - twist: the row (low) tone is at most 8 dB stronger than the column
-#   (high) tone, and at most 4 dB weaker (ITU-T Q.24 style limits);
+# - twist (ITU-T Q.24 style limits; which side is "normal" and which
+#   "reverse" twist varies between texts, so the constants say it plainly):
+#   the row (low) tone is at most 8 dB stronger than the column (high) tone,
+#   since lines lose more of the high tone, and at most 4 dB weaker;
 # - each other tone of the same group is at least 8 dB below the strongest.
 #
 # A digit is reported once, when _HITS_TO_BEGIN consecutive windows hit it
@@ -79,8 +81,8 @@ _HITS_TO_BEGIN: Final = 4
 _MISSES_TO_END: Final = 5
 _MIN_AMPLITUDE: Final = 330.0  # peak, of a full scale of 32767
 _MIN_TONE_SHARE: Final = 0.8
-_MAX_ROW_EXCESS: Final = 10 ** (8 / 10)  # "normal" twist, 8 dB
-_MAX_COLUMN_EXCESS: Final = 10 ** (4 / 10)  # "reverse" twist, 4 dB
+_MAX_ROW_OVER_COLUMN: Final = 10 ** (8 / 10)  # 8 dB, as a power ratio
+_MAX_COLUMN_OVER_ROW: Final = 10 ** (4 / 10)  # 4 dB
 _MIN_PEAK_OVER_NEIGHBOURS: Final = 10 ** (8 / 10)
 
 
@@ -96,7 +98,7 @@ _BASIS: Final = _goertzel_basis()
 _MIN_POWER: Final = (_MIN_AMPLITUDE * _WINDOW / 2) ** 2
 
 
-def classify_windows(windows: npt.NDArray[np.float64]) -> list[str | None]:
+def _classify_windows(windows: npt.NDArray[np.float64]) -> list[str | None]:
     """For each row of ``windows`` (shape ``(n, 102)``, 8 kHz), the digit it holds, or None."""
     projections = windows @ _BASIS
     power = projections[:, :8] ** 2 + projections[:, 8:] ** 2
@@ -113,8 +115,8 @@ def classify_windows(windows: npt.NDArray[np.float64]) -> list[str | None]:
         (row_power >= _MIN_POWER)
         & (column_power >= _MIN_POWER)
         & (share >= _MIN_TONE_SHARE)
-        & (row_power <= column_power * _MAX_ROW_EXCESS)
-        & (column_power <= row_power * _MAX_COLUMN_EXCESS)
+        & (row_power <= column_power * _MAX_ROW_OVER_COLUMN)
+        & (column_power <= row_power * _MAX_COLUMN_OVER_ROW)
         & (rows_sorted[:, -2] * _MIN_PEAK_OVER_NEIGHBOURS <= row_power)
         & (columns_sorted[:, -2] * _MIN_PEAK_OVER_NEIGHBOURS <= column_power)
     )
@@ -147,7 +149,7 @@ class DtmfDetector:
         windows = np.lib.stride_tricks.sliding_window_view(self._pending, _WINDOW)[::_HOP]
         self._pending = self._pending[len(windows) * _HOP :]
         digits = []
-        for found in classify_windows(windows):
+        for found in _classify_windows(windows):
             digit = self._step(found)
             if digit is not None:
                 digits.append(digit)
