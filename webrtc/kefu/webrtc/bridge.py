@@ -175,7 +175,7 @@ class DecodedSource:
             if self.codec == "pcmu":
                 if self._upsampler is None:
                     self._upsampler = audio.Resampler8kTo48k()
-                return self._upsampler.process(audio.mulaw_decode(payload))
+                return self._upsampler(audio.mulaw_decode(payload))
             if self._decoder is None:
                 self._decoder = audio.OpusDecoder()
             return self._decoder.decode(payload)
@@ -200,7 +200,7 @@ class Encoder:
         from kefu.webrtc import audio
 
         if self.codec == "pcmu":
-            return audio.mulaw_encode(self._downsampler.process(pcm))
+            return audio.mulaw_encode(self._downsampler(pcm))
         return self._opus.encode(pcm)
 
 
