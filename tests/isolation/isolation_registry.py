@@ -165,6 +165,7 @@ ROUTE_ROLES: dict[str, str] = {
     "/api/v1/agent/calls/{call_id:uuid}/hold": "agent",
     "/api/v1/agent/calls/{call_id:uuid}/mute": "agent",
     "/api/v1/agent/calls/{call_id:uuid}/recording": "agent",
+    "/api/v1/agent/calls/{call_id:uuid}/media": "agent",
 }
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -180,6 +181,7 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PUT", "/api/v1/agent/calls/{call_id:uuid}/hold"): {"on_hold": True},
     ("PUT", "/api/v1/agent/calls/{call_id:uuid}/mute"): {"muted": True},
     ("PUT", "/api/v1/agent/calls/{call_id:uuid}/recording"): {"paused": True},
+    ("POST", "/api/v1/agent/calls/{call_id:uuid}/media"): {"offer_sdp": SDP},
     ("POST", "/api/v1/supervision/calls/{call_id:uuid}"): {"mode": "monitor", "offer_sdp": SDP},
     ("PUT", "/api/v1/supervision/calls/{call_id:uuid}/mode"): {"mode": "barge"},
     ("POST", "/api/v1/supervision/calls/{call_id:uuid}/takeover"): None,
@@ -263,6 +265,8 @@ PUBLIC_ROUTES: dict[str, str] = {
     "(test_caller_endpoints_refuse_another_tenants_call)",
     "/api/v1/widget/calls/{call_id:uuid}/hangup": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
     "(test_caller_endpoints_refuse_another_tenants_call)",
+    "/api/v1/widget/calls/{call_id:uuid}/media": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
+    "(tests/tenants/test_reconnect.py::test_a_caller_token_re_attaches_only_its_own_call)",
     "/health": "liveness for load balancers; no tenant data",
     "/.well-known/jwks.json": "public signing keys",
     "/oauth/token": "OAuth2 token endpoint: the client credentials identify the tenant",
@@ -271,6 +275,7 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/call/{widget_key:str}": "the caller page: the public widget key names the entry point; shows the tenant's name only",
     "/agent": "the agent desktop's log-in page; its data comes from the API with the agent's token",
     "/portal": "the portal's log-in page; its data comes from the API with the admin's token",
+    "/supervisor": "the supervisor page's log-in page; its data comes from the API with the supervisor's token",
     "/invite": "the invitation page; the secret stays in the URL fragment and goes only to /api/v1/invitations/accept",
 }
 

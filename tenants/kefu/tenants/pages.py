@@ -1,5 +1,5 @@
-"""Server-rendered pages: the caller widget page, the agent desktop, the portal and
-the invitation page.
+"""Server-rendered pages: the caller widget page, the agent desktop, the supervisor
+page, the portal and the invitation page.
 
 Templates (Jinja, autoescaped) render the texts in the page's language and
 embed both languages' messages for the small ES modules under
@@ -74,6 +74,12 @@ async def agent_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     return _login_page("agent.html", request, runtime)
 
 
+@get(["/supervisor", "/supervisor/"], include_in_schema=False)
+async def supervisor_page(request: Request, runtime: RuntimeDep) -> Response[str]:
+    """Connected calls, live; monitor, whisper, barge, take over (``acd.agents.supervise``)."""
+    return _login_page("supervisor.html", request, runtime)
+
+
 @get(["/portal", "/portal/"], include_in_schema=False)
 async def portal_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     return _login_page("portal.html", request, runtime)
@@ -90,4 +96,4 @@ def route_handlers() -> list[Any]:
         path="/static/tenants", directories=[HERE / "static"], name="tenants-static",
         cache_control=CacheControlHeader(no_cache=True), include_in_schema=False,
     )
-    return [caller_page, agent_page, portal_page, invite_page, static]
+    return [caller_page, agent_page, supervisor_page, portal_page, invite_page, static]
