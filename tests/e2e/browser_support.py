@@ -5,24 +5,35 @@ and WebAudio tone detection on ``window.kefuSoftphone.remoteStream``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import threading
 import wave
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import numpy as np
 import uvicorn
 from litestar import Litestar
-from playwright.sync_api import BrowserContext, Page, Playwright
+from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 T = TypeVar("T")
+
+# How long a browser step may take.
+STEP_MS = 15_000
 
 # What each party's fake microphone plays.
 AGENT_HZ = 440.0
 CALLER_HZ = 1000.0
+SUPERVISOR_HZ = 1700.0
+# A tone clear of the built-in music on hold's notes (294-587 Hz) and their
+# overtones (up to 1762 Hz): where a test must tell an agent from the music.
+BRIGHT_HZ = 1250.0
+# The built-in music on hold's notes (kefu.webrtc.prompts.chime_loop).
+MUSIC_HZ = (587.33, 493.88, 523.25, 440.0, 392.0, 293.66)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -114,6 +125,7 @@ class LiveServer:
 INSTALL_ANALYSER_JS = """
 () => {
   const stream = window.kefuSoftphone.remoteStream;
+  if (window.kefuTestAnalyser) window.kefuTestAnalyser.context.close();
   let audio = document.querySelector("audio#kefu-test-remote");
   if (!audio) {
     audio = document.createElement("audio");
@@ -129,8 +141,13 @@ INSTALL_ANALYSER_JS = """
   analyser.smoothingTimeConstant = 0;
   context.createMediaStreamSource(stream).connect(analyser);
   context.resume();
-  window.kefuTestAnalyser = { context, analyser };
+  window.kefuTestAnalyser = { context, analyser, stream };
 }
+"""
+
+# Listens to the softphone's current remote stream (a re-offer makes a new one).
+ANALYSER_CURRENT_JS = """
+() => Boolean(window.kefuTestAnalyser) && window.kefuTestAnalyser.stream === window.kefuSoftphone.remoteStream
 """
 
 # The strongest frequency of what the page hears right now, if it is loud and
@@ -148,10 +165,135 @@ TONE_DETECTED_JS = """
 }
 """
 
+# Each tone's level (dB, the strongest bin within `tolerance` Hz) and the spectrum's peak level
+# (the body of a function, pasted into the checks below).
+TONE_LEVELS_JS = """
+  const toneLevels = (hzs, tolerance) => {
+    const { context, analyser } = window.kefuTestAnalyser;
+    const bins = new Float32Array(analyser.frequencyBinCount);
+    analyser.getFloatFrequencyData(bins);
+    const width = context.sampleRate / analyser.fftSize;
+    let peak = -Infinity;
+    for (let i = 2; i < bins.length; i++) peak = Math.max(peak, bins[i]);
+    const levels = hzs.map((hz) => {
+      let level = -Infinity;
+      for (let i = Math.max(2, Math.floor((hz - tolerance) / width)); i <= Math.ceil((hz + tolerance) / width); i++) level = Math.max(level, bins[i]);
+      return level;
+    });
+    return { peak, levels };
+  };
+  const present = (level, peak) => level > -60 && level > peak - 20;
+"""
+
+# True once every tone in `hzs` is present: loud, and within 20 dB of the loudest sound.
+TONES_PRESENT_JS = """
+([hzs, tolerance]) => {""" + TONE_LEVELS_JS + """
+  const { peak, levels } = toneLevels(hzs, tolerance);
+  return levels.every((level) => present(level, peak)) ? levels : false;
+}
+"""
+
+# Samples the tones every 50 ms for `ms` (an observation window of live audio):
+# for each tone, in how many samples it was present, and how many samples there were.
+OBSERVE_TONES_JS = """
+async ([hzs, tolerance, ms]) => {""" + TONE_LEVELS_JS + """
+  const counts = hzs.map(() => 0);
+  let samples = 0;
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    const { peak, levels } = toneLevels(hzs, tolerance);
+    levels.forEach((level, i) => { if (present(level, peak)) counts[i] += 1; });
+    samples += 1;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { counts, samples };
+}
+"""
+
+
+def _listen(page: Page) -> None:
+    """Analyse what the page's softphone hears now (again after a re-offer replaced its stream)."""
+    page.wait_for_function(
+        "() => Boolean(window.kefuSoftphone) && window.kefuSoftphone.remoteStream.getAudioTracks().length > 0", timeout=STEP_MS, polling=50
+    )
+    if not page.evaluate(ANALYSER_CURRENT_JS):
+        page.evaluate(INSTALL_ANALYSER_JS)
+
 
 def wait_for_tone(page: Page, hz: float, *, timeout_ms: float = 15_000) -> float:
     """Wait until the page hears ``hz`` as its loudest frequency; return the frequency found."""
-    if not page.evaluate("() => Boolean(window.kefuTestAnalyser)"):
-        page.evaluate(INSTALL_ANALYSER_JS)
+    _listen(page)
     handle = page.wait_for_function(TONE_DETECTED_JS, arg=[hz, 15], timeout=timeout_ms, polling=100)
     return float(handle.json_value()["frequency"])
+
+
+def wait_for_any_tone(page: Page, hzs: tuple[float, ...], *, timeout_ms: float = 15_000) -> float:
+    """Wait until the loudest frequency the page hears is one of ``hzs``; return it."""
+    _listen(page)
+    any_of = "([hzs, tolerance]) => { for (const hz of hzs) { const found = (" + TONE_DETECTED_JS + ")([hz, tolerance]); if (found) return found; } return false; }"
+    handle = page.wait_for_function(any_of, arg=[list(hzs), 12], timeout=timeout_ms, polling=100)
+    return float(handle.json_value()["frequency"])
+
+
+def wait_for_tones(page: Page, *hzs: float, timeout_ms: float = 15_000) -> None:
+    """Wait until the page hears every tone in ``hzs`` at once (each loud and near the loudest)."""
+    _listen(page)
+    page.wait_for_function(TONES_PRESENT_JS, arg=[list(hzs), 15], timeout=timeout_ms, polling=100)
+
+
+def wait_until_gone(page: Page, hz: float, *, timeout_ms: float = 5_000) -> None:
+    """Wait until ``hz`` is no longer present in what the page hears (audio already in flight has drained)."""
+    _listen(page)
+    gone = "([hzs, tolerance]) => {" + TONE_LEVELS_JS + """
+  const { peak, levels } = toneLevels(hzs, tolerance);
+  return !present(levels[0], peak);
+}"""
+    page.wait_for_function(gone, arg=[[hz], 15], timeout=timeout_ms, polling=50)
+
+
+def tones_heard_over(page: Page, *hzs: float, seconds: float = 1.5) -> dict[float, float]:
+    """For each tone, the share of a ``seconds``-long observation window in which the page heard it."""
+    _listen(page)
+    result = page.evaluate(OBSERVE_TONES_JS, [list(hzs), 15, seconds * 1000])
+    return {hz: count / max(1, result["samples"]) for hz, count in zip(hzs, result["counts"], strict=True)}
+
+
+# --- the pages, step by step ------------------------------------------------------------------
+
+
+def sign_in(page: Page, url: str, path: str, tenant: str, email: str, password: str) -> None:
+    page.goto(f"{url}{path}")
+    page.fill("#tenant", tenant)
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("#login-button")
+
+
+def sign_in_agent_ready(page: Page, url: str, demo: dict[str, str]) -> None:
+    """The demo agent on the desktop, available."""
+    sign_in(page, url, "/agent/", demo["tenant"], demo["agent_email"], demo["agent_password"])
+    expect(page.locator("#ready-button")).to_be_visible(timeout=STEP_MS)
+    page.click("#ready-button")
+    expect(page.locator("#agent-state")).to_have_text("available", timeout=STEP_MS)
+
+
+def connect_call(agent: Page, caller: Page, url: str, demo: dict[str, str], caller_name: str = "Li Lei") -> str:
+    """A caller calls from the demo caller page, the (ready) agent answers; returns the call id once both are connected."""
+    caller.goto(f"{url}/call/{demo['widget_key']}")
+    caller.fill("#caller-name", caller_name)
+    caller.click("#call-button")
+    expect(agent.locator("#answer-button")).to_be_enabled(timeout=STEP_MS)
+    agent.click("#answer-button")
+    expect(agent.locator("#call-state")).to_have_text("connected", timeout=STEP_MS)
+    expect(caller.locator("#call-state")).to_have_text("connected", timeout=STEP_MS)
+    return agent.locator("#call-id").inner_text().strip()
+
+
+@contextlib.contextmanager
+def admin_api(server: LiveServer, demo: dict[str, str]) -> Iterator[httpx.Client]:
+    """The demo tenant's admin on the live server's API, to read the call log."""
+    with httpx.Client(base_url=server.url, timeout=10) as api:
+        login = api.post("/api/v1/auth/login", json={"tenant": demo["tenant"], "email": demo["admin_email"], "password": demo["admin_password"]})
+        assert login.status_code == 200, login.text
+        api.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        yield api

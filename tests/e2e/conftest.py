@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from browser_support import AGENT_HZ, CALLER_HZ, LiveServer, free_port, write_tone_wav
+from browser_support import AGENT_HZ, BRIGHT_HZ, CALLER_HZ, SUPERVISOR_HZ, LiveServer, free_port, write_tone_wav
 from playwright.sync_api import Playwright, sync_playwright
 
 from kefu.platform.app import create_app
@@ -35,6 +35,8 @@ def tone_wavs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "agent": write_tone_wav(folder / "agent-440hz.wav", AGENT_HZ),
         "caller": write_tone_wav(folder / "caller-1000hz.wav", CALLER_HZ),
+        "supervisor": write_tone_wav(folder / "supervisor-1700hz.wav", SUPERVISOR_HZ),
+        "bright": write_tone_wav(folder / "bright-1250hz.wav", BRIGHT_HZ),
     }
 
 
