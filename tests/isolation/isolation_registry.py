@@ -166,6 +166,11 @@ ROUTE_ROLES: dict[str, str] = {
     "/api/v1/agent/calls/{call_id:uuid}/mute": "agent",
     "/api/v1/agent/calls/{call_id:uuid}/recording": "agent",
     "/api/v1/agent/calls/{call_id:uuid}/media": "agent",
+    "/api/v1/agent/calls/{call_id:uuid}/transfer": "agent",
+    "/api/v1/agent/calls/{call_id:uuid}/consult": "agent",
+    "/api/v1/agent/calls/{call_id:uuid}/consult/answer": "agent",
+    "/api/v1/agent/calls/{call_id:uuid}/consult/conference": "agent",
+    "/api/v1/agent/calls/{call_id:uuid}/consult/complete": "agent",
 }
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -181,6 +186,11 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PUT", "/api/v1/agent/calls/{call_id:uuid}/hold"): {"on_hold": True},
     ("PUT", "/api/v1/agent/calls/{call_id:uuid}/mute"): {"muted": True},
     ("PUT", "/api/v1/agent/calls/{call_id:uuid}/recording"): {"paused": True},
+    ("POST", "/api/v1/agent/calls/{call_id:uuid}/transfer"): {"queue_id": "00000000-0000-4000-8000-000000000001"},
+    ("POST", "/api/v1/agent/calls/{call_id:uuid}/consult"): {"queue_id": "00000000-0000-4000-8000-000000000001"},
+    ("POST", "/api/v1/agent/calls/{call_id:uuid}/consult/answer"): {"offer_sdp": SDP},
+    ("POST", "/api/v1/agent/calls/{call_id:uuid}/consult/conference"): None,
+    ("POST", "/api/v1/agent/calls/{call_id:uuid}/consult/complete"): None,
     ("POST", "/api/v1/agent/calls/{call_id:uuid}/media"): {"offer_sdp": SDP},
     ("POST", "/api/v1/supervision/calls/{call_id:uuid}"): {"mode": "monitor", "offer_sdp": SDP},
     ("PUT", "/api/v1/supervision/calls/{call_id:uuid}/mode"): {"mode": "barge"},
@@ -194,6 +204,8 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
 BODY_REFERENCES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/entry-points"): {"name": "smuggled", "queue_id": "{queue_id}"},
     ("PUT", "/api/v1/queues/{queue_id:uuid}/members"): {"agent_ids": ["{agent_id}"]},
+    ("POST", "/api/v1/agent/calls/{call_id:uuid}/transfer"): {"agent_id": "{agent_id}"},
+    ("POST", "/api/v1/agent/calls/{call_id:uuid}/consult"): {"queue_id": "{queue_id}"},
 }
 
 # Request fields named *_id that are not references to Kefu rows.

@@ -21,8 +21,10 @@ from kefu.tenants.demo import load_demo
 CALLER_HZ = 440.0
 AGENT_HZ = 1000.0
 SUPERVISOR_HZ = 1700.0
-PARTY_TONES = {"caller": CALLER_HZ, "agent": AGENT_HZ, "supervisor": SUPERVISOR_HZ}
-# A tone is "heard" when its level is at least this share of the strongest party tone.
+# A second agent ("b"): the target of transfers and consultations.
+B_HZ = 1300.0
+PARTY_TONES = {"caller": CALLER_HZ, "agent": AGENT_HZ, "supervisor": SUPERVISOR_HZ, "b": B_HZ}
+# A tone is "heard" when its level is at least this share of the strongest frequency heard.
 PRESENT = 0.1
 # Below this RMS (int16 scale) a window is silence.
 SILENT_RMS = 80.0
@@ -46,7 +48,8 @@ def parties_heard(samples: np.ndarray) -> set[str]:
     if len(samples) == 0 or rms(samples) < SILENT_RMS:
         return set()
     levels = tone_levels(samples)
-    strongest = max(levels.values())
+    spectrum = np.abs(np.fft.rfft(np.asarray(samples, dtype=np.float64) * np.hanning(len(samples))))
+    strongest = float(spectrum[1:].max())  # against everything heard: music is no party's tone
     return {name for name, level in levels.items() if level >= PRESENT * strongest and level > 0}
 
 
@@ -103,6 +106,40 @@ class LiveCall:
 
     async def close(self) -> None:
         await asyncio.gather(*(peer.close() for peer in self.peers.values()))
+
+    async def second_agent(self, *, queue_name: str | None = None) -> tuple[str, dict[str, str], str | None]:
+        """Agent "b", signed in and available (in a new queue when ``queue_name``): (agent id, auth, queue id)."""
+        created = await self.client.post(
+            "/api/v1/agents", json={"email": "b@demo.kefu", "display_name": "Agent B", "password": "agent-b-password"},
+            headers=self.admin_auth,
+        )
+        assert created.status_code == 201, created.text
+        agent_id = created.json()["id"]
+        queue_id = None
+        if queue_name is not None:
+            queue = await self.client.post("/api/v1/queues", json={"name": queue_name}, headers=self.admin_auth)
+            assert queue.status_code == 201, queue.text
+            queue_id = queue.json()["id"]
+            members = await self.client.put(f"/api/v1/queues/{queue_id}/members", json={"agent_ids": [agent_id]}, headers=self.admin_auth)
+            assert members.status_code == 200, members.text
+        login = await self.client.post(
+            "/api/v1/auth/login", json={"tenant": self.demo["tenant"], "email": "b@demo.kefu", "password": "agent-b-password"}
+        )
+        assert login.status_code == 200, login.text
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        assert (await self.client.post("/api/v1/agent/session", headers=auth)).status_code == 200
+        assert (await self.client.put("/api/v1/agent/status", json={"status": "available"}, headers=auth)).status_code == 200
+        return agent_id, auth, queue_id
+
+    async def connect_b(self, auth: dict[str, str], path: str) -> ClientPeer:
+        """Agent "b" answers (``answer`` for a transferred call, ``consult/answer`` for a consultation)."""
+        peer = ClientPeer(B_HZ)
+        response = await self.client.post(f"/api/v1/agent/calls/{self.call_id}/{path}", json={"offer_sdp": await peer.offer()}, headers=auth)
+        assert response.status_code == 200, response.text
+        await peer.accept(response.json()["answer_sdp"])
+        self.peers["b"] = peer
+        await asyncio.wait_for(peer.connected.wait(), 15)
+        return peer
 
 
 async def login(client: httpx.AsyncClient, demo: dict[str, str], who: str) -> dict[str, str]:

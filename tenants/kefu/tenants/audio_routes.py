@@ -14,6 +14,11 @@ means every mode can be checked exhaustively without audio.
 | whisper | agent | caller, supervisor | caller, agent |
 | barge | agent, supervisor | caller, supervisor | caller, agent |
 | taken over | supervisor | (gone) | caller |
+
+A consultation adds a ``consult`` party (another agent): while it rings the
+caller is on hold; while agent and consulted agent talk, the caller hears
+music and neither agent hears the caller; in a three-way conference everyone
+hears everyone (a muted agent excepted).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class CallAudio:
     agent_muted: bool = False
     supervisor_mode: str | None = None  # monitor | whisper | barge | None
     taken_over: bool = False
+    consult: str | None = None  # ringing | talking | conference | None
 
 
 def routes(state: CallAudio) -> dict[str, list[str]]:
@@ -38,17 +44,34 @@ def routes(state: CallAudio) -> dict[str, list[str]]:
             return {"caller": ["moh"], "supervisor": []}
         return {"caller": [] if state.agent_muted else ["supervisor"], "supervisor": ["caller"]}
     hears: dict[str, list[str]] = {"caller": [], "agent": []}
-    if state.on_hold:
+    consulting = state.consult in ("ringing", "talking")
+    conference = state.consult == "conference"
+    if state.on_hold or consulting:
         hears["caller"].append("moh")
     else:
         if not state.agent_muted:
             hears["caller"].append("agent")
         hears["agent"].append("caller")
+    if state.consult == "talking":
+        hears["agent"].append("consult")
+        hears["consult"] = ["agent"]
+    elif conference:
+        if not state.on_hold:
+            hears["caller"].append("consult")
+            hears["agent"].append("consult")
+            hears["consult"] = ["caller"] + ([] if state.agent_muted else ["agent"])
+        else:
+            hears["consult"] = [] if state.agent_muted else ["agent"]
+            hears["agent"].append("consult")
     mode = state.supervisor_mode
     if mode is not None:
-        hears["supervisor"] = ([] if state.on_hold else ["caller"]) + ["agent"]
+        hears["supervisor"] = ([] if state.on_hold or consulting else ["caller"]) + ["agent"]
+        if state.consult in ("talking", "conference"):
+            hears["supervisor"].append("consult")
         if mode in ("whisper", "barge"):
             hears["agent"].append("supervisor")
-        if mode == "barge" and not state.on_hold:
+        if mode == "barge" and not state.on_hold and not consulting:
             hears["caller"].append("supervisor")
+            if conference:
+                hears["consult"].append("supervisor")
     return hears

@@ -189,9 +189,15 @@ def derive_detail(call_id: uuid.UUID, events: list[CallEvent]) -> dict[str, Any]
         elif event.type == "requeued":
             detail["status"] = "queued"
         elif event.type == "answered":
+            # The agent is whoever has the call last; the answer time is the first answer (a transferred call is answered again).
             detail["agent_id"] = _uuid(data.get("agent_id"))
-            detail["answered_at"] = event.at
+            detail["answered_at"] = detail["answered_at"] or event.at
             detail["status"] = "connected"
+        elif event.type == "transferred":
+            if data.get("mode") in ("consultative", "conference"):
+                detail["agent_id"] = _uuid(data.get("agent_id"))
+            else:
+                detail["status"] = "ringing" if data.get("agent_id") else "queued"
         elif event.type == "ended":
             detail["ended_at"] = event.at
             detail["end_reason"] = data.get("reason")

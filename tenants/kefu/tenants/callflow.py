@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.db import Database
@@ -69,6 +69,11 @@ class CallFlow:
         # What the media plane's callbacks go to (kefu.tenants.controls wires supervisor
         # legs and reconnect grace in front of ``on_leg_closed``; the IVR adds DTMF).
         self.media_callbacks: dict[str, Any] = {"on_leg_closed": self.on_leg_closed}
+        # Run after a call ended (kefu.tenants.transfers frees a consulted agent): (tenant_id, call_id).
+        self.after_end: list[Callable[[uuid.UUID, uuid.UUID], Any]] = []
+        # Asked first when an agent hangs up (tenant_id, call_id, user_id); True: handled
+        # (hanging up during a consultation transfers the call).
+        self.agent_leaving: list[Callable[[uuid.UUID, uuid.UUID, uuid.UUID], Any]] = []
         acd.on_start.append(self.recover_lost_calls)
 
     async def recover_lost_calls(self) -> int:
@@ -268,7 +273,7 @@ class CallFlow:
             connected = await session.execute(
                 update(Call)
                 .where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "ringing", Call.agent_id == agent_id)
-                .values(status="connected", answered_at=now, offered_at=None)
+                .values(status="connected", answered_at=func.coalesce(Call.answered_at, now), offered_at=None)
             )
             if connected.rowcount != 1:
                 raise Problem(409, "call_not_ringing", "the call stopped ringing at you before it was answered")
@@ -306,6 +311,9 @@ class CallFlow:
             raise Problem(409, "call_not_answered", "a ringing call is declined by letting it time out")
         if call.taken_over:
             return  # a supervisor took the call over; the agent already left it
+        for leaving in self.agent_leaving:
+            if await leaving(tenant_id, call_id, user_id):
+                return
         await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="agent_hangup", actor=f"user:{user_id}")
 
     # --- ending --------------------------------------------------------------------
@@ -388,6 +396,11 @@ class CallFlow:
             await self._collect_recordings(tenant_id=tenant_id, call_id=call_id)
             return False
         reason, freed = ended
+        for hook in self.after_end:
+            try:
+                await hook(tenant_id, call_id)
+            except Exception:
+                log.exception("an after-end step failed for call %s", call_id)
         self.acd.publish_call(tenant_id, call_id, "ended", reason=reason)
         if freed is not None:
             self.acd.hub.publish(

@@ -36,7 +36,8 @@ SUPERVISOR = "supervisor"
 
 def audio_state(call: Call) -> CallAudio:
     return CallAudio(
-        on_hold=call.on_hold, agent_muted=call.agent_muted, supervisor_mode=call.supervisor_mode, taken_over=call.taken_over
+        on_hold=call.on_hold, agent_muted=call.agent_muted, supervisor_mode=call.supervisor_mode, taken_over=call.taken_over,
+        consult=call.consult_state,
     )
 
 
@@ -50,6 +51,7 @@ def audio_message(call: Call, supervisor_name: str | None = None) -> dict[str, A
         "recording_paused": call.recording_paused,
         "supervisor": None if call.supervisor_mode is None else {"mode": call.supervisor_mode, "name": supervisor_name},
         "taken_over": call.taken_over,
+        "consult": None if call.consult_state is None else {"agent_id": str(call.consult_agent_id), "state": call.consult_state},
     }
 
 
@@ -170,6 +172,8 @@ class CallControls:
             _require_supervisor(call, user_id)
             if call.taken_over:
                 raise Problem(409, "call_taken_over", "this call is already taken over")
+            if call.consult_agent_id is not None:
+                raise Problem(409, "consult_in_progress", "the agent is consulting; take over once the consultation is over")
 
         call = await self._change(
             tenant_id=tenant_id, call_id=call_id, actor=f"user:{user_id}", check=check, lock_agent_first=True,

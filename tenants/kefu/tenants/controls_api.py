@@ -5,6 +5,10 @@ One call each: ``PUT /api/v1/agent/calls/{id}/hold`` ``{"on_hold": true}``,
 /api/v1/supervision/calls/{id}`` with ``{"mode": "monitor", "offer_sdp": ...}``
 to join, ``PUT .../mode`` to switch between monitor, whisper and barge,
 ``POST .../takeover``, ``PUT .../recording``, ``DELETE`` to leave.
+Transfers: ``POST /api/v1/agent/calls/{id}/transfer`` (blind, to an
+``agent_id`` or a ``queue_id``), ``POST .../consult`` (same targets), then
+``.../consult/answer`` (the consulted agent), ``.../consult/conference``,
+``.../consult/complete``, ``DELETE .../consult``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from kefu.tenants.controls import CallControls, audio_message
 from kefu.tenants.models import Call
 from kefu.tenants.schemas import AnswerOut, Request
 from kefu.tenants.services import contact_center
+from kefu.tenants.transfers import Transfers
 
 
 class HoldUpdate(Request):
@@ -35,6 +40,15 @@ class MuteUpdate(Request):
 
 class RecordingUpdate(Request):
     paused: bool
+
+
+class TransferTarget(Request):
+    agent_id: uuid.UUID | None = None
+    queue_id: uuid.UUID | None = None
+
+
+class ConsultAnswer(Request):
+    offer_sdp: str
 
 
 class SupervisorJoin(Request):
@@ -51,21 +65,33 @@ class SupervisorOut(msgspec.Struct):
     name: str | None
 
 
+class ConsultOut(msgspec.Struct):
+    agent_id: uuid.UUID
+    state: str  # ringing | talking | conference
+
+
 class CallAudioOut(msgspec.Struct):
     call_id: uuid.UUID
+    status: str
+    agent_id: uuid.UUID | None
+    queue_id: uuid.UUID | None
     on_hold: bool
     muted: bool
     recording_paused: bool
     supervisor: SupervisorOut | None
     taken_over: bool
+    consult: ConsultOut | None
 
 
 def _out(call: Call) -> CallAudioOut:
     message = audio_message(call)
     supervisor = message["supervisor"]
     return CallAudioOut(
-        call_id=call.id, on_hold=call.on_hold, muted=call.agent_muted, recording_paused=call.recording_paused,
+        call_id=call.id, status=call.status, agent_id=call.agent_id, queue_id=call.queue_id,
+        on_hold=call.on_hold, muted=call.agent_muted, recording_paused=call.recording_paused,
         supervisor=SupervisorOut(mode=supervisor["mode"], name=None) if supervisor else None, taken_over=call.taken_over,
+        consult=ConsultOut(agent_id=call.consult_agent_id, state=call.consult_state)
+        if call.consult_agent_id is not None and call.consult_state is not None else None,
     )
 
 
@@ -95,6 +121,57 @@ class AgentCallControlsController(Controller):
             tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, paused=data.paused
         )
         return _out(call)
+
+
+def transfers(runtime: Runtime) -> Transfers:
+    return runtime.components["transfers"]  # type: ignore[no-any-return]
+
+
+class TransfersController(Controller):
+    """Blind and consultative transfer, three-way conference (kefu.tenants.transfers)."""
+
+    path = "/api/v1/agent/calls/{call_id:uuid}"
+    tags = ["agent desktop"]
+    guards = [requires("agent.desktop")]
+
+    @post("/transfer", status_code=200)
+    async def transfer(self, call_id: FromPath[uuid.UUID], data: JSONBody[TransferTarget], active_tenant_id: ActiveTenantId,
+                       principal: CurrentPrincipal, runtime: RuntimeDep) -> CallAudioOut:
+        call = await transfers(runtime).blind_transfer(
+            tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, agent_id=data.agent_id, queue_id=data.queue_id
+        )
+        return _out(call)
+
+    @post("/consult", status_code=200)
+    async def consult(self, call_id: FromPath[uuid.UUID], data: JSONBody[TransferTarget], active_tenant_id: ActiveTenantId,
+                      principal: CurrentPrincipal, runtime: RuntimeDep) -> CallAudioOut:
+        call = await transfers(runtime).consult(
+            tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, agent_id=data.agent_id, queue_id=data.queue_id
+        )
+        return _out(call)
+
+    @post("/consult/answer", status_code=200)
+    async def answer_consult(self, call_id: FromPath[uuid.UUID], data: JSONBody[ConsultAnswer], active_tenant_id: ActiveTenantId,
+                             principal: CurrentPrincipal, runtime: RuntimeDep) -> AnswerOut:
+        answer = await transfers(runtime).answer_consult(
+            tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, offer_sdp=data.offer_sdp
+        )
+        return AnswerOut(answer_sdp=answer)
+
+    @post("/consult/conference", status_code=200)
+    async def conference(self, call_id: FromPath[uuid.UUID], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal,
+                         runtime: RuntimeDep) -> CallAudioOut:
+        return _out(await transfers(runtime).conference(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id))
+
+    @post("/consult/complete", status_code=200)
+    async def complete(self, call_id: FromPath[uuid.UUID], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal,
+                       runtime: RuntimeDep) -> CallAudioOut:
+        return _out(await transfers(runtime).complete(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id))
+
+    @delete("/consult", status_code=204)
+    async def cancel(self, call_id: FromPath[uuid.UUID], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal,
+                     runtime: RuntimeDep) -> None:
+        await transfers(runtime).cancel_consult(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id)
 
 
 class SupervisionController(Controller):
@@ -137,4 +214,7 @@ def install(runtime: Runtime) -> list[Any]:
     flow = contact_center(runtime).calls
     calls = runtime.components["call_controls"] = CallControls(flow)
     flow.media_callbacks["on_leg_closed"] = calls.on_leg_closed
-    return [AgentCallControlsController, SupervisionController]
+    moves = runtime.components["transfers"] = Transfers(calls)
+    flow.after_end.append(moves.release_after_end)
+    flow.agent_leaving.append(moves.agent_left)
+    return [AgentCallControlsController, TransfersController, SupervisionController]

@@ -105,6 +105,7 @@ class Call(TenantScoped, Base):
         _tenant_fk(["entry_point_id"], "entry_points"),
         _tenant_fk(["queue_id"], "queues"),
         _tenant_fk(["agent_id"], "agents"),
+        _tenant_fk(["consult_agent_id"], "agents"),
         Index("ix_calls_tenant_started", "tenant_id", "started_at"),
         Index("ix_calls_tenant_queue_status", "tenant_id", "queue_id", "status"),
     )
@@ -138,6 +139,11 @@ class Call(TenantScoped, Base):
     supervisor_mode: Mapped[str | None] = mapped_column(String(16))
     # The supervisor took the call over: the agent left, the supervisor talks to the caller.
     taken_over: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A consultation: the agent consulted (its leg is the "consult" party) and
+    # its stage: ringing | talking | conference.
+    consult_agent_id: Mapped[uuid.UUID | None]
+    consult_state: Mapped[str | None] = mapped_column(String(16))
+    consult_offered_at: Mapped[datetime | None]
 
 
 class CallEvent(TenantScoped, Base):

@@ -358,12 +358,33 @@ class Bridge:
         return leg
 
     def start(self) -> None:
-        """The two-party call: caller and agent hear each other; recording from now on (idempotent)."""
-        if self.bridged:
+        """The two-party call: caller and agent hear each other, recording on (idempotent).
+
+        Called again when another agent answers (a transferred call), it puts
+        the plain two-party routing back.
+        """
+        hears = {"caller": ("agent",), "agent": ("caller",)}
+        if self.bridged and self.hears == hears:
             return
         self.bridged = True
-        self.hears = {"caller": ("agent",), "agent": ("caller",)}
+        self.hears = hears
         self._wire()
+
+    def move_leg(self, party: str, to_party: str) -> Leg | None:
+        """``party``'s leg becomes ``to_party``'s (a consulted agent taking the call over);
+        returns the leg ``to_party`` had, which the caller closes.  Recording follows the new name."""
+        check_party(to_party)
+        leg = self.legs.pop(party, None)
+        if leg is None:
+            raise KeyError(party)
+        self._dtmf.pop(party, None)
+        previous = self.legs.pop(to_party, None)
+        self._dtmf.pop(to_party, None)
+        leg.party = to_party
+        self.legs[to_party] = leg
+        self._attach_dtmf(leg)
+        self._wire(replaced=to_party)
+        return previous
 
     def set_routes(self, hears: dict[str, Iterable[str]]) -> None:
         """Replace the routing table: ``hears[listener]`` = the sources that listener hears."""

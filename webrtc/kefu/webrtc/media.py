@@ -51,7 +51,7 @@ class MediaPlane:
     name = "media"
     COMMANDS = (
         "answer_leg", "add_ice_candidate", "bridge", "set_routes", "play_prompt", "stop_prompt",
-        "listen_dtmf", "set_recording_paused", "close_leg", "end_call", "leg_states",
+        "listen_dtmf", "set_recording_paused", "move_leg", "close_leg", "end_call", "leg_states",
     )
     CALLBACKS = ("on_leg_closed", "on_dtmf", "on_prompt_done")
 
@@ -238,6 +238,21 @@ class MediaPlane:
             except StorageError:
                 log.exception("recording %s kept on this node's disk: it could not be stored", recorded.relative_path)
         return files
+
+    async def move_leg(self, *, tenant_id: UUID, call_id: UUID, party: str, to_party: str) -> None:
+        """``party``'s leg becomes ``to_party``'s (whose own leg, if any, is closed), with no gap in its audio."""
+        bridge = self._bridges.get((tenant_id, call_id))
+        if bridge is None:
+            raise OfferRejected("no_call", "the media server has no such call")
+        async with bridge.lock:
+            try:
+                previous = bridge.move_leg(party, to_party)
+            except KeyError:
+                raise OfferRejected("no_leg", f"the call has no {party} leg") from None
+            except ValueError as exc:
+                raise OfferRejected("invalid_party", str(exc)) from None
+        if previous is not None:
+            await previous.close()
 
     async def close_leg(self, *, tenant_id: UUID, call_id: UUID, party: str) -> None:
         """Close one party's leg (it left the call); the others stay. Idempotent."""
