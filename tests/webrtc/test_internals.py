@@ -1,6 +1,9 @@
 """The aiortc / aioice internals the media plane hooks into are still where it expects them.
 
-These fail (rather than calls silently losing audio) when an upgrade moves them.
+These fail (rather than calls silently losing audio) when an upgrade moves
+them: the ICE host-address wrap (kefu.webrtc.ice) and everything the RTP
+packet path shadows or reads (kefu.webrtc.fastpath, negotiation of
+telephone-event in kefu.webrtc.leg).
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ import inspect
 import aioice
 import aioice.ice
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, rtcdtlstransport, rtcpeerconnection
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from kefu.platform.settings import Settings
 from kefu.webrtc import ice
 from kefu.webrtc.media import MediaPlane
+from kefu.webrtc.fastpath import RtpSession, check_internals
 from kefu.webrtc.passthrough import check_aiortc_internals
 
 
@@ -52,3 +58,48 @@ def test_the_receiver_hook_refuses_an_aiortc_it_was_not_written_for(monkeypatch:
     monkeypatch.setattr(aiortc, "__version__", "9.9.9")
     with pytest.raises(RuntimeError, match="aiortc 1.16.0"):
         check_aiortc_internals()
+
+
+def test_the_packet_path_refuses_an_aioice_it_was_not_written_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aioice, "__version__", "0.99.0")
+    with pytest.raises(RuntimeError, match="aioice 0.13.0"):
+        check_aiortc_internals()
+
+
+def _moved(*args: object, **kwargs: object) -> None:
+    """A stand-in for an internal whose body no longer does what the packet path relies on."""
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "what"),
+    [
+        (RTCPeerConnection, "_RTCPeerConnection__connect", "sender.send"),
+        (RTCPeerConnection, "_RTCPeerConnection__remoteRtp", "_codecs"),
+        (rtcpeerconnection, "create_media_description_for_transceiver", "_codecs"),
+        (rtcdtlstransport.RTCDtlsTransport, "_setup_srtp", "_rx_srtp"),
+        (aioice.ice.StunProtocol, "datagram_received", "Connection.data_received"),
+        (aioice.ice.Connection, "sendto", "_nominated"),
+        (aioice.ice.StunProtocol, "send_data", "transport.sendto"),
+    ],
+)
+def test_a_moved_internal_stops_the_media_plane_from_starting(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, what: str
+) -> None:
+    monkeypatch.setattr(owner, name, _moved)
+    with pytest.raises(RuntimeError, match=what):
+        check_aiortc_internals()
+
+
+async def test_an_rtp_session_takes_over_the_transceivers_start_and_reads_its_codecs() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        transceiver = pc.addTransceiver("audio")
+        assert isinstance(transceiver, RTCRtpTransceiver) and transceiver._codecs == []
+        session = RtpSession(transceiver)
+        assert transceiver.sender.send == session._start_sending
+        assert transceiver.receiver.receive == session._start_receiving
+        assert transceiver.sender._ssrc and hasattr(transceiver.receiver.transport, "_rx_srtp")
+        assert hasattr(transceiver.receiver.transport.transport._connection, "_nominated")
+    finally:
+        await pc.close()
+    check_internals()

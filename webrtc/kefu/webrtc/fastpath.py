@@ -84,7 +84,9 @@ class RtpSession:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.on_rtp = on_rtp
+        # Called once media starts (DTLS connected), and with every RTCP packet received.
         self.on_started: Callable[[], None] | None = None
+        self.on_rtcp: Callable[[object], None] | None = None
         self._transceiver = transceiver
         self._clock = clock
         # Take over from aiortc before it connects: these two calls are how
@@ -208,6 +210,11 @@ class RtpSession:
             return
         now = self._clock()
         for report in parse_rtcp(packet):
+            if self.on_rtcp is not None:
+                try:
+                    self.on_rtcp(report)
+                except Exception:
+                    self._log_error("handling an RTCP packet")
             if isinstance(report, RtcpSrPacket):
                 self._last_sr[report.ssrc] = ((report.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF, now)
                 self.remote_sender_reports[report.ssrc] = report.sender_info

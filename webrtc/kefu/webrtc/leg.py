@@ -75,6 +75,8 @@ class Leg:
         self.sinks: tuple[Sink, ...] = ()
         self.on_telephone_event: Callable[[bytes, int], None] | None = None
         self.outbound = Outbound()
+        # Set once the connection is up and packets flow both ways (DTLS connected).
+        self.media_started = asyncio.Event()
         self._on_closed = on_closed
         self._closing = False
         self._pc = RTCPeerConnection(configuration)
@@ -129,12 +131,18 @@ class Leg:
             offer = aiortc_sdp.SessionDescription.parse(offer_sdp)
         except Exception as exc:
             raise OfferRejected("invalid_offer", f"the offer is not valid SDP: {exc}") from None
+        if not offer.media:
+            raise OfferRejected("invalid_offer", "the offer has no media section")
         if len(offer.media) != 1 or offer.media[0].kind != "audio":
             raise OfferRejected("audio_only", "the offer must hold exactly one audio stream and nothing else")
-        codec, telephone_event = choose_codecs(offer.media[0].rtp.codecs)
+        media = offer.media[0]
+        if media.dtls is None or not media.dtls.fingerprints:
+            raise OfferRejected("invalid_offer", "the offer has no DTLS fingerprint")
+        codec, telephone_event = choose_codecs(media.rtp.codecs)
 
         transceiver = self._pc.addTransceiver("audio", direction="sendrecv")
         self._session = RtpSession(transceiver, on_rtp=self._receive)
+        self._session.on_started = self.media_started.set
         transceiver.setCodecPreferences(
             [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType.lower() == f"audio/{codec}"]
         )
