@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import BrowserContext, Page, Playwright, expect
+
 from browser_support import (
     AGENT_HZ,
     BRIGHT_HZ,
@@ -26,7 +28,6 @@ from browser_support import (
     wait_for_tone,
     wait_until_gone,
 )
-from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 
 def agent_and_caller(playwright: Playwright, agent_wav: Path, caller_wav: Path, tmp_path: Path, contexts: list[BrowserContext]) -> tuple[Page, Page]:

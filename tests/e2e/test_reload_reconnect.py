@@ -1,4 +1,5 @@
-"""A reloaded agent desktop or caller page is back on its live call within 5 s, in real Chromium.
+"""A reloaded agent desktop or caller page is back on its live call within 5 s, and a caller whose
+connection fails recovers on a new connection, in real Chromium.
 
 Reloading closes the page's peer connection; the media plane reports the leg
 closed and the control plane keeps the call for its grace period
@@ -12,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import BrowserContext, Page, Playwright, expect
+
 from browser_support import (
     AGENT_HZ,
     CALLER_HZ,
@@ -23,7 +26,6 @@ from browser_support import (
     sign_in_agent_ready,
     wait_for_tone,
 )
-from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 # "An agent who reloads the page mid-call is re-attached to the live call within 5 s."
 REATTACH_WITHIN_S = 5.0
@@ -106,6 +108,45 @@ def test_a_caller_who_reloads_mid_call_hears_the_agent_again_within_5_s(
         # A reload after the call ended starts afresh.
         caller.reload()
         expect(caller.locator("#call-state")).to_have_text("idle")
+    finally:
+        for context in contexts:
+            context.close()
+
+    call, events = one_reconnected_call(server, demo, call_id)
+    assert call["end_reason"] == "caller_hangup"
+    assert [e["data"] for e in events if e["type"] == "reconnected"] == [{"party": "caller"}]
+
+
+@pytest.mark.browser
+def test_a_caller_whose_connection_fails_offers_again_on_a_new_connection_and_keeps_the_call(
+    demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A network change: the softphone reports its connection failed, the page restarts ICE on a fresh
+    RTCPeerConnection (aiortc cannot restart ICE in place) and the server's new leg replaces the old."""
+    server, demo = demo_server
+    contexts: list[BrowserContext] = []
+    try:
+        contexts.append(launch_chromium(playwright, tmp_path / "agent-profile", tone_wavs["agent"]))
+        contexts.append(launch_chromium(playwright, tmp_path / "caller-profile", tone_wavs["caller"]))
+        agent, caller = contexts[0].new_page(), contexts[1].new_page()
+        sign_in_agent_ready(agent, server.url, demo)
+        call_id = connect_call(agent, caller, server.url, demo)
+        wait_for_tone(caller, AGENT_HZ)
+        caller.evaluate("() => { window.kefuTestOldConnection = window.kefuSoftphone.pc; }")
+
+        # What Chromium reports when the network under a connection goes away.
+        caller.evaluate("() => window.kefuSoftphone.onState('failed')")
+        caller.wait_for_function(
+            "() => window.kefuSoftphone.pc !== window.kefuTestOldConnection && window.kefuSoftphone.pc.connectionState === 'connected'",
+            timeout=STEP_MS,
+        )
+        assert caller.evaluate("() => window.kefuTestOldConnection.connectionState") == "closed"
+        assert wait_for_tone(caller, AGENT_HZ) == pytest.approx(AGENT_HZ, abs=15)  # on the new connection's stream
+        assert wait_for_tone(agent, CALLER_HZ) == pytest.approx(CALLER_HZ, abs=15)
+        expect(caller.locator("#call-state")).to_have_text("connected")
+        expect(agent.locator("#call-state")).to_have_text("connected")
+        caller.click("#hangup-button")
+        expect(agent.locator("#call-state")).to_have_text("ended", timeout=STEP_MS)
     finally:
         for context in contexts:
             context.close()

@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import BrowserContext, Locator, Page, Playwright, Request, expect
+
 from browser_support import (
     AGENT_HZ,
     CALLER_HZ,
@@ -27,7 +29,6 @@ from browser_support import (
     wait_for_tone,
     wait_for_tones,
 )
-from playwright.sync_api import BrowserContext, Locator, Page, Playwright, Request, expect
 
 
 def open_pages(playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path, contexts: list[BrowserContext]) -> tuple[Page, Page, Page]:

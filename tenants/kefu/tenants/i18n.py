@@ -71,7 +71,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "reason_logged_in": "just logged in",
         "reason_break": "on a break",
         "reason_no_answer": "missed a call",
-        "reason_not_ready": "not ready",
         # in-call controls
         "hold": "Hold",
         "resume": "Resume",
@@ -165,7 +164,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "reason_logged_in": "刚登录",
         "reason_break": "休息",
         "reason_no_answer": "未接来电",
-        "reason_not_ready": "示忙",
         "hold": "保持",
         "resume": "恢复通话",
         "mute": "静音",

@@ -46,8 +46,8 @@ from kefu.platform.runtime import Runtime
 from kefu.tenants.call_log import append_event, lock_call
 from kefu.tenants.callflow import CallFlow, check_sdp
 from kefu.tenants.clock import TimerHandle
-from kefu.tenants.controls import audio_message
-from kefu.tenants.controls_api import CallAudioOut, SupervisorOut
+from kefu.tenants.controls_api import CallAudioOut
+from kefu.tenants.controls_api import _out as call_audio_out  # the controls' own answer, field for field
 from kefu.tenants.models import Call
 from kefu.tenants.schemas import AnswerOut, AnswerRequest
 from kefu.tenants.services import contact_center
@@ -85,10 +85,6 @@ class Reconnect:
         self.db = flow.db
         self._then = then
         self._pending: dict[GraceKey, _Grace] = {}
-
-    def waiting(self, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> bool:
-        """Whether the party's grace period is running (it dropped and has not come back)."""
-        return (tenant_id, call_id, party) in self._pending
 
     # --- the media plane's report -------------------------------------------------
 
@@ -199,15 +195,6 @@ class AgentMediaOut(msgspec.Struct):
     audio: CallAudioOut
 
 
-def _audio_out(call: Call) -> CallAudioOut:
-    message = audio_message(call)
-    supervisor = message["supervisor"]
-    return CallAudioOut(
-        call_id=call.id, on_hold=call.on_hold, muted=call.agent_muted, recording_paused=call.recording_paused,
-        supervisor=SupervisorOut(mode=supervisor["mode"], name=None) if supervisor else None, taken_over=call.taken_over,
-    )
-
-
 def reconnect(runtime: Runtime) -> Reconnect:
     return runtime.components["reconnect"]  # type: ignore[no-any-return]
 
@@ -228,7 +215,7 @@ class AgentMediaController(Controller):
         answer, call = await reconnect(runtime).reattach_agent(
             tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, offer_sdp=data.offer_sdp
         )
-        return AgentMediaOut(answer_sdp=answer, audio=_audio_out(call))
+        return AgentMediaOut(answer_sdp=answer, audio=call_audio_out(call))
 
 
 class CallerMediaController(Controller):

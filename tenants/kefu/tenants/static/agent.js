@@ -26,10 +26,9 @@ let audio = { ...NO_AUDIO };
 
 function stateWords(state, reason) {
   const word = t(`state_${state}`);
-  if (state !== "not_ready" || !reason) return word;
+  if (state !== "not_ready" || !reason || reason === "not_ready") return word;
   const key = `reason_${reason}`;
-  const because = t(key) === key ? reason : t(key);
-  return because === word ? word : `${word} (${because})`;
+  return `${word} (${t(key) === key ? reason : t(key)})`;
 }
 
 function setAgentState(state, reason = null) {

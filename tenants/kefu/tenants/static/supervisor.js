@@ -1,7 +1,7 @@
 // The supervisor page: the tenant's connected calls, live, and one-click
 // Monitor / Whisper / Barge / Take over / Leave / Pause-Resume recording.
-// The list is re-read (GET /api/v1/calls) whenever /ws/events reports a call or
-// agent state change; durations tick locally.  Joining a call makes one softphone
+// The list is re-read (GET /api/v1/calls) whenever /ws/events reports a call state
+// change (a call connected or ended); durations tick locally.  Joining a call makes one softphone
 // leg (POST /api/v1/supervision/calls/{id}); switching mode is one PUT on the same leg.
 // Rows: #calls-table tr[data-call-id]; in each, .supervision (data-mode:
 // monitor | whisper | barge | taken_over | "") and the buttons .monitor-button,
@@ -94,10 +94,14 @@ async function refresh() {
   refreshing = (async () => {
     do {
       again = false;
-      const [page, agents] = await Promise.all([api("GET", "/api/v1/calls?limit=200"), api("GET", "/api/v1/agents")]);
-      agentNames = Object.fromEntries(agents.map((a) => [a.id, a.display_name]));
+      const page = await api("GET", "/api/v1/calls?limit=200");
       const connected = page.items.filter((c) => c.status === "connected");
-      await Promise.all(connected.map((c) => foldRecording(c.id)));
+      if (connected.some((c) => c.agent_id && !(c.agent_id in agentNames))) {
+        const agents = await api("GET", "/api/v1/agents");
+        agentNames = Object.fromEntries(agents.map((a) => [a.id, a.display_name]));
+      }
+      // A call's recording state is read once, when it first shows; then from our own answers.
+      await Promise.all(connected.filter((c) => !(c.id in recordingPaused)).map((c) => foldRecording(c.id)));
       calls = connected;
       if (mine && !calls.some((c) => c.id === mine.call_id)) dropMine();  // the call ended
       render();
@@ -177,7 +181,7 @@ function connect() {
   socket.addEventListener("message", (event) => {
     const frame = JSON.parse(event.data);
     if (frame.type === "ready") refresh();
-    else if (frame.type === "event" && ["call.state_changed", "agent.state_changed"].includes(frame.event.event_type)) refresh();
+    else if (frame.type === "event" && frame.event.event_type === "call.state_changed") refresh();
   });
   socket.addEventListener("close", () => {
     // Reconnect (refreshing an expired token first) unless logging out.
