@@ -212,9 +212,11 @@ async def serve(port_pipe: Any, harness: str, record: bool) -> None:
     else:
         bridge = LocalBridge(data_dir / "recordings" if record else None)
     done = asyncio.Event()
+    connections: set[asyncio.StreamWriter] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while line := await reader.readline():
+        connections.add(writer)
+        while not done.is_set() and (line := await reader.readline()):
             message = json.loads(line)
             op = message["op"]
             reply: dict[str, Any] = {}
@@ -226,7 +228,8 @@ async def serve(port_pipe: Any, harness: str, record: bool) -> None:
                 elif op == "end":
                     await bridge.end(message["call"])
                 elif op == "cpu":
-                    reply.update(cpu=time.process_time(), wall=time.monotonic())
+                    times = os.times()
+                    reply.update(cpu=time.process_time(), wall=time.monotonic(), user=times.user, system=times.system)
                 elif op == "stats":
                     legs = bridge.legs_now()
                     reply.update(
@@ -246,12 +249,16 @@ async def serve(port_pipe: Any, harness: str, record: bool) -> None:
                 reply = {"error": f"{op}: {exc!r}"}
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
+        connections.discard(writer)
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port_pipe.send(server.sockets[0].getsockname()[1])
     await done.wait()
     server.close()
+    for writer in list(connections):
+        writer.close()
+    await server.wait_closed()
     await bridge.stop()
 
 
@@ -276,7 +283,7 @@ class Peer:
 
 
 class Clients:
-    def __init__(self, port: int, calls: range, frames: list[bytes]) -> None:
+    def __init__(self, port: int | None, calls: range, frames: list[bytes]) -> None:
         self.port = port
         self.calls = calls
         self.frames = frames
@@ -293,6 +300,9 @@ class Clients:
 
         async def one_call(call: int) -> None:
             async with semaphore:
+                if self.port is None:
+                    await self._direct(self._peer(call, "caller"), self._peer(call, "agent"))
+                    return
                 reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
                 try:
                     pair = [self._peer(call, "caller"), self._peer(call, "agent")]
@@ -304,6 +314,24 @@ class Clients:
                     writer.close()
 
         await asyncio.gather(*(one_call(call) for call in self.calls))
+
+    async def _direct(self, caller: Peer, agent: Peer) -> None:
+        """The baseline: caller and agent peers connected to each other, no media server between them."""
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        from kefu.webrtc.fastpath import RtpSession
+
+        for peer in (caller, agent):
+            peer.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            transceiver = peer.pc.addTransceiver("audio", direction="sendrecv")
+            far_id = peer.id ^ 1
+            peer.session = RtpSession(transceiver, on_rtp=lambda *packet, peer=peer, far_id=far_id: self._heard(peer, far_id, packet[5]))
+            peer.session.on_started = peer.connected.set
+        await caller.pc.setLocalDescription(await caller.pc.createOffer())
+        await agent.pc.setRemoteDescription(caller.pc.localDescription)
+        await agent.pc.setLocalDescription(await agent.pc.createAnswer())
+        await caller.pc.setRemoteDescription(RTCSessionDescription(sdp=agent.pc.localDescription.sdp, type="answer"))
+        await asyncio.wait_for(asyncio.gather(caller.connected.wait(), agent.connected.wait()), 60)
 
     def _peer(self, call: int, party: str) -> Peer:
         peer = Peer(id=call * 2 + (party == "agent"), call=call, party=party)
@@ -367,14 +395,15 @@ class Clients:
             await asyncio.sleep(max(delay, 0))  # pacing media, not waiting for work
 
     async def close(self) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        for call in self.calls:
-            await request(reader, writer, {"op": "end", "call": call})
-        writer.close()
+        if self.port is not None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            for call in self.calls:
+                await request(reader, writer, {"op": "end", "call": call})
+            writer.close()
         await asyncio.gather(*(peer.pc.close() for peer in self.peers))
 
 
-def client_process(conn: Any, port: int, first: int, count: int, loop_name: str) -> None:
+def client_process(conn: Any, port: int | None, first: int, count: int, loop_name: str) -> None:
     quiet_logs()
     if loop_name == "uvloop":
         from kefu.webrtc.fastpath import install_event_loop_policy
@@ -383,7 +412,7 @@ def client_process(conn: Any, port: int, first: int, count: int, loop_name: str)
     asyncio.run(run_clients(conn, port, range(first, first + count)))
 
 
-async def run_clients(conn: Any, port: int, calls: range) -> None:
+async def run_clients(conn: Any, port: int | None, calls: range) -> None:
     loop = asyncio.get_running_loop()
     clients = Clients(port, calls, encoded_tone())
     started = time.monotonic()
@@ -437,18 +466,6 @@ def machine_busy() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def server_cpu(port: int) -> tuple[float, float]:
-    async def ask() -> dict[str, Any]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            return await request(reader, writer, {"op": "cpu"})
-        finally:
-            writer.close()
-
-    reply = asyncio.run(ask())
-    return reply["cpu"], reply["wall"]
-
-
 def server_request(port: int, message: dict[str, Any]) -> dict[str, Any]:
     async def ask() -> dict[str, Any]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -469,15 +486,19 @@ def main() -> int:
     parser.add_argument("--harness", choices=("media-plane", "local"), default="media-plane")
     parser.add_argument("--client-processes", type=int, default=1)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="the server's event loop")
+    parser.add_argument("--direct", action="store_true", help="baseline: the same peers connected to each other, no server")
     parser.add_argument("--profile", metavar="FILE", help="py-spy the server over the window into FILE (collapsed stacks)")
     args = parser.parse_args()
     harness = "local" if args.no_record else args.harness
 
     context = multiprocessing.get_context("spawn")
-    port_receiver, port_sender = context.Pipe(duplex=False)
-    server = context.Process(target=server_process, args=(port_sender, harness, not args.no_record, args.loop))
-    server.start()
-    port = port_receiver.recv()
+    server = None
+    port: int | None = None
+    if not args.direct:
+        port_receiver, port_sender = context.Pipe(duplex=False)
+        server = context.Process(target=server_process, args=(port_sender, harness, not args.no_record, args.loop))
+        server.start()
+        port = port_receiver.recv()
 
     clients = []
     per_process = -(-args.calls // args.client_processes)
@@ -490,12 +511,21 @@ def main() -> int:
         process = context.Process(target=client_process, args=(child, port, first, count, "uvloop"))
         process.start()
         clients.append((process, parent))
+
+    def ask(message: dict[str, Any]) -> dict[str, Any]:
+        if port is None:
+            return {"cpu": 0.0, "wall": time.monotonic(), "user": 0.0, "system": 0.0, "pid": None,
+                    "connected": 0, "legs": 0, "loop": "-", "threads": 0, "dropped": 0, "srtp_failures": 0,
+                    "sender_reports": 0}
+        return server_request(port, message)
+
     try:
         setup = [conn.recv()["setup_s"] for _, conn in clients]
-        stats = server_request(port, {"op": "stats"})
+        stats = ask({"op": "stats"})
         print(
-            f"{args.calls} calls set up in {max(setup):.1f} s: {stats['connected']}/{stats['legs']} server legs connected; "
-            f"server loop {stats['loop']}, {stats['threads']} threads",
+            f"{args.calls} calls set up in {max(setup):.1f} s"
+            + ("" if args.direct else f": {stats['connected']}/{stats['legs']} server legs connected; "
+               f"server loop {stats['loop']}, {stats['threads']} threads"),
             flush=True,
         )
         start = time.monotonic() + args.warmup
@@ -504,30 +534,32 @@ def main() -> int:
             conn.send({"start": start, "end": end})
         time.sleep(max(0.0, start - time.monotonic()))
         busy0 = machine_busy()
-        cpu0, wall0 = server_cpu(port)
+        before = ask({"op": "cpu"})
         profiler = None
-        if args.profile:
+        if args.profile and stats["pid"]:
             profiler = subprocess.Popen(
-                [shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(stats["pid"]), "-d", str(int(args.seconds)), "-r", "200",
-                 "-f", "raw", "-o", args.profile],
+                [shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record",
+                 "-p", str(stats["pid"]), "-d", str(int(args.seconds)), "-r", "200", "-f", "raw", "-o", args.profile,
+                 *(["--native"] if os.environ.get("BENCH_NATIVE") else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         time.sleep(max(0.0, end - time.monotonic()))
-        cpu1, wall1 = server_cpu(port)
+        after = ask({"op": "cpu"})
         busy1 = machine_busy()
         if profiler is not None:
             profiler.wait(timeout=60)
         results = [conn.recv() for _, conn in clients]
-        stats = server_request(port, {"op": "stats"})
+        stats = ask({"op": "stats"})
     finally:
         for process, _ in clients:
             process.join(timeout=60)
-        try:
-            server_request(port, {"op": "quit"})
-        except OSError:
-            pass
-        server.join(timeout=30)
-        for process in [server, *(p for p, _ in clients)]:
+        if port is not None:
+            try:
+                server_request(port, {"op": "quit"})
+            except OSError:
+                pass
+        for process in [*([server] if server else []), *(p for p, _ in clients)]:
+            process.join(timeout=30)
             if process.is_alive():
                 process.kill()
 
@@ -535,33 +567,40 @@ def main() -> int:
     heard = sum(r["heard"] for r in results)
     mismatched = sum(r["mismatched"] for r in results)
     latencies = [x for r in results for x in r["latencies_ms"]]
-    server_share = (cpu1 - cpu0) / (wall1 - wall0)
+    wall = after["wall"] - before["wall"]
+    server_share = (after["cpu"] - before["cpu"]) / wall
+    kernel_share = (after["system"] - before["system"]) / max(after["cpu"] - before["cpu"], 1e-9)
     per_call = server_share / args.calls
-    client_share = sum(r["cpu_s"] for r in results) / (wall1 - wall0)
+    client_share = sum(r["cpu_s"] for r in results) / wall
     loss = 1 - heard / sent if sent else float("nan")
-    others = max(0.0, (busy1 - busy0) / (wall1 - wall0) - server_share - client_share)
+    others = max(0.0, (busy1 - busy0) / wall - server_share - client_share)
+    path = "sender -> far peer, no server" if args.direct else "sender -> server -> far peer"
 
     print(
-        f"conditions: {os.cpu_count()} cores shared by the server and {len(clients)} client process(es) "
-        f"({2 * args.calls} aiortc peers); harness {harness}, recording {'off' if args.no_record else 'on'}, "
-        f"server loop {args.loop}; {args.seconds:.0f} s measured after {args.warmup:.0f} s of traffic; "
-        f"other processes used {others * 100:.0f} % of a core meanwhile"
+        f"conditions: {os.cpu_count()} cores shared by "
+        + ("" if args.direct else f"the server (harness {harness}, recording {'off' if args.no_record else 'on'}, "
+           f"loop {args.loop}) and ")
+        + f"{len(clients)} client process(es) ({2 * args.calls} aiortc peers); {args.seconds:.0f} s measured after "
+        f"{args.warmup:.0f} s of traffic; other processes used {others * 100:.0f} % of a core meanwhile"
     )
-    print(
-        f"server cpu: {server_share * 100:.1f} % of one core for {args.calls} calls = {per_call * 100:.3f} % per call; "
-        f"clients: {client_share * 100:.1f} % of one core"
-    )
+    if not args.direct:
+        print(
+            f"server cpu: {server_share * 100:.1f} % of one core for {args.calls} calls = {per_call * 100:.3f} % per call "
+            f"({kernel_share * 100:.0f} % of it in the kernel); clients: {client_share * 100:.1f} % of one core"
+        )
     print(
         f"frames: {sent} sent in the window, {heard} heard by the far peer, loss {loss * 100:.3f} %; "
-        f"{mismatched} payloads not byte-identical; server dropped {stats['dropped']}, "
-        f"SRTP failures {stats['srtp_failures']}, sender reports {stats['sender_reports']}"
+        f"{mismatched} payloads not byte-identical"
+        + ("" if args.direct else f"; server dropped {stats['dropped']}, SRTP failures {stats['srtp_failures']}, "
+           f"sender reports {stats['sender_reports']}")
     )
     print(
-        f"one-way latency (sender -> server -> far peer): p50 {percentile(latencies, 50):.2f} ms, "
+        f"one-way latency ({path}): p50 {percentile(latencies, 50):.2f} ms, "
         f"p99 {percentile(latencies, 99):.2f} ms, max {max(latencies, default=float('nan')):.2f} ms "
         f"(mean {statistics.fmean(latencies) if latencies else float('nan'):.2f} ms)"
     )
-    print(f"calls_per_core={1 / per_call:.1f}")
+    if not args.direct:
+        print(f"calls_per_core={1 / per_call:.1f}")
     return 0
 
 
