@@ -26,13 +26,28 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="folder for the database, secrets and recordings (KEFU_DATA_DIR)")
     serve.add_argument("--demo", action="store_true", help="load the demo tenant before serving and print its log-ins")
 
-    api = sub.add_parser("api", help="production: run an HTTP API replica (no workers, no media)")
-    api.add_argument("--host")
-    api.add_argument("--port", type=int)
+    api = sub.add_parser(
+        "api",
+        help="production: run an HTTP API replica (no workers; calls' media on 'kefu media' nodes)",
+        description="Run a stateless HTTP API replica: API, pages, websockets and the ACD.  It places each "
+        "new call on the least loaded media node ('kefu media') and commands it through Redis.",
+    )
+    api.add_argument("--host", help="address to listen on (KEFU_HOST)")
+    api.add_argument("--port", type=int, help="port to listen on (KEFU_PORT)")
     sub.add_parser("worker", help="production: run background job workers (Dramatiq on Redis)")
-    media = sub.add_parser("media", help="production: run a media node (aiortc peers, recording)")
-    media.add_argument("--host")
-    media.add_argument("--port", type=int)
+    media = sub.add_parser(
+        "media",
+        help="production: run a media node (the aiortc peers and recordings of the calls placed on it)",
+        description="Run a media node for production API replicas (KEFU_MODE=production).  It holds the "
+        "WebRTC legs of the calls the control plane places on it, bridges and records them, takes its "
+        "commands from Redis (KEFU_REDIS_URL) and reports leg events and its load there every "
+        "KEFU_MEDIA_HEARTBEAT_MS (default 1000).  A node silent for KEFU_MEDIA_NODE_TIMEOUT_MS (default "
+        "5000) is dead: the control plane ends its calls (reason media_lost).  Give every node its own "
+        "KEFU_NODE_ID (default <host>:<port>); KEFU_MEDIA_MAX_CALLS (default 500) caps its calls.  "
+        "Browsers reach it over UDP (ICE); HTTP serves only GET /health.  See docs/media-nodes.md.",
+    )
+    media.add_argument("--host", help="address of the /health endpoint (KEFU_HOST)")
+    media.add_argument("--port", type=int, help="port of the /health endpoint, part of the default node id (KEFU_PORT)")
 
     db = sub.add_parser("db", help="database migrations (Alembic)")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)

@@ -56,10 +56,9 @@ def run_api(settings: Settings) -> int:
     from kefu.platform.app import create_app
     from kefu.platform.runtime import Runtime
 
-    # Until the control plane can place legs on remote media nodes (issue 9,
-    # docs/deployment.md), each API process is also the media node of the calls
-    # whose legs it answered.
-    runtime = Runtime.build(settings, process_roles=frozenset({"api", "media"}))
+    # The calls' media runs on `kefu media` nodes, reached through Redis
+    # (kefu.webrtc.remote, docs/media-nodes.md).
+    runtime = Runtime.build(settings, process_roles=frozenset({"api"}))
     uvicorn.run(create_app(runtime=runtime), **uvicorn_options(settings))
     return 0
 
@@ -71,13 +70,19 @@ def run_worker(settings: Settings) -> int:
 
 
 def run_media(settings: Settings) -> int:
-    from kefu.platform.app import create_app
-    from kefu.platform.runtime import Runtime
+    if settings.embedded:
+        print(
+            "kefu media runs a media node for production API replicas ('kefu api', KEFU_MODE=production); "
+            "the embedded default runs its media inside 'kefu serve'",
+            file=sys.stderr,
+        )
+        return 2
+    from kefu.webrtc.node import build_node_runtime, create_node_app
 
-    # A media-only process: the media plane and the softphone module.  Nothing
-    # routes legs to it yet (issue 9); see docs/deployment.md.
-    runtime = Runtime.build(settings, process_roles=frozenset({"media"}))
-    uvicorn.run(create_app(runtime=runtime), **uvicorn_options(settings))
+    # A media node: the aiortc peers of the calls placed on it, commanded through
+    # Redis; HTTP serves only /health (docs/media-nodes.md).
+    runtime = build_node_runtime(settings)
+    uvicorn.run(create_node_app(runtime), **uvicorn_options(settings))
     return 0
 
 

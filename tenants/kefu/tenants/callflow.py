@@ -75,28 +75,32 @@ class CallFlow:
         # (hanging up during a consultation transfers the call).
         self.agent_leaving: list[Callable[[uuid.UUID, uuid.UUID, uuid.UUID], Any]] = []
         acd.on_start.append(self.recover_lost_calls)
+        acd.on_start.append(self._attach_media_nodes)
 
     async def recover_lost_calls(self) -> int:
         """After a restart: end every live call of this media node whose caller leg is gone
         (reason ``media_lost``), freeing its agent.  Returns how many were ended."""
+        return await self._end_calls_of_node(self.node_id, keep_live_caller_legs=True)
+
+    async def _end_calls_of_node(self, node: str, *, keep_live_caller_legs: bool) -> int:
         media = self._media_provider()
-        async with self.db.platform_session(reason="recover calls whose media legs died with this node") as session:
+        async with self.db.platform_session(reason="recover calls whose media legs died with their node") as session:
             rows = (
                 await session.execute(
-                    select(Call.tenant_id, Call.id).where(Call.media_node == self.node_id, Call.status != "ended")
+                    select(Call.tenant_id, Call.id).where(Call.media_node == node, Call.status != "ended")
                     # Waiting calls first, so agents freed by connected calls are not offered calls about to end.
                     .order_by(Call.status == "connected", Call.started_at, Call.id)
                 )
             ).all()
         ended = 0
         for tenant_id, call_id in rows:
-            leg_state = getattr(media, "leg_state", None) if media is not None else None
+            leg_state = getattr(media, "leg_state", None) if media is not None and keep_live_caller_legs else None
             if leg_state is not None and leg_state(tenant_id=tenant_id, call_id=call_id, party="caller") is not None:
                 continue
             if await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="media_lost", actor="media", route_freed=False):
                 ended += 1
         if ended:
-            log.warning("ended %d call(s) whose media legs were lost on node %s", ended, self.node_id)
+            log.warning("ended %d call(s) whose media legs were lost on node %s", ended, node)
         # Only now route the freed agents: none is offered a call that was about to end.
         now = self.acd.clock()
         for tenant_id in dict.fromkeys(tenant_id for tenant_id, _ in rows):
@@ -129,6 +133,39 @@ class CallFlow:
 
         on_commit(session, after_commit)
         return done.agents
+
+    # --- media nodes (production: kefu.webrtc.remote, docs/media-nodes.md) ---------
+
+    async def _attach_media_nodes(self) -> None:
+        """ACD start: a media plane on remote nodes reports to this control plane from now on."""
+        media = self._media_provider()
+        if media is None or not hasattr(media, "place_call"):
+            return  # in-process media: nothing to place, no node to lose
+        self.media()  # leg reports (media_callbacks), even for calls another replica placed
+        media.on_node_lost = self.end_calls_of_lost_node
+        media.locate_call = self.media_node_of
+        media.live_call_nodes = self.media_nodes_of_live_calls
+
+    async def _place_call(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> str:
+        """The media node the new call is pinned to (this process's own in-process media otherwise)."""
+        place = getattr(self.media(), "place_call", None)
+        if place is None:
+            return self.node_id
+        return await place(tenant_id=tenant_id, call_id=call_id)
+
+    async def end_calls_of_lost_node(self, node: str) -> int:
+        """A media node died: its live calls end (``media_lost``), their agents are freed, then routed.
+        Each call ends once (``_end_once`` locks the row), whichever replica runs this."""
+        return await self._end_calls_of_node(node, keep_live_caller_legs=False)
+
+    async def media_node_of(self, tenant_id: uuid.UUID, call_id: uuid.UUID) -> str | None:
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            return await session.scalar(select(Call.media_node).where(Call.tenant_id == tenant_id, Call.id == call_id))
+
+    async def media_nodes_of_live_calls(self) -> set[str]:
+        async with self.db.platform_session(reason="find calls pinned to media nodes that stopped reporting") as session:
+            nodes = await session.scalars(select(Call.media_node).where(Call.status != "ended", Call.media_node.is_not(None)).distinct())
+            return set(nodes)
 
     # --- media plane -------------------------------------------------------------
 
@@ -176,14 +213,16 @@ class CallFlow:
         check_sdp(offer_sdp)
         entry = await self.resolve_widget(widget_key)
         tenant_id = entry.tenant_id
-        self.media()  # fail before creating a call nobody can hear
+        call_id = uuid.uuid4()
+        # Fails (503 media_unavailable) before creating a call nobody can hear.
+        media_node = await self._place_call(tenant_id=tenant_id, call_id=call_id)
         now = self.acd.clock()
         caller_token = tenant_token(tenant_id)  # <tenant hex>.<secret>: the caller endpoints open only this tenant
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             call = Call(
-                tenant_id=tenant_id, entry_point_id=entry.id, queue_id=entry.queue_id, caller_name=caller_name,
+                id=call_id, tenant_id=tenant_id, entry_point_id=entry.id, queue_id=entry.queue_id, caller_name=caller_name,
                 status="queued", started_at=now, queued_at=now, priority=0, caller_token_hash=token_hash(caller_token),
-                media_node=self.node_id,  # the caller leg is answered here next; a restart of this node ends the call
+                media_node=media_node,  # the call's legs live there; when that node dies the call ends
             )
             session.add(call)
             await session.flush()

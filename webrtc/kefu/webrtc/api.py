@@ -1,10 +1,17 @@
-"""kefu.webrtc's part of the app: the media plane service and the browser softphone module.
+"""kefu.webrtc's part of the app: the media plane for this process and the browser softphone module.
 
-``install`` registers ``MediaPlane`` as ``runtime.components["media"]`` and as a
-runtime service when this process runs the "media" role, the recording store
-as ``runtime.components["recordings"]`` (and its tenant-purge hook) in every
-process, and serves ``/static/webrtc/`` (``softphone.js``) wherever pages are
-served.
+``install`` gives the runtime the media plane that fits its roles:
+
+* ``api`` and ``media`` (``kefu serve``, the embedded default): an in-process
+  ``MediaPlane`` as ``runtime.components["media"]`` and a runtime service;
+* ``media`` alone (``kefu media``): a ``MediaNode`` (``components["media_node"]``)
+  serving the calls the control plane places on it through Redis;
+* ``api`` alone in production (``kefu api``): a ``RemoteMediaPlane`` as
+  ``components["media"]``, placing calls on media nodes (docs/media-nodes.md).
+
+It also registers the recording store as ``runtime.components["recordings"]``
+(and its tenant-purge hook) in every process, and serves ``/static/webrtc/``
+(``softphone.js``) wherever pages are served.
 """
 
 from __future__ import annotations
@@ -24,10 +31,23 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def install(runtime: Runtime) -> list[Any]:
     install_recording_store(runtime)
-    if "media" in runtime.process_roles:
+    roles = runtime.process_roles
+    if "media" in roles and "api" not in roles:
+        from kefu.webrtc.node import MediaNode
+
+        node = MediaNode(runtime.settings)
+        runtime.components["media_node"] = node
+        runtime.add_service(node)
+    elif "media" in roles:
         media = MediaPlane(runtime.settings)
         runtime.components["media"] = media
         runtime.add_service(media)
+    elif "api" in roles and not runtime.settings.embedded:
+        from kefu.webrtc.remote import RemoteMediaPlane
+
+        remote = RemoteMediaPlane(runtime.settings)
+        runtime.components["media"] = remote
+        runtime.add_service(remote)
     return [
         create_static_files_router(
             path="/static/webrtc",
