@@ -214,7 +214,7 @@ class _ThreadedStore:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
 
-    def _chunks(self, read: Callable[[int], bytes], release: Callable[[], None], length: int) -> "_ChunkReader":
+    def _chunks(self, read: Callable[[int], bytes], release: Callable[[], None], length: int) -> _ChunkReader:
         return _ChunkReader(self, read, release, length)
 
     def close(self) -> None:
@@ -544,12 +544,12 @@ def store_for(settings: Settings) -> LocalStore | S3Store:
     raise ValueError(f"unknown recordings backend {settings.recordings_backend!r}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _local_store(root: Path) -> LocalStore:
     return LocalStore(root)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _s3_store(bucket: str, prefix: str, endpoint_url: str | None, region: str) -> S3Store:
     return S3Store(bucket=bucket, prefix=prefix, endpoint_url=endpoint_url, region=region)
 
