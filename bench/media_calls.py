@@ -189,6 +189,29 @@ class MediaPlaneBridge:
         await self.media.stop()
 
 
+class GcPauses:
+    """How long the server's event loop stood still for Python's cyclic garbage collector, per generation."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def summary(self) -> dict[str, list[float]]:
+        summary = {str(g): [len(p), sum(p) * 1000, max(p, default=0.0) * 1000] for g, p in self.pauses.items()}
+        for pauses in self.pauses.values():
+            pauses.clear()
+        return summary
+
+
 def server_process(port_pipe: Any, harness: str, record: bool, loop_name: str) -> None:
     quiet_logs()
     if loop_name == "uvloop":
@@ -204,6 +227,7 @@ async def serve(port_pipe: Any, harness: str, record: bool) -> None:
 
     check_aiortc_internals()
     allow_loopback_host_candidates()
+    pauses = GcPauses()
     data_dir = Path(tempfile.mkdtemp(prefix="kefu-media-bench-"))
     bridge: LocalBridge | MediaPlaneBridge
     if harness == "media-plane":
@@ -242,6 +266,7 @@ async def serve(port_pipe: Any, harness: str, record: bool) -> None:
                         threads=len(__import__("threading").enumerate()),
                         loop=type(asyncio.get_running_loop()).__module__,
                         pid=os.getpid(),
+                        gc=pauses.summary(),
                     )
                 elif op == "quit":
                     done.set()
@@ -534,6 +559,7 @@ def main() -> int:
             conn.send({"start": start, "end": end})
         time.sleep(max(0.0, start - time.monotonic()))
         busy0 = machine_busy()
+        ask({"op": "stats"})  # resets the garbage-collection counts: the window's own follow
         before = ask({"op": "cpu"})
         profiler = None
         if args.profile and stats["pid"]:
@@ -550,6 +576,7 @@ def main() -> int:
             profiler.wait(timeout=60)
         results = [conn.recv() for _, conn in clients]
         stats = ask({"op": "stats"})
+        gc_pauses = stats.get("gc", {})
     finally:
         for process, _ in clients:
             process.join(timeout=60)
@@ -600,6 +627,10 @@ def main() -> int:
         f"(mean {statistics.fmean(latencies) if latencies else float('nan'):.2f} ms)"
     )
     if not args.direct:
+        print(
+            "server garbage collection (count, total ms, longest ms) by generation: "
+            + ", ".join(f"gen{g} {n} / {total:.0f} / {longest:.1f}" for g, (n, total, longest) in gc_pauses.items())
+        )
         print(f"calls_per_core={1 / per_call:.1f}")
     return 0
 
