@@ -101,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return commands.run_worker(settings)
     if args.command == "media":
+        if settings.embedded:
+            print(
+                "kefu media runs a media node for production API replicas ('kefu api', KEFU_MODE=production); "
+                "the embedded default runs its media inside 'kefu serve'",
+                file=sys.stderr,
+            )
+            return 2
         return commands.run_media(settings)
     if args.command == "db":
         return commands.db(settings, args.db_command, getattr(args, "revision", None))

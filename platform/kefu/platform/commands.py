@@ -70,13 +70,6 @@ def run_worker(settings: Settings) -> int:
 
 
 def run_media(settings: Settings) -> int:
-    if settings.embedded:
-        print(
-            "kefu media runs a media node for production API replicas ('kefu api', KEFU_MODE=production); "
-            "the embedded default runs its media inside 'kefu serve'",
-            file=sys.stderr,
-        )
-        return 2
     from kefu.webrtc.node import build_node_runtime, create_node_app
 
     # A media node: the aiortc peers of the calls placed on it, commanded through

@@ -89,8 +89,6 @@ class MediaNode:
     name = "media-node"
 
     def __init__(self, settings: Settings, media: MediaPlane | None = None) -> None:
-        if not settings.redis_url:
-            raise ValueError("a media node needs KEFU_REDIS_URL")
         self.settings = settings
         self.media = media or MediaPlane(settings)
         self.node_id = settings.node_id
@@ -124,7 +122,9 @@ class MediaNode:
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.redis = redis_client(self.settings.redis_url)  # type: ignore[arg-type]
+        if not self.settings.redis_url:
+            raise RuntimeError("a media node needs KEFU_REDIS_URL: the control plane reaches it through Redis")
+        self.redis = redis_client(self.settings.redis_url)
         self._heartbeat_script = self.redis.register_script(HEARTBEAT_SCRIPT)
         await self.media.start()
         for callback in self.callbacks:
