@@ -249,6 +249,29 @@ async def test_a_silent_node_is_ended_by_exactly_one_replica_and_fenced(redis: A
     assert await redis.get(fence_key("ghost/1")) == ended[0][0]
 
 
+async def test_calls_pinned_to_a_node_nobody_reports_are_ended_by_the_orphan_sweep(redis: Any, replicas: Callable[..., Any]) -> None:
+    reporting = asyncio.create_task(keep_reporting(redis, "alive/1"))
+    remote: RemoteMediaPlane = await replicas(orphan_sweep_s=0.2)
+    lost: asyncio.Queue[str] = asyncio.Queue()
+    remote.on_node_lost = lost.put
+    sweeps: asyncio.Queue[None] = asyncio.Queue()
+
+    async def live_call_nodes() -> set[str]:  # Call.media_node of the live calls
+        sweeps.put_nowait(None)
+        return {"alive/1", "vanished/1"}  # Redis lost vanished/1's report with its data
+
+    remote.live_call_nodes = live_call_nodes
+    try:
+        assert await asyncio.wait_for(lost.get(), 5) == "vanished/1"
+        assert await redis.get(fence_key("vanished/1")) == remote.replica_id
+        for _ in range(3):
+            await asyncio.wait_for(sweeps.get(), 5)
+        assert lost.empty()
+        assert [n.node for n in remote.nodes()] == ["alive/1"]
+    finally:
+        reporting.cancel()
+
+
 async def test_a_restarted_node_supersedes_its_previous_incarnation_before_the_timeout(
     redis: Any, replicas: Callable[..., Any]
 ) -> None:

@@ -295,6 +295,7 @@ class RemoteMediaPlane:
         replica_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         command_timeouts_s: dict[str, float] | None = None,
+        orphan_sweep_s: float = ORPHAN_SWEEP_S,
     ) -> None:
         if not settings.redis_url:
             raise ValueError("media nodes need KEFU_REDIS_URL")
@@ -308,6 +309,7 @@ class RemoteMediaPlane:
         self.heartbeat_s = settings.media_heartbeat_s
         self.timeout_s = settings.media_node_timeout_s
         self.command_timeouts_s = {**COMMAND_TIMEOUTS_S, **(command_timeouts_s or {})}
+        self.orphan_sweep_s = orphan_sweep_s
         # Set by the control plane (kefu.tenants.callflow).
         self.on_node_lost: NodeLostCallback | None = None
         self.locate_call: LocateCall | None = None
@@ -566,14 +568,14 @@ class RemoteMediaPlane:
     # --- liveness -----------------------------------------------------------------------------
 
     async def _monitor(self) -> None:
-        next_sweep = self.clock() + ORPHAN_SWEEP_S
+        next_sweep = self.clock() + self.orphan_sweep_s
         while not self._stopping:
             await asyncio.sleep(self.heartbeat_s / 2)  # the monitor's tick, not a wait for work
             try:
                 await self._refresh()
                 self._check_nodes()
                 if self.clock() >= next_sweep:
-                    next_sweep = self.clock() + ORPHAN_SWEEP_S
+                    next_sweep = self.clock() + self.orphan_sweep_s
                     await self._sweep_orphans()
             except asyncio.CancelledError:
                 raise
@@ -671,9 +673,13 @@ class RemoteMediaPlane:
             return
         if self.clock() - self._view_since < self.timeout_s:
             return  # nodes are still reporting again after an outage
-        if not await self.redis.set(SWEEP_LOCK, self.replica_id, nx=True, px=int(ORPHAN_SWEEP_S * 900)):
+        if not await self.redis.set(SWEEP_LOCK, self.replica_id, nx=True, px=int(self.orphan_sweep_s * 900)):
             return
-        for node in await self.live_call_nodes():
+        pinned = await self.live_call_nodes()
+        # Read the table after the calls: a node a call was placed on was in it then,
+        # and stays until it is declared lost.
+        await self._refresh()
+        for node in pinned:
             if node not in self._nodes:
                 self._declare_lost(node, "it is not reporting")
 
