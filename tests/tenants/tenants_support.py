@@ -33,6 +33,8 @@ class InProcessMedia:
     ended: list[uuid.UUID] = field(default_factory=list)
     tenant_of: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     on_leg_closed: Any = None
+    routes: dict[uuid.UUID, dict[str, list[str]]] = field(default_factory=dict)
+    recording_paused: dict[uuid.UUID, bool] = field(default_factory=dict)
 
     async def answer_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, offer_sdp: str) -> str:
         if "m=" in offer_sdp and "bad" in offer_sdp:
@@ -46,6 +48,12 @@ class InProcessMedia:
 
     async def close_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> None:
         self.legs.pop((call_id, party), None)
+
+    async def set_routes(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, hears: dict[str, list[str]]) -> None:
+        self.routes[call_id] = hears
+
+    async def set_recording_paused(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, paused: bool) -> None:
+        self.recording_paused[call_id] = paused
 
     def legs_of(self, call_id: uuid.UUID) -> list[str]:
         return sorted(party for (leg_call, party) in self.legs if leg_call == call_id)

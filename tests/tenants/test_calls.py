@@ -16,6 +16,7 @@ from test_sockets import Socket
 
 from kefu.platform.models import AuditEntry
 from kefu.platform.runtime import Runtime
+from kefu.tenants.reconnect import RECONNECT_GRACE_S
 from kefu.tenants.clock import ManualTimers
 from kefu.tenants.services import ContactCenter
 
@@ -133,8 +134,12 @@ async def test_a_dropped_leg_ends_the_call(client: AsyncClient, acme: Admin, mak
     await client.post(f"/api/v1/agent/calls/{call['call_id']}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)
     await timers.advance(10)
     await media.drop_leg(uuid.UUID(call["call_id"]), "caller")
+    # The caller gets the reconnect grace period to come back; it does not, so the call ends when it runs out.
+    still = (await client.get(f"/api/v1/calls/{call['call_id']}", headers=acme.headers)).json()
+    assert still["status"] == "connected"
+    await timers.advance(RECONNECT_GRACE_S)
     detail = (await client.get(f"/api/v1/calls/{call['call_id']}", headers=acme.headers)).json()
-    assert (detail["end_reason"], detail["talk_s"], len(detail["recordings"])) == ("caller_disconnected", 10.0, 2)
+    assert (detail["end_reason"], detail["talk_s"], len(detail["recordings"])) == ("caller_disconnected", 10.0 + RECONNECT_GRACE_S, 2)
     assert (await client.get("/api/v1/agent/state", headers=ann.headers)).json()["state"] == "available"
 
 

@@ -7,38 +7,21 @@ reports legs closed exactly as kefu.webrtc does (``drop_leg``).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from httpx import AsyncClient
-
 from kefu.platform.runtime import Runtime
 from kefu.tenants.clock import ManualClock, ManualTimers
 from kefu.tenants.reconnect import RECONNECT_GRACE_S
-
 from tenants_support import OFFER, Admin, AgentSeat, InProcessMedia, MakeAgent
 from test_acd import events_of, go_ready, make_queue, place_call, state_of
 
 BAD_OFFER = OFFER + "m=video bad\r\n"  # the media stand-in rejects it, as kefu.webrtc rejects a video-only offer
 
 
-@dataclass
-class ControllableMedia(InProcessMedia):
-    """The stand-in, also taking the call controls' routing (hold) as kefu.webrtc does."""
-
-    routes: dict[uuid.UUID, Any] = field(default_factory=dict)
-
-    async def set_routes(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, hears: dict[str, list[str]]) -> None:
-        self.routes[call_id] = hears
-
-    async def set_recording_paused(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, paused: bool) -> None:
-        return None
-
-
 @pytest.fixture
 def media(runtime: Runtime, clock: ManualClock) -> InProcessMedia:
-    return ControllableMedia(runtime.settings.recordings_dir, clock)
+    return InProcessMedia(runtime.settings.recordings_dir, clock)
 
 
 async def connected_call(client: AsyncClient, admin: Admin, make_agent: MakeAgent) -> tuple[AgentSeat, dict]:

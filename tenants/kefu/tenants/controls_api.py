@@ -83,7 +83,7 @@ class CallAudioOut(msgspec.Struct):
     consult: ConsultOut | None
 
 
-def _out(call: Call) -> CallAudioOut:
+def call_audio_out(call: Call) -> CallAudioOut:
     message = audio_message(call)
     supervisor = message["supervisor"]
     return CallAudioOut(
@@ -107,12 +107,12 @@ class AgentCallControlsController(Controller):
     @put("/hold")
     async def hold(self, call_id: FromPath[uuid.UUID], data: JSONBody[HoldUpdate], active_tenant_id: ActiveTenantId,
                    principal: CurrentPrincipal, runtime: RuntimeDep) -> CallAudioOut:
-        return _out(await controls(runtime).set_hold(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, on_hold=data.on_hold))
+        return call_audio_out(await controls(runtime).set_hold(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, on_hold=data.on_hold))
 
     @put("/mute")
     async def mute(self, call_id: FromPath[uuid.UUID], data: JSONBody[MuteUpdate], active_tenant_id: ActiveTenantId,
                    principal: CurrentPrincipal, runtime: RuntimeDep) -> CallAudioOut:
-        return _out(await controls(runtime).set_mute(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, muted=data.muted))
+        return call_audio_out(await controls(runtime).set_mute(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, muted=data.muted))
 
     @put("/recording")
     async def recording(self, call_id: FromPath[uuid.UUID], data: JSONBody[RecordingUpdate], active_tenant_id: ActiveTenantId,
@@ -120,7 +120,7 @@ class AgentCallControlsController(Controller):
         call = await controls(runtime).agent_set_recording_paused(
             tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, paused=data.paused
         )
-        return _out(call)
+        return call_audio_out(call)
 
 
 def transfers(runtime: Runtime) -> Transfers:
@@ -140,7 +140,7 @@ class TransfersController(Controller):
         call = await transfers(runtime).blind_transfer(
             tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, agent_id=data.agent_id, queue_id=data.queue_id
         )
-        return _out(call)
+        return call_audio_out(call)
 
     @post("/consult", status_code=200)
     async def consult(self, call_id: FromPath[uuid.UUID], data: JSONBody[TransferTarget], active_tenant_id: ActiveTenantId,
@@ -148,7 +148,7 @@ class TransfersController(Controller):
         call = await transfers(runtime).consult(
             tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, agent_id=data.agent_id, queue_id=data.queue_id
         )
-        return _out(call)
+        return call_audio_out(call)
 
     @post("/consult/answer", status_code=200)
     async def answer_consult(self, call_id: FromPath[uuid.UUID], data: JSONBody[ConsultAnswer], active_tenant_id: ActiveTenantId,
@@ -161,12 +161,12 @@ class TransfersController(Controller):
     @post("/consult/conference", status_code=200)
     async def conference(self, call_id: FromPath[uuid.UUID], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal,
                          runtime: RuntimeDep) -> CallAudioOut:
-        return _out(await transfers(runtime).conference(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id))
+        return call_audio_out(await transfers(runtime).conference(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id))
 
     @post("/consult/complete", status_code=200)
     async def complete(self, call_id: FromPath[uuid.UUID], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal,
                        runtime: RuntimeDep) -> CallAudioOut:
-        return _out(await transfers(runtime).complete(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id))
+        return call_audio_out(await transfers(runtime).complete(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id))
 
     @delete("/consult", status_code=204)
     async def cancel(self, call_id: FromPath[uuid.UUID], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal,
@@ -190,18 +190,18 @@ class SupervisionController(Controller):
     @put("/mode")
     async def mode(self, call_id: FromPath[uuid.UUID], data: JSONBody[SupervisorModeUpdate], active_tenant_id: ActiveTenantId,
                    principal: CurrentPrincipal, runtime: RuntimeDep) -> CallAudioOut:
-        return _out(await controls(runtime).set_supervisor_mode(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, mode=data.mode))
+        return call_audio_out(await controls(runtime).set_supervisor_mode(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, mode=data.mode))
 
     @post("/takeover", status_code=200)
     async def take_over(self, call_id: FromPath[uuid.UUID], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal,
                         runtime: RuntimeDep) -> CallAudioOut:
-        return _out(await controls(runtime).take_over(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id))
+        return call_audio_out(await controls(runtime).take_over(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id))
 
     @put("/recording")
     async def recording(self, call_id: FromPath[uuid.UUID], data: JSONBody[RecordingUpdate], active_tenant_id: ActiveTenantId,
                         principal: CurrentPrincipal, runtime: RuntimeDep) -> CallAudioOut:
         call = await controls(runtime).set_recording_paused(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, paused=data.paused)
-        return _out(call)
+        return call_audio_out(call)
 
     @delete("/", status_code=204)
     async def leave(self, call_id: FromPath[uuid.UUID], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal,

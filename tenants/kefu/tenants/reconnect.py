@@ -47,7 +47,7 @@ from kefu.tenants.call_log import append_event, lock_call
 from kefu.tenants.callflow import CallFlow, check_sdp
 from kefu.tenants.clock import TimerHandle
 from kefu.tenants.controls_api import CallAudioOut
-from kefu.tenants.controls_api import _out as call_audio_out  # the controls' own answer, field for field
+from kefu.tenants.controls_api import call_audio_out  # the controls' own answer, field for field
 from kefu.tenants.models import Call
 from kefu.tenants.schemas import AnswerOut, AnswerRequest
 from kefu.tenants.services import contact_center
