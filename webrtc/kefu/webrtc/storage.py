@@ -206,10 +206,10 @@ class RecordingStore(Protocol):
 
 
 class _ThreadedStore:
-    """Runs blocking storage calls on a bounded pool of its own, from any event loop."""
+    """Runs blocking storage calls on a bounded thread pool, from any event loop."""
 
-    def __init__(self, *, max_workers: int, name: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self._executor = executor
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
@@ -218,7 +218,14 @@ class _ThreadedStore:
         return _ChunkReader(self, read, release, length)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False)
+        """Stop the store's threads (S3: its own pool; local stores share one and keep it)."""
+        if self._executor is not _LOCAL_IO:
+            self._executor.shutdown(wait=False)
+
+
+# Local file reads are short: every local store (one per recordings folder)
+# shares one small pool instead of starting threads of its own.
+_LOCAL_IO = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kefu-recordings-local")
 
 
 class _ChunkReader:
@@ -268,8 +275,8 @@ class LocalStore(_ThreadedStore):
 
     backend = "local"
 
-    def __init__(self, root: Path, *, max_workers: int = 4) -> None:
-        super().__init__(max_workers=max_workers, name="kefu-recordings-local")
+    def __init__(self, root: Path) -> None:
+        super().__init__(_LOCAL_IO)
         self.root = root
 
     def path_of(self, key: str) -> Path:
@@ -352,7 +359,7 @@ class S3Store(_ThreadedStore):
         read_timeout_s: float = 30.0,
         max_attempts: int = 3,
     ) -> None:
-        super().__init__(max_workers=max_workers, name="kefu-recordings-s3")
+        super().__init__(ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="kefu-recordings-s3"))
         self.bucket = bucket
         # "recordings" and "recordings/" both mean the folder "recordings/".
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
