@@ -596,9 +596,10 @@ class Bridge:
         for leg in self.legs.values():
             leg.sinks = ()
         await asyncio.gather(*(leg.close() for leg in self.legs.values()))
+        # Closing fsyncs each file and its folders: off the event loop (no sink feeds them any more).
+        await asyncio.gather(*(asyncio.to_thread(recorder.close) for recorder in self.recorders.values()))
         files = []
         for party, recorder in self.recorders.items():
-            recorder.close()
             if not recorder.has_audio:
                 continue
             assert recorder.ended_at is not None
