@@ -156,11 +156,11 @@ async def test_calls_of_two_tenants_with_the_same_call_id_stay_apart(media: Medi
         ("not an sdp", "invalid_offer"),
         (
             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
-            "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n"
+            "m=audio 9 UDP/TLS/RTP/SAVPF 9\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n"
             "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
             "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\na=setup:actpass\r\n"
-            "a=rtcp-mux\r\na=rtpmap:0 PCMU/8000\r\n",
-            "opus_required",
+            "a=rtcp-mux\r\na=rtpmap:9 G722/8000\r\n",
+            "opus_required",  # neither Opus nor PCMU (the code's name predates PCMU)
         ),
     ],
 )
