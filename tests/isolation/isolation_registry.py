@@ -171,6 +171,7 @@ ROUTE_ROLES: dict[str, str] = {
     "/api/v1/agent/calls/{call_id:uuid}/consult/answer": "agent",
     "/api/v1/agent/calls/{call_id:uuid}/consult/conference": "agent",
     "/api/v1/agent/calls/{call_id:uuid}/consult/complete": "agent",
+    "/api/v1/agent/directory": "agent",
 }
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -233,6 +234,8 @@ LIST_ROUTES: dict[str, ListCheck] = {
     "/api/v1/entry-points": ListCheck("entry_point_id"),
     "/api/v1/calls": ListCheck("call_id"),
     "/api/v1/agent/state": ListCheck("agent:agent", "the signed-in agent's own seat"),
+    "/api/v1/agent/directory": ListCheck("agent_id", "transfer targets: the tenant's queues and its agents other than the caller's own seat"),
+    "/api/v1/media/ice-servers": ListCheck(None, "ICE servers and a TURN credential named for the caller's own tenant and user"),
 }
 
 
@@ -277,6 +280,8 @@ PUBLIC_ROUTES: dict[str, str] = {
     "(test_caller_endpoints_refuse_another_tenants_call)",
     "/api/v1/widget/calls/{call_id:uuid}/hangup": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
     "(test_caller_endpoints_refuse_another_tenants_call)",
+    "/api/v1/widget/{widget_key:str}/ice-servers": "the caller widget before its call: the public widget key names the entry point; "
+    "answers ICE servers and a TURN credential only, limited per client IP (tests/tenants/test_signalling.py)",
     "/api/v1/widget/calls/{call_id:uuid}/media": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
     "(tests/tenants/test_reconnect.py::test_a_caller_token_re_attaches_only_its_own_call)",
     "/health": "liveness for load balancers; no tenant data",
@@ -297,9 +302,11 @@ PUBLIC_PREFIXES: dict[str, str] = {
 }
 
 WEBSOCKET_ROUTES: dict[str, str] = {
-    "/ws/agent": "the agent's channel is derived from the access token (tenant and user), never from the client",
+    "/ws/agent": "the agent's channel is derived from the access token (tenant and user), never from the client; "
+    "offers and candidates for another tenant's call answer call_not_found like a missing call "
+    "(tests/tenants/test_signalling.py::test_another_tenants_call_answers_exactly_like_a_call_that_does_not_exist)",
     "/ws/caller/{call_id:uuid}": "needs the call's caller token; another tenant's call closes with 4404 "
-    "(test_caller_endpoints_refuse_another_tenants_call)",
+    "(test_caller_endpoints_refuse_another_tenants_call); messages for any other call answer call_not_found",
     "/ws/events": "tenant taken from the access token; other tenants' events are never delivered "
     "(tests/events/test_websocket.py)",
 }

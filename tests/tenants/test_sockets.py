@@ -142,28 +142,40 @@ async def delete_call(runtime: Runtime, tenant_id: uuid.UUID, call_id: uuid.UUID
 
 
 @pytest.mark.parametrize("frame", BAD_FRAMES, ids=["text", "array", "string", "type-not-string", "no-type", "binary"])
-async def test_agent_socket_closes_4400_on_a_bad_frame(
+async def test_agent_socket_answers_a_bad_frame_with_an_error_and_stays_open(
     app: Litestar, client: AsyncClient, acme: Admin, make_agent: MakeAgent, frame: dict[str, Any]
 ) -> None:
     ann = await make_agent(acme, "Ann")
     await client.post("/api/v1/agent/session", headers=ann.headers)
     socket = Socket(app, "/ws/agent", f"access_token={ann.headers['Authorization'].split()[1]}")
-    assert (await socket.receive_json())["type"] == "agent.state"
-    await socket.send_raw(frame)
-    assert await socket.closed_with() == 4400
+    try:
+        assert (await socket.receive_json())["type"] == "agent.state"
+        await socket.send_raw(frame)
+        error = await socket.receive_json()
+        assert (error["type"], error["code"]) == ("error", "invalid_message")
+        await socket.send_json({"type": "ping"})
+        assert await socket.receive_json() == {"type": "pong", "lease": True}
+    finally:
+        await socket.close()
 
 
 @pytest.mark.parametrize("frame", BAD_FRAMES, ids=["text", "array", "string", "type-not-string", "no-type", "binary"])
-async def test_caller_socket_closes_4400_on_a_bad_frame(
+async def test_caller_socket_answers_a_bad_frame_with_an_error_and_stays_open(
     app: Litestar, client: AsyncClient, acme: Admin, make_agent: MakeAgent, frame: dict[str, Any]
 ) -> None:
     ann = await make_agent(acme, "Ann")
     _queue, widget = await make_queue(client, acme, [ann])
     call = await place_call(client, widget, "Li Lei")
     socket = Socket(app, f"/ws/caller/{call['call_id']}", f"caller_token={call['caller_token']}")
-    assert (await socket.receive_json())["status"] == "queued"
-    await socket.send_raw(frame)
-    assert await socket.closed_with() == 4400
+    try:
+        assert (await socket.receive_json())["status"] == "queued"
+        await socket.send_raw(frame)
+        error = await socket.receive_json()
+        assert (error["type"], error["code"]) == ("error", "invalid_message")
+        await socket.send_json({"type": "ping"})
+        assert await socket.receive_json() == {"type": "pong"}
+    finally:
+        await socket.close()
 
 
 async def test_caller_socket_closes_4404_when_the_call_vanishes_while_it_opens(

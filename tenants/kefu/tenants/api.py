@@ -9,9 +9,6 @@ Tests may put ``acd.clock`` / ``acd.timers`` / ``acd.sweep_interval_s`` in
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -33,7 +30,7 @@ from kefu.platform.identity.principal import Principal, current_principal, requi
 from kefu.platform.problems import Problem, problem_response
 from kefu.platform.runtime import Runtime
 from kefu.tenants import agents as agents_service
-from kefu.tenants import call_log, pages
+from kefu.tenants import call_log, pages, signalling
 from kefu.tenants import queues as queues_service
 from kefu.tenants.acd import Acd, agent_state_message
 from kefu.tenants.callflow import CallFlow
@@ -82,7 +79,7 @@ def install(runtime: Runtime) -> list[Any]:
     runtime.tenant_deactivation_hooks.append(flow.agents_logged_out)
     return [
         AgentsController, QueuesController, EntryPointsController, AgentDesktopController, WidgetController,
-        CallsController, RecordingsController, agent_socket, caller_socket, *pages.route_handlers(),
+        CallsController, RecordingsController, agent_socket, caller_socket, *signalling.install(runtime), *pages.route_handlers(),
     ]
 
 
@@ -440,66 +437,16 @@ async def _recording_body(media: Any) -> AsyncIterator[bytes]:
 # --- push sockets ----------------------------------------------------------------------
 
 
-class BadFrame(Exception):
-    """A client frame that is not a JSON object with a string ``type``: the socket closes with 4400."""
-
-
-BAD_FRAME_CODE = 4400
 NO_SUCH_CALL_CODE = 4404
-
-
-def _decode_frame(text: str) -> dict[str, Any]:
-    try:
-        message = json.loads(text)
-    except ValueError:
-        raise BadFrame("frames must be JSON") from None
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise BadFrame('frames must be JSON objects with a string "type"')
-    return message
-
-
-async def _pump(socket: WebSocket, queue: asyncio.Queue[dict[str, Any]], on_message: Any) -> None:
-    """Send queued pushes; hand each received JSON object to ``on_message`` (which may enqueue replies).
-
-    A frame that is not a JSON object with a string ``type`` closes the socket with 4400.
-    """
-
-    async def receive() -> None:
-        while True:
-            event = await socket.receive()
-            if event["type"] == "websocket.disconnect":
-                raise WebSocketDisconnect(detail="disconnect event", code=event.get("code", 1000))
-            text = event.get("text")
-            if text is None:
-                raise BadFrame("binary frames are not accepted")
-            await on_message(_decode_frame(text))
-
-    receiver = asyncio.create_task(receive())
-    try:
-        while True:
-            getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if receiver in done:
-                getter.cancel()
-                try:
-                    receiver.result()  # re-raise the disconnect
-                except BadFrame as bad:
-                    await socket.close(code=BAD_FRAME_CODE, reason=str(bad))
-                return
-            message = getter.result()
-            await socket.send_json(message)
-            if message.get("type") == "close":
-                await socket.close(code=4000, reason=str(message.get("reason", "")))
-                return
-    finally:
-        receiver.cancel()
-        with contextlib.suppress(BaseException):
-            await receiver
 
 
 @websocket("/ws/agent")
 async def agent_socket(socket: WebSocket) -> None:
-    """Pushes the agent's state and offers; each ``{"type": "ping"}`` renews the presence lease."""
+    """Pushes the agent's state and offers; each ``{"type": "ping"}`` renews the presence lease.
+
+    The agent signals on it too (kefu.tenants.signalling, docs/signalling.md):
+    ``offer`` answers or re-attaches its call, ``ice_candidate`` trickles its own leg.
+    """
     await socket.accept()
     principal = socket.scope.get("user")
     if not isinstance(principal, Principal) or principal.tenant_id is None or not principal.can("agent.desktop"):
@@ -524,12 +471,8 @@ async def agent_socket(socket: WebSocket) -> None:
                 if offered is not None:  # a call that vanished meanwhile is not offered
                     await socket.send_json(offered)
 
-            async def on_message(message: dict[str, Any]) -> None:
-                if message.get("type") == "ping":
-                    alive = await acd.renew_lease(tenant_id=tenant_id, agent_id=agent_id)
-                    queue.put_nowait({"type": "pong", "lease": alive})
-
-            await _pump(socket, queue, on_message)
+            messages = signalling.AgentMessages(runtime, principal, tenant_id, agent_id)
+            await signalling.Channel(socket, queue, clock=signalling.socket_clock(runtime)).run(messages.types, messages.handle)
     except WebSocketDisconnect:
         return
 
@@ -548,7 +491,9 @@ async def _offered_call(runtime: Runtime, tenant_id: uuid.UUID, call_id: uuid.UU
 async def caller_socket(socket: WebSocket, call_id: FromPath[uuid.UUID]) -> None:
     """Pushes ``{"type": "call.state", "status": ...}`` to the caller's page (token in ``caller_token``).
 
-    An unknown call, a wrong token or a call that vanished closes with 4404.
+    An unknown call, a wrong token or a call that vanished closes with 4404.  The
+    caller signals on it too: ``offer`` re-attaches its leg, ``ice_candidate``
+    trickles it (kefu.tenants.signalling, docs/signalling.md).
     """
     await socket.accept()
     runtime: Runtime = socket.app.state.runtime
@@ -560,10 +505,8 @@ async def caller_socket(socket: WebSocket, call_id: FromPath[uuid.UUID]) -> None
             current = await flow.caller_call(call_id=call_id, caller_token=caller_token)
             await socket.send_json({"type": "call.state", "call_id": str(call_id), "status": current.status})
 
-            async def on_message(_message: dict[str, Any]) -> None:
-                return None
-
-            await _pump(socket, queue, on_message)
+            messages = signalling.CallerMessages(runtime, call.tenant_id, call.id, caller_token or "")
+            await signalling.Channel(socket, queue, clock=signalling.socket_clock(runtime)).run(messages.types, messages.handle)
     except WebSocketDisconnect:
         return
     except Problem:
