@@ -269,9 +269,9 @@ def sign_in(page: Page, url: str, path: str, tenant: str, email: str, password: 
     page.click("#login-button")
 
 
-def sign_in_agent_ready(page: Page, url: str, demo: dict[str, str]) -> None:
-    """The demo agent on the desktop, available."""
-    sign_in(page, url, "/agent/", demo["tenant"], demo["agent_email"], demo["agent_password"])
+def sign_in_agent_ready(page: Page, url: str, demo: dict[str, str], *, email: str | None = None, password: str | None = None) -> None:
+    """The demo agent (or another agent of the demo tenant) on the desktop, available."""
+    sign_in(page, url, "/agent/", demo["tenant"], email or demo["agent_email"], password or demo["agent_password"])
     expect(page.locator("#ready-button")).to_be_visible(timeout=STEP_MS)
     page.click("#ready-button")
     expect(page.locator("#agent-state")).to_have_text("available", timeout=STEP_MS)
@@ -297,3 +297,23 @@ def admin_api(server: LiveServer, demo: dict[str, str]) -> Iterator[httpx.Client
         assert login.status_code == 200, login.text
         api.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
         yield api
+
+
+def add_agent(server: LiveServer, demo: dict[str, str], *, email: str, display_name: str, password: str,
+              queue_name: str | None = None) -> dict[str, str]:
+    """A second agent of the demo tenant (through the admin API), alone in a new queue when ``queue_name`` is given.
+
+    Returns ``agent_id`` and, with a queue, ``queue_id``.  The demo queue keeps
+    only the demo agent, so the caller page's calls still ring there first.
+    """
+    with admin_api(server, demo) as api:
+        agent = api.post("/api/v1/agents", json={"email": email, "display_name": display_name, "password": password})
+        assert agent.status_code == 201, agent.text
+        created = {"agent_id": agent.json()["id"]}
+        if queue_name is not None:
+            queue = api.post("/api/v1/queues", json={"name": queue_name})
+            assert queue.status_code == 201, queue.text
+            members = api.put(f"/api/v1/queues/{queue.json()['id']}/members", json={"agent_ids": [created["agent_id"]]})
+            assert members.status_code == 200, members.text
+            created["queue_id"] = queue.json()["id"]
+    return created

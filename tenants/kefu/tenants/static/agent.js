@@ -1,10 +1,16 @@
 // The agent desktop: log in to the seat, ready / not ready, answer, hang up,
-// hold / mute / recording pause, and what a supervisor is doing on the call.
+// hold / mute / recording pause, what a supervisor is doing on the call, and
+// transfers: blind, or a consultation that ends in a conference, a completed
+// transfer or a cancel.  The other side of a consultation is this page too: an
+// agent being consulted answers with its own softphone (#consult-offer), and
+// when the transfer completes that leg simply goes on as its call.
 // #agent-state: offline | available | not_ready | ringing | on_call (a code, hidden;
 //               #agent-state-label shows it in words)
 // #call-state:  idle | ringing | connecting | connected | ended
-// The agent socket (/ws/agent) pushes state, offers and the call's audio state
-// (call.audio, call.taken_over); its pings renew the presence lease.
+// The agent socket (/ws/agent) pushes state, offers, the call's audio state
+// (call.audio with its consult, call.taken_over), call.transferred (the call left
+// us), consult.offered / consult.ended (we are consulted) and
+// call.transferred_to_you; its pings renew the presence lease.
 // A reloaded page finds its connected call in the seat's state and re-attaches
 // to it (POST /api/v1/agent/calls/{id}/media); so does a page whose connection
 // fails (a network change): the server keeps the call for a grace period.
@@ -12,7 +18,7 @@ import { Softphone } from "/static/webrtc/softphone.js";
 import { $, api, applyLanguage, config, logIn, session, showError, socketUrl, t } from "./common.js";
 
 const PING_MS = 10_000;
-const NO_AUDIO = { on_hold: false, muted: false, recording_paused: false, supervisor: null, taken_over: false };
+const NO_AUDIO = { on_hold: false, muted: false, recording_paused: false, supervisor: null, taken_over: false, consult: null };
 let socket = null;
 let pinger = null;
 let softphone = null;
@@ -21,6 +27,14 @@ let closing = false;
 let reattaching = false;
 let agentState = { state: "offline", reason: null };
 let audio = { ...NO_AUDIO };
+// Transfer targets: GET /api/v1/agent/directory, read when a call connects (and on Refresh).
+let directory = { queues: [], agents: [] };
+// Our consultation ended (the consulted agent hung up, or it was not answered) and we are back with the caller.
+let consultEnded = false;
+// The call we are leaving (hang-up, blind transfer, completed consultation): its leg closing is no network failure.
+let handingOver = null;
+// Another agent consults us: { callId, from, callerName, state: ringing | connecting | talking, audio }.
+let consultation = null;
 
 // --- what the page shows ----------------------------------------------------------------
 
@@ -41,7 +55,9 @@ function setAgentState(state, reason = null) {
 }
 
 function setCallState(state) {
+  const was = $("call-state").textContent;
   $("call-state").textContent = state;
+  if (state === "connected" && was !== "connected") loadDirectory();
   $("answer-button").disabled = state !== "ringing";
   $("hangup-button").disabled = !["connecting", "connected"].includes(state);
   renderAudio();
@@ -67,6 +83,75 @@ function renderAudio() {
   notice.dataset.mode = supervisor ? supervisor.mode : "";
   notice.textContent = supervisor ? t(`supervisor_${supervisor.mode}`).replace("{name}", supervisor.name || t("a_supervisor")) : "";
   notice.hidden = !supervisor;
+  renderTransfer(live);
+}
+
+function agentName(agentId) {
+  const agent = directory.agents.find((a) => a.id === agentId);
+  return agent ? agent.display_name : t("another_agent");
+}
+
+function renderTransfer(live) {
+  const consult = live ? audio.consult : null;
+  const target = $("transfer-target").value;
+  $("transfer-target").disabled = !live || Boolean(consult);
+  $("directory-refresh-button").disabled = !live;
+  $("blind-transfer-button").disabled = !live || Boolean(consult) || !target;
+  $("consult-button").disabled = !live || Boolean(consult) || !target;
+  $("consult-controls").hidden = !consult;
+  $("conference-button").disabled = !consult || consult.state !== "talking";
+  $("complete-transfer-button").disabled = !consult || !["talking", "conference"].includes(consult.state);
+  $("cancel-consult-button").disabled = !consult;
+  const status = $("consult-status");
+  const shown = consult ? consult.state : live && consultEnded ? "ended" : "";
+  status.dataset.state = shown;
+  status.textContent = shown ? t(`consult_${shown}`).replace("{name}", consult ? agentName(consult.agent_id) : "") : "";
+  status.hidden = !shown;
+  // Hanging up while consulting hands the call over, as desk phones do: say so on the button.
+  const handsOver = consult && ["talking", "conference"].includes(consult.state);
+  $("hangup-button").title = handsOver ? t("hang_up_transfers").replace("{name}", agentName(consult.agent_id)) : "";
+}
+
+function renderDirectory() {
+  const select = $("transfer-target");
+  const chosen = select.value;
+  const option = (value, text) => Object.assign(document.createElement("option"), { value, textContent: text });
+  const group = (label, options) => {
+    const element = Object.assign(document.createElement("optgroup"), { label });
+    element.append(...options);
+    return element;
+  };
+  select.replaceChildren(option("", t("choose_target")));
+  if (directory.queues.length) select.append(group(t("queues"), directory.queues.map((q) => option(`queue:${q.id}`, q.name))));
+  if (directory.agents.length) {
+    select.append(group(t("agents"), directory.agents.map((a) => option(`agent:${a.id}`, `${a.display_name} (${stateWords(a.state)})`))));
+  }
+  select.value = [...select.options].some((o) => o.value === chosen) ? chosen : "";
+  renderAudio();
+}
+
+async function loadDirectory() {
+  try {
+    directory = await api("GET", "/api/v1/agent/directory");
+  } catch (error) {
+    showError(error.message);
+    return;
+  }
+  renderDirectory();
+}
+
+function renderConsultation() {
+  const panel = $("consult-offer");
+  panel.hidden = !consultation;
+  panel.dataset.state = consultation ? consultation.state : "";
+  if (!consultation) return;
+  const ringing = consultation.state === "ringing";
+  $("consult-offer-text").textContent = t(ringing ? "consult_offered" : "consult_talking_to")
+    .replace("{name}", consultation.from || t("another_agent"))
+    .replace("{caller}", consultation.callerName || t("caller"));
+  $("consult-answer-button").disabled = !ringing;
+  $("consult-answer-button").hidden = !ringing && consultation.state !== "connecting";
+  $("consult-hangup-button").textContent = t(ringing ? "decline" : "hang_up");
 }
 
 function applyAudio(state) {
@@ -74,13 +159,17 @@ function applyAudio(state) {
   // The API's answers carry no supervisor name; the pushes do: keep the name we know.
   const known = audio.supervisor;
   const supervisor = state.supervisor && !state.supervisor.name && known ? { ...state.supervisor, name: known.name } : state.supervisor;
-  audio = { on_hold: state.on_hold, muted: state.muted, recording_paused: state.recording_paused, supervisor, taken_over: state.taken_over };
+  const consult = state.consult || null;
+  if (consult) consultEnded = false;
+  else if (audio.consult) consultEnded = true;
+  audio = { on_hold: state.on_hold, muted: state.muted, recording_paused: state.recording_paused, supervisor, taken_over: state.taken_over, consult };
   renderAudio();
 }
 
 function render() {
   setAgentState(agentState.state, agentState.reason);
-  renderAudio();
+  renderDirectory();
+  renderConsultation();
 }
 
 // --- the call's media ---------------------------------------------------------------------
@@ -97,9 +186,11 @@ function newSoftphone() {
     onState: (state) => {
       if (phone !== softphone) return;
       attachAudio();
+      if (consultation) return;  // a consultation's leg: it becomes a call only with call.transferred_to_you
       if (state === "connected") setCallState("connected");
       // A network change: offer again on a fresh connection while the server waits for us.
-      if ((state === "failed" || state === "disconnected") && $("call-state").textContent === "connected") reattach();
+      const handedOver = handingOver !== null && handingOver === currentCall;
+      if ((state === "failed" || state === "disconnected") && $("call-state").textContent === "connected" && !handedOver) reattach();
     },
   });
   softphone = phone;
@@ -115,16 +206,70 @@ function hangUpLocally() {
 function offered(callId, callerName) {
   currentCall = callId;
   audio = { ...NO_AUDIO };
+  consultEnded = false;
   $("call-id").textContent = callId;
   $("caller-label").textContent = callerName || "";
   $("taken-over-notice").hidden = true;
+  $("transferred-notice").hidden = true;
   setCallState("ringing");
 }
 
 function ended() {
   hangUpLocally();
   audio = { ...NO_AUDIO };
+  consultEnded = false;
   if (currentCall) setCallState("ended");
+}
+
+/** The call left us (blind transfer, completed consultation, or hanging up while consulting):
+ *  the server closed or moved our leg and freed us; no hang-up request. */
+function transferredAway(callId) {
+  if (callId !== currentCall) return;
+  ended();
+  $("transferred-notice").hidden = false;
+}
+
+// --- being consulted ---------------------------------------------------------------------
+
+function consultOffered(message) {
+  // The agent.state push (ringing, with this call) came first and looked like a call offer.
+  if (message.call_id === currentCall && $("call-state").textContent === "ringing") {
+    currentCall = null;
+    $("call-id").textContent = "";
+    $("caller-label").textContent = "";
+    setCallState("idle");
+  }
+  consultation = { callId: message.call_id, from: message.from, callerName: message.caller_name, state: "ringing", audio: null };
+  $("transferred-notice").hidden = true;
+  renderConsultation();
+}
+
+function consultationOver(callId) {
+  if (!consultation || consultation.callId !== callId) return;
+  consultation = null;
+  hangUpLocally();
+  renderConsultation();
+}
+
+/** The consulting agent completed the transfer: our consultation leg goes on as the call's agent leg. */
+function transferredToYou(callId) {
+  const consult = consultation && consultation.callId === callId ? consultation : null;
+  consultation = null;
+  renderConsultation();
+  currentCall = callId;
+  audio = { ...NO_AUDIO };
+  consultEnded = false;
+  $("call-id").textContent = callId;
+  $("caller-label").textContent = consult ? consult.callerName || "" : "";
+  $("taken-over-notice").hidden = true;
+  $("transferred-notice").hidden = true;
+  if (consult && consult.audio) applyAudio(consult.audio);
+  if (softphone && softphone.state === "connected") {
+    setCallState("connected");
+  } else {
+    setCallState("connecting");
+    if (!softphone || softphone.state === "closed" || softphone.state === "failed") reattach();
+  }
 }
 
 function takenOver() {
@@ -162,18 +307,29 @@ async function reattach() {
 // --- the agent socket -----------------------------------------------------------------------
 
 function onMessage(message) {
+  const consulted = consultation !== null && message.call_id === consultation.callId;
   if (message.type === "agent.state") {
     setAgentState(message.state, message.reason);
-    if (message.state === "ringing" && message.call_id && message.call_id !== currentCall) offered(message.call_id, "");
+    if (message.state === "ringing" && message.call_id && message.call_id !== currentCall && !consulted) offered(message.call_id, "");
     if (message.state !== "ringing" && message.state !== "on_call" && $("call-state").textContent === "ringing") ended();
-  } else if (message.type === "call.offered") {
+  } else if (message.type === "call.offered" && !consulted) {
     offered(message.call_id, message.caller_name);
   } else if (message.type === "call.audio" && message.call_id === currentCall) {
     applyAudio(message);
+  } else if (message.type === "call.audio" && consulted) {
+    consultation.audio = message;  // the call is being handed to us: call.transferred_to_you follows
   } else if (message.type === "call.taken_over" && message.call_id === currentCall) {
     takenOver();
   } else if (message.type === "call.ended" && message.call_id === currentCall) {
     ended();
+  } else if (message.type === "call.transferred") {
+    transferredAway(message.call_id);
+  } else if (message.type === "consult.offered") {
+    consultOffered(message);
+  } else if (message.type === "consult.ended") {
+    consultationOver(message.call_id);
+  } else if (message.type === "call.transferred_to_you") {
+    transferredToYou(message.call_id);
   }
 }
 
@@ -247,7 +403,10 @@ $("answer-button").addEventListener("click", async () => {
 });
 
 $("hangup-button").addEventListener("click", async () => {
-  try { await api("POST", `/api/v1/agent/calls/${currentCall}/hangup`); } catch (error) { showError(error.message); }
+  const callId = currentCall;
+  handingOver = callId;  // our leg closes now: no re-attach (while consulting, the call goes to the consulted agent)
+  try { await api("POST", `/api/v1/agent/calls/${callId}/hangup`); } catch (error) { showError(error.message); }
+  handingOver = null;
   ended();
 });
 
@@ -260,6 +419,109 @@ async function control(action, body) {
 $("hold-button").addEventListener("click", () => control("hold", { on_hold: !audio.on_hold }));
 $("mute-button").addEventListener("click", () => control("mute", { muted: !audio.muted }));
 $("recording-button").addEventListener("click", () => control("recording", { paused: !audio.recording_paused }));
+
+// --- transfers and consultations ----------------------------------------------------------
+
+function chosenTarget() {
+  const [kind, id] = $("transfer-target").value.split(":");
+  return kind === "queue" ? { queue_id: id } : kind === "agent" ? { agent_id: id } : null;
+}
+
+$("transfer-target").addEventListener("change", () => renderAudio());
+$("directory-refresh-button").addEventListener("click", () => loadDirectory());
+
+$("blind-transfer-button").addEventListener("click", async () => {
+  const target = chosenTarget();
+  const callId = currentCall;
+  if (!target || !callId) return;
+  showError("");
+  handingOver = callId;
+  try {
+    await api("POST", `/api/v1/agent/calls/${callId}/transfer`, target);
+    transferredAway(callId);
+  } catch (error) {
+    showError(error.message);
+    if (error.status === 409) loadDirectory();  // the target is busy now: show the states again
+  } finally {
+    handingOver = null;
+  }
+});
+
+$("consult-button").addEventListener("click", async () => {
+  const target = chosenTarget();
+  const callId = currentCall;
+  if (!target || !callId) return;
+  showError("");
+  try {
+    const state = await api("POST", `/api/v1/agent/calls/${callId}/consult`, target);
+    if (callId === currentCall) applyAudio(state);
+  } catch (error) {
+    showError(error.message);
+    if (error.status === 409) loadDirectory();
+  }
+});
+
+async function consultStep(method, step) {
+  const callId = currentCall;
+  showError("");
+  try {
+    const state = await api(method, `/api/v1/agent/calls/${callId}/consult${step ? `/${step}` : ""}`);
+    if (callId === currentCall) applyAudio(state || { ...audio, consult: null });
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+$("conference-button").addEventListener("click", () => consultStep("POST", "conference"));
+$("cancel-consult-button").addEventListener("click", () => consultStep("DELETE", ""));
+$("complete-transfer-button").addEventListener("click", async () => {
+  const callId = currentCall;
+  showError("");
+  handingOver = callId;
+  try {
+    await api("POST", `/api/v1/agent/calls/${callId}/consult/complete`);
+    transferredAway(callId);
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    handingOver = null;
+  }
+});
+
+$("consult-answer-button").addEventListener("click", async () => {
+  const consult = consultation;
+  if (!consult || consult.state !== "ringing") return;
+  showError("");
+  consult.state = "connecting";
+  renderConsultation();
+  try {
+    const phone = newSoftphone();
+    const offer = await phone.createOffer();
+    const { answer_sdp } = await api("POST", `/api/v1/agent/calls/${consult.callId}/consult/answer`, { offer_sdp: offer });
+    await phone.acceptAnswer(answer_sdp);
+    attachAudio();
+    if (consultation === consult) {
+      consult.state = "talking";
+      renderConsultation();
+    }
+  } catch (error) {
+    showError(error.message);
+    consultationOver(consult.callId);
+  }
+});
+
+// Decline a ringing consultation, or hang up an answered one (back to the consulting agent and the caller).
+$("consult-hangup-button").addEventListener("click", async () => {
+  const consult = consultation;
+  if (!consult) return;
+  showError("");
+  try {
+    await api("DELETE", `/api/v1/agent/calls/${consult.callId}/consult`);
+  } catch (error) {
+    if (error.status !== 404 && error.status !== 409) showError(error.message);  // already over
+  }
+  consultationOver(consult.callId);
+});
 
 $("logout-button").addEventListener("click", async () => {
   closing = true;
