@@ -127,6 +127,58 @@ def test_a_consultation_becomes_a_conference_and_then_the_consulted_agent_takes_
 
 
 @pytest.mark.browser
+def test_a_cancelled_or_declined_consultation_tidies_the_consulted_page_and_leaves_the_call_with_the_agent(
+    demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
+) -> None:
+    server, demo = demo_server
+    b_id = add_agent(server, demo, email=B_EMAIL, display_name="Bo Bai", password=B_PASSWORD)["agent_id"]
+    contexts: list[BrowserContext] = []
+    try:
+        a, b, caller = three_pages(playwright, tone_wavs, tmp_path, contexts)
+        sign_in_agent_ready(b, server.url, demo, email=B_EMAIL, password=B_PASSWORD)
+        sign_in_agent_ready(a, server.url, demo)
+        call_id = connect_call(a, caller, server.url, demo, caller_name="Li Lei")
+
+        # A cancels a consultation B answered: B's page hears consult.ended and tidies up.
+        a.select_option("#transfer-target", f"agent:{b_id}")
+        a.click("#consult-button")
+        b.click("#consult-answer-button")
+        expect(a.locator("#consult-status")).to_have_attribute("data-state", "talking", timeout=STEP_MS)
+        assert wait_for_tone(b, AGENT_HZ) == pytest.approx(AGENT_HZ, abs=15)
+        a.click("#cancel-consult-button")
+        expect(b.locator("#consult-offer")).to_be_hidden(timeout=STEP_MS)
+        expect(b.locator("#agent-state")).to_have_text("available", timeout=STEP_MS)
+        expect(b.locator("#call-state")).to_have_text("idle")
+        assert b.evaluate("() => window.kefuSoftphone.state") == "closed"
+        expect(a.locator("#consult-status")).to_have_attribute("data-state", "ended")
+        expect(a.locator("#consult-status")).to_have_text("The consultation ended; you are back with the caller.")
+        expect(a.locator("#consult-controls")).to_be_hidden()
+        wait_until_gone(a, B_HZ)
+        assert wait_for_tone(a, CALLER_HZ) == pytest.approx(CALLER_HZ, abs=15)
+
+        # B declines the next one while it rings: A is back with the caller again.
+        a.click("#consult-button")
+        expect(b.locator("#consult-offer")).to_have_attribute("data-state", "ringing", timeout=STEP_MS)
+        expect(b.locator("#consult-hangup-button")).to_have_text("Decline")
+        b.click("#consult-hangup-button")
+        expect(b.locator("#consult-offer")).to_be_hidden(timeout=STEP_MS)
+        expect(b.locator("#agent-state")).to_have_text("available", timeout=STEP_MS)
+        expect(a.locator("#consult-status")).to_have_attribute("data-state", "ended", timeout=STEP_MS)
+        expect(a.locator("#consult-button")).to_be_enabled()
+        expect(a.locator("#call-state")).to_have_text("connected")
+        expect(caller.locator("#call-state")).to_have_text("connected")
+    finally:
+        for context in contexts:
+            context.close()
+
+    with admin_api(server, demo) as api:
+        events = api.get(f"/api/v1/calls/{call_id}/events").json()
+    assert [(e["type"], e["data"].get("reason"), e["data"].get("stage")) for e in events if e["type"] == "consult_ended"] == [
+        ("consult_ended", "cancelled", "talking"), ("consult_ended", "cancelled", "ringing")
+    ]
+
+
+@pytest.mark.browser
 def test_a_blind_transfer_to_a_queue_rings_its_only_member_who_answers_and_hears_the_caller(
     demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
 ) -> None:

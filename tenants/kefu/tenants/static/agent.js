@@ -494,10 +494,12 @@ $("consult-answer-button").addEventListener("click", async () => {
   showError("");
   consult.state = "connecting";
   renderConsultation();
+  let answered = false;
   try {
     const phone = newSoftphone();
     const offer = await phone.createOffer();
     const { answer_sdp } = await api("POST", `/api/v1/agent/calls/${consult.callId}/consult/answer`, { offer_sdp: offer });
+    answered = true;
     await phone.acceptAnswer(answer_sdp);
     attachAudio();
     if (consultation === consult) {
@@ -506,21 +508,25 @@ $("consult-answer-button").addEventListener("click", async () => {
     }
   } catch (error) {
     showError(error.message);
-    consultationOver(consult.callId);
+    if (answered && consultation === consult) await endConsultation(consult);
+    else consultationOver(consult.callId);
   }
 });
 
-// Decline a ringing consultation, or hang up an answered one (back to the consulting agent and the caller).
-$("consult-hangup-button").addEventListener("click", async () => {
-  const consult = consultation;
-  if (!consult) return;
-  showError("");
+/** Leave the consultation: the server ends it (and closes our leg) first, then our softphone stops; a leg that just drops is a failure to the server. */
+async function endConsultation(consult) {
   try {
     await api("DELETE", `/api/v1/agent/calls/${consult.callId}/consult`);
   } catch (error) {
-    if (error.status !== 404 && error.status !== 409) showError(error.message);  // already over
+    if (error.status !== 404 && error.status !== 409) showError(error.message);  // 404 / 409: already over
   }
   consultationOver(consult.callId);
+}
+
+// Decline a ringing consultation, or hang up an answered one (back to the consulting agent and the caller).
+$("consult-hangup-button").addEventListener("click", () => {
+  showError("");
+  if (consultation) endConsultation(consultation);
 });
 
 $("logout-button").addEventListener("click", async () => {
