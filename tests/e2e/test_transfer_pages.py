@@ -174,7 +174,7 @@ def test_a_cancelled_or_declined_consultation_tidies_the_consulted_page_and_leav
     with admin_api(server, demo) as api:
         events = api.get(f"/api/v1/calls/{call_id}/events").json()
     assert [(e["type"], e["data"].get("reason"), e["data"].get("stage")) for e in events if e["type"] == "consult_ended"] == [
-        ("consult_ended", "cancelled", "talking"), ("consult_ended", "cancelled", "ringing")
+        ("consult_ended", "cancelled", "talking"), ("consult_ended", "declined", "ringing")
     ]
 
 

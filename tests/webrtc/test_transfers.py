@@ -152,3 +152,19 @@ async def test_transfer_targets_must_exist_be_available_and_be_one(call: LiveCal
     assert nobody.status_code == 404
     # Nothing changed: the call is still the caller and agent A.
     assert await everyone_hears(call, "caller", "agent") == {"caller": {"agent"}, "agent": {"caller"}}
+
+
+async def test_a_consulted_agent_whose_connection_drops_ends_only_the_consultation(call: LiveCall) -> None:
+    b_id, b_auth, _ = await call.second_agent()
+    await post(call, "consult", call.agent_auth, {"agent_id": b_id})
+    await call.connect_b(b_auth, "consult/answer")
+    await call.peers.pop("b").close()
+    for _ in range(100):  # the media plane reports the closed leg; watch the call's log
+        if "consult_ended" in await call.event_types():
+            break
+        await call.peers["caller"].listen(0.1)
+    ended = [e for e in await call.events() if e["type"] == "consult_ended"]
+    assert [e["data"]["reason"] for e in ended] == ["consult_disconnected"]  # type: ignore[index]
+    assert await everyone_hears(call, "caller", "agent") == {"caller": {"agent"}, "agent": {"caller"}}
+    state = await agent_state(call, b_auth)
+    assert state["current_call_id"] is None and state["system_state"] == "idle"

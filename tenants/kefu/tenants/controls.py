@@ -61,6 +61,8 @@ class CallControls:
         self.db = flow.db
         self.acd = flow.acd
         self._locks: dict[tuple[uuid.UUID, uuid.UUID], asyncio.Lock] = {}
+        # Parties whose dropped leg something else handles (kefu.tenants.transfers: "consult").
+        self.leg_closed_handlers: dict[str, Callable[[uuid.UUID, uuid.UUID], Awaitable[None]]] = {}
 
     # --- agent controls ---------------------------------------------------------------
 
@@ -222,7 +224,12 @@ class CallControls:
         await self._close_leg(tenant_id=tenant_id, call_id=call_id, party=SUPERVISOR)
 
     async def on_leg_closed(self, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> None:
-        """A leg the media plane reports gone: a listening supervisor just leaves; any other party ends the call."""
+        """A leg the media plane reports gone: a listening supervisor just leaves, a consulted agent's
+        consultation ends; the caller or the agent ends the call."""
+        handler = self.leg_closed_handlers.get(party)
+        if handler is not None:
+            await handler(tenant_id, call_id)
+            return
         if party == SUPERVISOR:
             async with self.db.tenant_session(tenant_id=tenant_id) as session:
                 taken_over = await session.scalar(select(Call.taken_over).where(Call.tenant_id == tenant_id, Call.id == call_id))
@@ -285,6 +292,8 @@ class CallControls:
         message = audio_message(call, supervisor)
         if call.agent_id is not None and not call.taken_over:
             self.acd.hub.publish(agent_channel(tenant_id, call.agent_id), message)
+        if call.consult_agent_id is not None:
+            self.acd.hub.publish(agent_channel(tenant_id, call.consult_agent_id), message)
         self.acd.hub.publish(call_channel(tenant_id, call_id), message)
 
     def _lock(self, tenant_id: uuid.UUID, call_id: uuid.UUID) -> asyncio.Lock:

@@ -217,4 +217,5 @@ def install(runtime: Runtime) -> list[Any]:
     moves = runtime.components["transfers"] = Transfers(calls)
     flow.after_end.append(moves.release_after_end)
     flow.agent_leaving.append(moves.agent_left)
+    calls.leg_closed_handlers["consult"] = moves.consult_leg_closed
     return [AgentCallControlsController, TransfersController, SupervisionController]

@@ -213,9 +213,12 @@ class Transfers:
         return call
 
     async def cancel_consult(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID) -> None:
-        """The agent (or the consulted agent, hanging up) ends the consultation; back to agent and caller."""
+        """The agent cancels, or the consulted agent declines or hangs up; back to agent and caller."""
         me = await self.controls._agent_id(tenant_id=tenant_id, user_id=user_id)
-        await self._end_consult(tenant_id=tenant_id, call_id=call_id, actor=f"user:{user_id}", reason="cancelled", by=me)
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            consulted = await session.scalar(select(Call.consult_agent_id).where(Call.tenant_id == tenant_id, Call.id == call_id))
+        reason = "declined" if consulted == me else "cancelled"
+        await self._end_consult(tenant_id=tenant_id, call_id=call_id, actor=f"user:{user_id}", reason=reason, by=me)
 
     async def consult_timeout(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, offered_at: datetime) -> None:
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
@@ -245,8 +248,18 @@ class Transfers:
                                    data={"agent_id": str(consulted), "reason": reason, "stage": was})
             await self.controls._close_leg(tenant_id=tenant_id, call_id=call_id, party=CONSULT)
             await self.controls.apply(tenant_id=tenant_id, call_id=call_id)
-        self.acd.hub.publish(agent_channel(tenant_id, consulted), {"type": "consult.ended", "call_id": str(call_id), "reason": reason})
+        ended = {"type": "consult.ended", "call_id": str(call_id), "reason": reason}
+        self.acd.hub.publish(agent_channel(tenant_id, consulted), ended)
+        if locked.agent_id is not None:
+            self.acd.hub.publish(agent_channel(tenant_id, locked.agent_id), ended)  # the consulting agent learns why
         await self._after_free(tenant_id, freed)
+
+    async def consult_leg_closed(self, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
+        """The consulted agent's connection dropped: the consultation ends, the call goes on."""
+        try:
+            await self._end_consult(tenant_id=tenant_id, call_id=call_id, actor="media", reason="consult_disconnected", by=None)
+        except Problem:
+            pass  # the consultation was already over (completed, cancelled, or the call ended)
 
     async def release_after_end(self, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
         """The call ended during a consultation: the consulted agent is freed and its leg closed."""
