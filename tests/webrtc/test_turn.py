@@ -6,23 +6,28 @@ nothing but the relay still reaches the media plane and talks to the agent.
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from aioice import stun, turn
 from call_support import AGENT_HZ, CALLER_HZ, hears, login
 from media_support import ClientPeer
 from signalling_support import ConfiguredPeer, rtc_ice_servers
-from turn_support import CoturnServer
+from turn_support import CoturnServer, free_udp_and_tcp_port
 
 from kefu.platform.db.base import utcnow
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
 from kefu.tenants.demo import load_demo
-from kefu.tenants.signalling import turn_credential
+from kefu.tenants.signalling import issue_turn_credentials, turn_credential
 
 SECRET = "kefu-test-static-auth-secret"
+PRODUCTION_CONFIG = Path(__file__).parents[2] / "infra" / "coturn" / "turnserver.conf"
 TTL_S = 600
 CONNECT_TIMEOUT_S = 20
 
@@ -150,3 +155,48 @@ async def test_a_caller_restricted_to_the_relay_reaches_the_media_plane_through_
 
     assert caller.selected_pair().local_candidate.type == "relay"
     assert await asyncio.gather(hears(caller), hears(agent)) == [{"agent"}, {"caller"}]
+
+
+def on_loopback(port: int, root: Path) -> str:
+    """infra/coturn/turnserver.conf as documented, with only what a test box needs changed:
+    loopback addresses and free ports, a self-signed certificate, files in ``root``,
+    no user switch, and the test's secret in place of the placeholder."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=turn.kefu.test",
+         "-keyout", str(root / "privkey.pem"), "-out", str(root / "fullchain.pem")],
+        check=True, capture_output=True,
+    )
+    replacements = {
+        "listening-port": str(port), "tls-listening-port": str(free_udp_and_tcp_port()), "external-ip": None,
+        "listening-ip": "127.0.0.1", "relay-ip": "127.0.0.1", "min-port": "40000", "max-port": "40999",
+        "static-auth-secret": SECRET, "cert": str(root / "fullchain.pem"), "pkey": str(root / "privkey.pem"),
+        "log-file": str(root / "turnserver.log"), "pidfile": str(root / "turnserver.pid"), "proc-user": None, "proc-group": None,
+    }
+    lines = []
+    for line in PRODUCTION_CONFIG.read_text().splitlines():
+        match = re.match(r"^#?([a-z0-9-]+)=", line)
+        name = match.group(1) if match else None
+        if name in replacements:
+            if replacements[name] is not None:
+                lines.append(f"{name}={replacements.pop(name)}")
+            continue
+        lines.append(line)
+    lines += [f"{name}={value}" for name, value in replacements.items() if value is not None]  # settings the example leaves commented out
+    return "\n".join(lines) + "\n"
+
+
+async def test_the_documented_production_configuration_accepts_kefus_credentials_and_nothing_else() -> None:
+    text = PRODUCTION_CONFIG.read_text()
+    for required in ("use-auth-secret", "no-cli", "tls-listening-port=5349", "denied-peer-ip=10.0.0.0-10.255.255.255", "min-port=", "realm="):
+        assert required in text, required
+    assert not re.search(r"^[a-z][a-z0-9-]*=\S*[ \t]+#", text, flags=re.M), "coturn would read a trailing comment as part of the value"
+    server = CoturnServer.start(SECRET, config=on_loopback)
+    try:
+        issued = issue_turn_credentials(SECRET, opaque_id="0123456789abcdef0123456789abcdef.u0123456789abcdef", ttl_s=TTL_S, now=time.time())
+        relay, _ = await turn.create_turn_endpoint(Datagrams, server.address, issued.username, issued.credential, lifetime=TTL_S)
+        relay.close()
+        with pytest.raises(stun.TransactionFailed) as refused:
+            await turn.create_turn_endpoint(Datagrams, server.address, issued.username, turn_credential("not-the-secret", issued.username))
+        assert refused.value.response.attributes["ERROR-CODE"][0] == 401
+    finally:
+        server.stop()

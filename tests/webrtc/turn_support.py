@@ -5,7 +5,9 @@ credentials from a shared secret), for tests that prove Kefu's credentials work.
 a free port of 127.0.0.1, with ``use-auth-secret`` and the given
 ``static-auth-secret``, relaying on 127.0.0.1 only (``allow-loopback-peers``, which
 production must never set), no CLI, no TLS/DTLS listeners, and returns once the
-server answers a STUN binding request.  ``stop()`` ends it and removes its folder.
+server answers a STUN binding request; ``start(secret, config=...)`` runs it with
+a configuration file instead (infra/coturn/turnserver.conf, adapted to loopback).
+``stop()`` ends it and removes its folder.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,19 +78,25 @@ class CoturnServer:
         return ("127.0.0.1", self.port)
 
     @classmethod
-    def start(cls, secret: str) -> "CoturnServer":
+    def start(cls, secret: str, *, config: Callable[[int, Path], str] | None = None) -> "CoturnServer":
+        """The development set-up, or ``config(port, folder)``'s configuration file (it must
+        listen on 127.0.0.1:``port`` with ``secret``; files go in ``folder``)."""
         if not os.path.exists(TURNSERVER):
             raise RuntimeError(f"{TURNSERVER} is missing: apt-get install coturn")
         root = Path(tempfile.mkdtemp(prefix="kefu-coturn-"))
         port = free_udp_and_tcp_port()
-        command = [
-            TURNSERVER, "-n",  # no configuration file: everything is on this line
-            "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", str(port),
-            "--use-auth-secret", "--static-auth-secret", secret, "--realm", REALM, "--fingerprint",
-            "--allow-loopback-peers", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp-relay",
-            "--userdb", str(root / "turndb"), "--pidfile", str(root / "turnserver.pid"),
-            "--log-file", str(root / "turnserver.log"), "--simple-log", "--no-stdout-log",
-        ]
+        files = ["--userdb", str(root / "turndb"), "--pidfile", str(root / "turnserver.pid"),
+                 "--log-file", str(root / "turnserver.log"), "--simple-log", "--no-stdout-log"]
+        if config is None:
+            command = [
+                TURNSERVER, "-n",  # no configuration file: everything is on this line
+                "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", str(port),
+                "--use-auth-secret", "--static-auth-secret", secret, "--realm", REALM, "--fingerprint",
+                "--allow-loopback-peers", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp-relay", *files,
+            ]
+        else:
+            (root / "turnserver.conf").write_text(config(port, root))
+            command = [TURNSERVER, "-c", str(root / "turnserver.conf"), *files]
         log = open(root / "stdout.log", "wb")  # noqa: SIM115 - kept open for the child's lifetime
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
