@@ -189,6 +189,31 @@ class MediaPlaneBridge:
         await self.media.stop()
 
 
+class LoopLag:
+    """How late a 10 ms timer fires: how long the event loop was busy or the process was not scheduled."""
+
+    INTERVAL = 0.010
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self._expected = 0.0
+
+    def start(self) -> None:
+        self._expected = time.monotonic() + self.INTERVAL
+        asyncio.get_running_loop().call_later(self.INTERVAL, self._tick)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self.lags.append(now - self._expected)
+        self._expected = now + self.INTERVAL
+        asyncio.get_running_loop().call_later(self.INTERVAL, self._tick)
+
+    def summary(self) -> list[float]:
+        """[p50, p99, max] in ms, since the last summary."""
+        lags, self.lags = self.lags, []
+        return [percentile(lags, 50) * 1000, percentile(lags, 99) * 1000, max(lags, default=0.0) * 1000]
+
+
 class GcPauses:
     """How long the server's event loop stood still for Python's cyclic garbage collector, per generation."""
 
@@ -228,6 +253,8 @@ async def serve(port_pipe: Any, harness: str, record: bool) -> None:
     check_aiortc_internals()
     allow_loopback_host_candidates()
     pauses = GcPauses()
+    lag = LoopLag()
+    lag.start()
     data_dir = Path(tempfile.mkdtemp(prefix="kefu-media-bench-"))
     bridge: LocalBridge | MediaPlaneBridge
     if harness == "media-plane":
@@ -267,6 +294,7 @@ async def serve(port_pipe: Any, harness: str, record: bool) -> None:
                         loop=type(asyncio.get_running_loop()).__module__,
                         pid=os.getpid(),
                         gc=pauses.summary(),
+                        lag=lag.summary(),
                     )
                 elif op == "quit":
                     done.set()
@@ -447,10 +475,13 @@ async def run_clients(conn: Any, port: int | None, calls: range) -> None:
     command = await loop.run_in_executor(None, conn.recv)
     clients.window = (command["start"], command["end"])
     cpu = {}
+    lag = LoopLag()
     await asyncio.sleep(max(0.0, command["start"] - time.monotonic()))
     cpu["start"] = time.process_time()
+    lag.start()
     await asyncio.sleep(max(0.0, command["end"] - time.monotonic()))
     cpu["end"] = time.process_time()
+    lags = lag.summary()
     await asyncio.sleep(0.5)  # packets sent at the end of the window are in flight
     clients.sending = False
     await sender
@@ -462,6 +493,7 @@ async def run_clients(conn: Any, port: int | None, calls: range) -> None:
             "mismatched": sum(p.mismatched for p in clients.peers),
             "latencies_ms": clients.latencies_ms,
             "cpu_s": cpu["end"] - cpu["start"],
+            "lag": lags,
         }
     )
     await clients.close()
@@ -577,6 +609,7 @@ def main() -> int:
         results = [conn.recv() for _, conn in clients]
         stats = ask({"op": "stats"})
         gc_pauses = stats.get("gc", {})
+        server_lag = stats.get("lag", [0.0, 0.0, 0.0])
     finally:
         for process, _ in clients:
             process.join(timeout=60)
@@ -625,6 +658,12 @@ def main() -> int:
         f"one-way latency ({path}): p50 {percentile(latencies, 50):.2f} ms, "
         f"p99 {percentile(latencies, 99):.2f} ms, max {max(latencies, default=float('nan')):.2f} ms "
         f"(mean {statistics.fmean(latencies) if latencies else float('nan'):.2f} ms)"
+    )
+    client_lag = [max(r["lag"][i] for r in results) for i in range(3)]
+    print(
+        "event-loop lag (a 10 ms timer's lateness) p50 / p99 / max ms: "
+        + ("" if args.direct else "server {:.2f} / {:.2f} / {:.1f}, ".format(*server_lag))
+        + "clients {:.2f} / {:.2f} / {:.1f}".format(*client_lag)
     )
     if not args.direct:
         print(
