@@ -98,6 +98,8 @@ class RtpSession:
         self.cname = ""
         self.send_codec: RTCRtpCodecParameters | None = None
         self.receive_codecs: dict[int, RTCRtpCodecParameters] = {}
+        self._media_payload_type = -1
+        self._media_clock_rate = 48_000
         self.started = False
         self.closed = False
 
@@ -140,6 +142,10 @@ class RtpSession:
         if self.receive_codecs:
             return
         self.receive_codecs = {codec.payloadType: codec for codec in parameters.codecs}
+        # The stream's clock is its first (audio) codec's; other payload types
+        # on the same SSRC (telephone-event) count for loss but not for jitter.
+        self._media_payload_type = parameters.codecs[0].payloadType
+        self._media_clock_rate = parameters.codecs[0].clockRate
         self._attach()
 
     def _attach(self) -> None:
@@ -157,10 +163,15 @@ class RtpSession:
 
         def data_received(data: bytes, component: int) -> None:
             if data and 127 < data[0] < 192 and not self.closed:
-                if len(data) > 1 and 191 < data[1] < 209:
-                    self._receive_rtcp(data)
-                else:
-                    self._receive_rtp(data)
+                # Nothing may escape into aioice: an exception from a
+                # datagram callback makes the event loop close the socket.
+                try:
+                    if len(data) > 1 and 191 < data[1] < 209:
+                        self._receive_rtcp(data)
+                    else:
+                        self._receive_rtp(data)
+                except Exception:
+                    self._log_error("handling a datagram")
             else:
                 deliver_other(data, component)
 
@@ -190,11 +201,13 @@ class RtpSession:
         self.packets_received += 1
         statistics = self.sources.get(ssrc)
         if statistics is None:
-            codec = self.receive_codecs.get(payload_type)
-            if codec is None:
+            if payload_type not in self.receive_codecs:
                 return  # not negotiated: not ours to count or deliver
-            statistics = self.sources[ssrc] = ReceiveStatistics(codec.clockRate, sequence)
-        statistics.add(sequence, timestamp, self._clock())
+            statistics = self.sources[ssrc] = ReceiveStatistics(self._media_clock_rate, sequence)
+        if payload_type == self._media_payload_type:
+            statistics.add(sequence, timestamp, self._clock())
+        else:
+            statistics.add(sequence)
         on_rtp = self.on_rtp
         if on_rtp is not None:
             try:
@@ -234,8 +247,8 @@ class RtpSession:
         self, payload: bytes, *, sequence: int, timestamp: int, marker: bool = False, payload_type: int | None = None
     ) -> bool:
         """Send one RTP packet now; False if the session cannot send (not connected yet, or closed)."""
-        tx = self._tx
-        if tx is None or self.closed:
+        tx, codec = self._tx, self.send_codec
+        if tx is None or codec is None or self.closed:
             return False
         pair = self._nominated.get(RTP_COMPONENT)
         if pair is None:
@@ -244,10 +257,10 @@ class RtpSession:
             self._pair = pair
             self._remote_addr = pair.remote_addr
             self._sendto = pair.protocol.transport.sendto
-        assert self.send_codec is not None and self._sendto is not None and self._remote_addr is not None
+        assert self._sendto is not None and self._remote_addr is not None
         timestamp &= 0xFFFFFFFF
         header = rtp_header(
-            self.send_codec.payloadType if payload_type is None else payload_type,
+            codec.payloadType if payload_type is None else payload_type,
             marker,
             sequence & 0xFFFF,
             timestamp,

@@ -128,13 +128,16 @@ class ReceiveStatistics:
         self._jitter = 0.0
         self._transit: float | None = None
 
-    def add(self, sequence: int, timestamp: int, arrival_s: float) -> None:
+    def add(self, sequence: int, timestamp: int | None = None, arrival_s: float = 0.0) -> None:
+        """Count a packet; with its timestamp and arrival time (seconds), update the jitter too."""
         self.received += 1
         delta = (sequence - self.max_sequence) & 0xFFFF
         if 0 < delta < 0x8000:
             if sequence < self.max_sequence:
                 self.cycles += 1 << 16
             self.max_sequence = sequence
+        if timestamp is None:
+            return
         # Interarrival jitter, in timestamp units (RFC 3550 section 6.4.1).
         transit = arrival_s * self.clock_rate - timestamp
         if self._transit is not None:
