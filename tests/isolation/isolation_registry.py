@@ -281,7 +281,7 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/api/v1/widget/calls/{call_id:uuid}/hangup": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
     "(test_caller_endpoints_refuse_another_tenants_call)",
     "/api/v1/widget/{widget_key:str}/ice-servers": "the caller widget before its call: the public widget key names the entry point; "
-    "answers ICE servers and a TURN credential only, limited per client IP (tests/tenants/test_signalling.py)",
+    "answers ICE servers and a TURN credential only, limited per client IP (tests/tenants/test_ice_and_signalling.py)",
     "/api/v1/widget/calls/{call_id:uuid}/media": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
     "(tests/tenants/test_reconnect.py::test_a_caller_token_re_attaches_only_its_own_call)",
     "/health": "liveness for load balancers; no tenant data",
@@ -304,7 +304,7 @@ PUBLIC_PREFIXES: dict[str, str] = {
 WEBSOCKET_ROUTES: dict[str, str] = {
     "/ws/agent": "the agent's channel is derived from the access token (tenant and user), never from the client; "
     "offers and candidates for another tenant's call answer call_not_found like a missing call "
-    "(tests/tenants/test_signalling.py::test_another_tenants_call_answers_exactly_like_a_call_that_does_not_exist)",
+    "(tests/tenants/test_ice_and_signalling.py::test_another_tenants_call_answers_exactly_like_a_call_that_does_not_exist)",
     "/ws/caller/{call_id:uuid}": "needs the call's caller token; another tenant's call closes with 4404 "
     "(test_caller_endpoints_refuse_another_tenants_call); messages for any other call answer call_not_found",
     "/ws/events": "tenant taken from the access token; other tenants' events are never delivered "
