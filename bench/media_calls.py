@@ -120,8 +120,9 @@ class LocalBridge:
         self.recorders: list[Any] = []
 
     async def answer(self, call: int, party: str, offer: str) -> str:
-        from kefu.webrtc.leg import Leg
         from aiortc import RTCConfiguration
+
+        from kefu.webrtc.leg import Leg
 
         leg = Leg(party=party, configuration=RTCConfiguration(iceServers=[]), on_closed=lambda leg: None)
         self.legs[(call, party)] = leg
@@ -519,7 +520,7 @@ def machine_busy() -> float:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     except OSError:
         return 0.0
-    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 

@@ -18,7 +18,12 @@ from fractions import Fraction
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 
 from kefu.webrtc.fastpath import RtpSession
 from kefu.webrtc.rtp import MediaFrame
@@ -128,7 +133,7 @@ class FrameSink:
 
 def with_telephone_event(sdp: str, payload_type: int) -> str:
     """The offer as Chromium would make it: telephone-event/8000 offered beside the audio codecs."""
-    sdp = re.sub(r"^(m=audio \S+ \S+ [0-9 ]+)$", rf"\1 {payload_type}", sdp, count=1, flags=re.M)
+    sdp = re.sub(r"^(m=audio \S+ \S+ [0-9 ]+)$", rf"\1 {payload_type}", sdp, count=1, flags=re.MULTILINE)
     return sdp.replace(
         "a=rtpmap:", f"a=rtpmap:{payload_type} telephone-event/8000\r\na=fmtp:{payload_type} 0-16\r\na=rtpmap:", 1
     )
@@ -142,7 +147,7 @@ def without_candidates(sdp: str) -> str:
 
 
 def answer_ssrc(sdp: str) -> int:
-    [ssrc] = {int(m) for m in re.findall(r"^a=ssrc:(\d+) ", sdp, flags=re.M)}
+    [ssrc] = {int(m) for m in re.findall(r"^a=ssrc:(\d+) ", sdp, flags=re.MULTILINE)}
     return ssrc
 
 

@@ -13,13 +13,18 @@ import inspect
 import aioice
 import aioice.ice
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, rtcdtlstransport, rtcpeerconnection
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    rtcdtlstransport,
+    rtcpeerconnection,
+)
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from kefu.platform.settings import Settings
 from kefu.webrtc import ice
-from kefu.webrtc.media import MediaPlane
 from kefu.webrtc.fastpath import RtpSession, check_internals
+from kefu.webrtc.media import MediaPlane
 from kefu.webrtc.passthrough import check_aiortc_internals
 
 

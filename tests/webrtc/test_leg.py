@@ -12,6 +12,7 @@ import asyncio
 import struct
 from collections.abc import AsyncIterator
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 
 import av
@@ -81,11 +82,11 @@ async def parties() -> AsyncIterator[Parties]:
 
 
 def consecutive(values: list[int], modulo: int = 1 << 16) -> bool:
-    return all((b - a) % modulo == 1 for a, b in zip(values, values[1:]))
+    return all((b - a) % modulo == 1 for a, b in pairwise(values))
 
 
 def steps(values: list[int]) -> set[int]:
-    return {(b - a) % (1 << 32) for a, b in zip(values, values[1:])}
+    return {(b - a) % (1 << 32) for a, b in pairwise(values)}
 
 
 # --- forwarding ------------------------------------------------------------------------
@@ -142,8 +143,8 @@ async def test_a_sender_gap_stays_a_gap_on_the_forwarded_stream(parties: Parties
 
     sequences = [r.sequence for r in agent.received]
     timestamps = [r.timestamp for r in agent.received]
-    assert [(b - a) % 65536 for a, b in zip(sequences, sequences[1:])] == [1, 1, 3, 1, 1]
-    assert [(b - a) % (1 << 32) for a, b in zip(timestamps, timestamps[1:])] == [960, 960, 2880, 960, 960]
+    assert [(b - a) % 65536 for a, b in pairwise(sequences)] == [1, 1, 3, 1, 1]
+    assert [(b - a) % (1 << 32) for a, b in pairwise(timestamps)] == [960, 960, 2880, 960, 960]
 
 
 async def test_each_new_source_continues_the_outgoing_stream_where_the_previous_one_ended(parties: Parties) -> None:
@@ -171,7 +172,7 @@ async def test_each_new_source_continues_the_outgoing_stream_where_the_previous_
     assert consecutive([r.sequence for r in agent.received])
     timestamps = [r.timestamp for r in agent.received]
     # Each source resumes no earlier than where the previous one ended.
-    assert all(960 <= (b - a) % (1 << 32) < 48_000 for a, b in zip(timestamps, timestamps[1:]))
+    assert all(960 <= (b - a) % (1 << 32) < 48_000 for a, b in pairwise(timestamps))
     assert [r.marker for r in agent.received] == [True, False, False] * 3
 
 

@@ -6,9 +6,21 @@ import struct
 from fractions import Fraction
 
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtcpSdesPacket, RtcpSrPacket, RtpPacket
+from aiortc.rtp import (
+    HeaderExtensionsMap,
+    RtcpPacket,
+    RtcpSdesPacket,
+    RtcpSrPacket,
+    RtpPacket,
+)
 
-from kefu.webrtc.rtp import MediaFrame, ReceiveStatistics, parse_rtp, rtp_header, sender_report
+from kefu.webrtc.rtp import (
+    MediaFrame,
+    ReceiveStatistics,
+    parse_rtp,
+    rtp_header,
+    sender_report,
+)
 
 
 def test_a_header_with_csrcs_an_extension_and_padding_yields_just_the_payload() -> None:

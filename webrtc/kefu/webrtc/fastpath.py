@@ -47,8 +47,14 @@ from typing import Any
 
 import aioice.ice
 import pylibsrtp
-from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCRtpTransceiver
-from aiortc import rtcdtlstransport, rtcicetransport, rtcpeerconnection
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpTransceiver,
+    rtcdtlstransport,
+    rtcicetransport,
+    rtcpeerconnection,
+)
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 
 from kefu.webrtc.rtp import (

@@ -56,10 +56,8 @@ def parse_candidate(candidate: str | None, sdp_mid: str | None, sdp_mline_index:
     if candidate is None or not candidate.strip():
         return None
     text = candidate.strip()
-    if text.startswith("a="):
-        text = text[2:]
-    if text.startswith("candidate:"):
-        text = text[len("candidate:") :]
+    text = text.removeprefix("a=")
+    text = text.removeprefix("candidate:")
     try:
         parsed = candidate_from_sdp(text)
     except (AssertionError, ValueError, IndexError):

@@ -34,7 +34,13 @@ from fractions import Fraction
 from typing import Any, Protocol
 
 import av
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpCodecParameters, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc import sdp as aiortc_sdp
 
 from kefu.webrtc.fastpath import RtpSession
@@ -70,7 +76,7 @@ class Sink(Protocol):
 
 
 class Leg:
-    def __init__(self, *, party: str, configuration: RTCConfiguration, on_closed: Callable[["Leg"], None]) -> None:
+    def __init__(self, *, party: str, configuration: RTCConfiguration, on_closed: Callable[[Leg], None]) -> None:
         self.party = party
         self.sinks: tuple[Sink, ...] = ()
         self.on_telephone_event: Callable[[bytes, int], None] | None = None
@@ -200,8 +206,7 @@ class Leg:
         else:
             extended_sequence = self._sequence + step - 0x10000
         duration = packet_samples(payload) if self._opus else len(payload)
-        if pts + duration > self._end:
-            self._end = pts + duration
+        self._end = max(self._end, pts + duration)
         frame = MediaFrame(payload, pts, duration, self._time_base, extended_sequence, marker)
         for sink in self.sinks:
             try:
@@ -301,8 +306,7 @@ class Outbound:
             self.dropped += 1  # from before this source took over
             return
         duration = packet.duration or 0
-        if position + duration > self._end:
-            self._end = position + duration
+        self._end = max(self._end, position + duration)
         if framed:
             sequence = packet.sequence + self._sequence_offset
             if sequence < self._first_sequence:
