@@ -114,3 +114,38 @@ async def test_in_band_dtmf_from_the_caller_is_detected_once_per_key(media: Medi
     got = [await asyncio.wait_for(digits.get(), 10) for _ in range(4)]
     assert got == ["1", "2", "#", "9"]
     await caller.close()
+
+
+async def test_rfc4733_key_presses_from_the_caller_are_reported_once_each(media: MediaPlane) -> None:
+    from rtp_support import RawPeer, opus_packets
+
+    from kefu.webrtc.dtmf import build_telephone_event
+
+    digits: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_dtmf(tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, digit: str) -> None:
+        await digits.put(digit)
+
+    media.on_dtmf = on_dtmf
+    tenant_id, call_id = uuid.uuid4(), uuid.uuid4()
+    event_pt = 101
+    caller = RawPeer()
+    answer = await media.answer_leg(tenant_id=tenant_id, call_id=call_id, party="caller", offer_sdp=await caller.offer(telephone_event=event_pt))
+    assert "telephone-event/8000" in answer
+    await caller.accept(answer)
+    await asyncio.wait_for(caller.started.wait(), 10)
+    audio = opus_packets(1)[0]
+    for key in "7#":
+        caller.send(audio)
+        at = caller.timestamp
+        # Start, two updates, and the end packet sent three times (RFC 4733 section 2.5.1.4).
+        for duration, end in ((160, False), (320, False), (480, False), (640, True), (640, True), (640, True)):
+            payload = build_telephone_event(key, duration=duration, end=end)
+            assert caller.session.send_rtp(payload, sequence=caller.sequence, timestamp=at, marker=duration == 160, payload_type=event_pt)
+            caller.sequence = (caller.sequence + 1) & 0xFFFF
+        caller.timestamp += 960
+    assert [await asyncio.wait_for(digits.get(), 5) for _ in range(2)] == ["7", "#"]
+    caller.send(audio)
+    await media.end_call(tenant_id=tenant_id, call_id=call_id)
+    assert digits.empty()  # each key once, retransmitted end packets included
+    await caller.close()
