@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -347,12 +346,12 @@ class Channel:
     async def run(self, types: dict[str, type[msgspec.Struct]], handle: Handler) -> None:
         """Until the client leaves (``WebSocketDisconnect``) or floods (closed with 1008)."""
         receiver = asyncio.create_task(self._receive(types, handle))
+        getter: asyncio.Task[dict[str, Any]] | None = None
         try:
             while True:
                 getter = asyncio.create_task(self.pushes.get())
                 done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
                 if receiver in done:
-                    getter.cancel()
                     try:
                         receiver.result()  # re-raises the disconnect
                     except _Flooding:
@@ -364,9 +363,13 @@ class Channel:
                     await self.socket.close(code=4000, reason=str(message.get("reason", "")))
                     return
         finally:
+            if getter is not None:
+                getter.cancel()
             receiver.cancel()
-            with contextlib.suppress(BaseException):
-                await receiver
+            # Wait for it without re-raising its end (already handled); a cancel of this task still propagates.
+            await asyncio.wait({receiver})
+            if not receiver.cancelled():
+                receiver.exception()
 
     async def _receive(self, types: dict[str, type[msgspec.Struct]], handle: Handler) -> None:
         while True:
