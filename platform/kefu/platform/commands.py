@@ -33,6 +33,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_level": "info",
         "log_config": uvicorn_log_config(),
         "ws": "websockets-sansio",
+        # The signalling sockets refuse frames over 16 KiB with an error message;
+        # anything far larger is refused by the server before it is buffered.
+        "ws_max_size": 64 * 1024,
         # Client addresses (the per-IP log-in limiter, audit) come from
         # X-Forwarded-For only when the peer is a configured proxy; otherwise
         # the socket peer, whatever FORWARDED_ALLOW_IPS says.

@@ -45,7 +45,7 @@ async def provide_tenant_session(request: Request, principal: CurrentPrincipal) 
     runtime: Runtime = request.app.state.runtime
     tenant_id = principal.require_tenant()
     async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
-        await _check_active(session, principal, tenant_id)
+        await check_active(session, principal, tenant_id)
         yield session
 
 
@@ -55,11 +55,11 @@ async def provide_active_tenant_id(request: Request, principal: CurrentPrincipal
     runtime: Runtime = request.app.state.runtime
     tenant_id = principal.require_tenant()
     async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
-        await _check_active(session, principal, tenant_id)
+        await check_active(session, principal, tenant_id)
     return tenant_id
 
 
-async def _check_active(session: AsyncSession, principal: Principal, tenant_id: uuid.UUID) -> None:
+async def check_active(session: AsyncSession, principal: Principal, tenant_id: uuid.UUID) -> None:
     """A suspended or closed tenant's tokens, and a disabled user's, stop working
     at once, not when they expire (one query checks both)."""
     if principal.kind == "user":

@@ -40,7 +40,7 @@ from litestar.params import FromPath
 from sqlalchemy import or_, select
 
 from kefu.platform.deps import ActiveTenantId, CurrentPrincipal, RuntimeDep
-from kefu.platform.deps import _check_active as check_tenant_and_user_active  # the HTTP dependencies' own check
+from kefu.platform.deps import check_active as check_tenant_and_user_active  # the HTTP dependencies' own check
 from kefu.platform.identity.principal import Principal, current_principal
 from kefu.platform.identity.ratelimit import LoginLimiter, MemoryLoginLimiter, RedisLoginLimiter
 from kefu.platform.problems import Problem, problem_response
