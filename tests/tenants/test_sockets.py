@@ -218,3 +218,24 @@ async def test_agent_socket_skips_the_offer_of_a_call_that_vanished(
         assert await socket.receive_json() == {"type": "pong", "lease": True}
     finally:
         await socket.close()
+
+
+async def test_a_reopened_socket_of_a_consulted_agent_is_offered_the_consultation_again(
+    app: Litestar, client: AsyncClient, acme: Admin, make_agent: MakeAgent
+) -> None:
+    ann, bo = await make_agent(acme, "Ann"), await make_agent(acme, "Bo")
+    _queue, widget = await make_queue(client, acme, [ann])
+    await go_ready(client, ann)
+    await go_ready(client, bo)
+    call = await place_call(client, widget, "Li Lei")
+    await client.post(f"/api/v1/agent/calls/{call['call_id']}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)
+    consult = await client.post(f"/api/v1/agent/calls/{call['call_id']}/consult", json={"agent_id": str(bo.agent_id)}, headers=ann.headers)
+    assert consult.status_code == 200, consult.text
+    # Bo's page reloads: its new socket is told about the consultation, not offered the call itself.
+    token = bo.headers["Authorization"].split()[1]
+    socket = Socket(app, "/ws/agent", f"access_token={token}")
+    try:
+        assert (await socket.receive_json())["state"] == "ringing"
+        assert await socket.receive_json() == {"type": "consult.offered", "call_id": call["call_id"], "from": "Ann", "caller_name": "Li Lei"}
+    finally:
+        await socket.close()

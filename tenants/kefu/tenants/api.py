@@ -21,6 +21,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar import WebSocket
+from sqlalchemy import select
 
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
@@ -467,7 +468,7 @@ async def agent_socket(socket: WebSocket) -> None:
                 await acd.renew_lease(tenant_id=tenant_id, agent_id=agent_id)
             await socket.send_json(agent_state_message(agent))
             if agent.system_state == "ringing" and agent.current_call_id:
-                offered = await _offered_call(runtime, tenant_id, agent.current_call_id)
+                offered = await _offered_call(runtime, tenant_id, agent.current_call_id, agent.id)
                 if offered is not None:  # a call that vanished meanwhile is not offered
                     await socket.send_json(offered)
 
@@ -477,13 +478,17 @@ async def agent_socket(socket: WebSocket) -> None:
         return
 
 
-async def _offered_call(runtime: Runtime, tenant_id: uuid.UUID, call_id: uuid.UUID) -> dict[str, Any] | None:
-    """The ``call.offered`` push for a call ringing at the agent; None when the call is gone."""
+async def _offered_call(runtime: Runtime, tenant_id: uuid.UUID, call_id: uuid.UUID, agent_id: uuid.UUID) -> dict[str, Any] | None:
+    """What rings at the agent, pushed again to a new socket: ``call.offered``, or
+    ``consult.offered`` for a consultation; None when the call is gone."""
     async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
         try:
             call = await call_log.get_call(session, tenant_id=tenant_id, call_id=call_id)
         except Problem:
             return None
+        if call.consult_agent_id == agent_id and call.consult_state == "ringing":
+            from_name = await session.scalar(select(Agent.display_name).where(Agent.tenant_id == tenant_id, Agent.id == call.agent_id))
+            return {"type": "consult.offered", "call_id": str(call_id), "from": from_name, "caller_name": call.caller_name}
         return {"type": "call.offered", "call_id": str(call_id), "caller_name": call.caller_name}
 
 
