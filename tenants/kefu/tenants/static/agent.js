@@ -11,17 +11,25 @@
 // (call.audio with its consult, call.taken_over), call.transferred (the call left
 // us), consult.offered / consult.ended (we are consulted) and
 // call.transferred_to_you; its pings renew the presence lease.
+// Media: every peer connection gets fresh ICE servers (GET /api/v1/media/ice-servers);
+// its offer goes on the agent socket ({"type":"offer"}: it answers a ringing call or
+// a consultation, or re-attaches our connected call) with its candidates trickled
+// right behind it, and the socket's answer completes it (docs/signalling.md).
 // A reloaded page finds its connected call in the seat's state and re-attaches
-// to it (POST /api/v1/agent/calls/{id}/media); so does a page whose connection
-// fails (a network change): the server keeps the call for a grace period.
+// to it; so does a page whose connection fails (a network change): the server
+// keeps the call for a grace period.
 import { Softphone } from "/static/webrtc/softphone.js";
-import { $, api, applyLanguage, config, logIn, session, showError, socketUrl, t } from "./common.js";
+import {
+  $, CandidateOutbox, SignallingSocket, api, applyLanguage, callIsGone, candidateMessage, logIn, session, showError, t,
+  userIceServers,
+} from "./common.js";
 
 const PING_MS = 10_000;
 const NO_AUDIO = { on_hold: false, muted: false, recording_paused: false, supervisor: null, taken_over: false, consult: null };
 let socket = null;
 let pinger = null;
 let softphone = null;
+let outbox = new CandidateOutbox();  // the latest offer's candidates
 let currentCall = null;
 let closing = false;
 let reattaching = false;
@@ -182,7 +190,9 @@ function attachAudio() {
 
 function newSoftphone() {
   const phone = new Softphone({
-    iceServers: config.ice_servers,
+    iceServers: userIceServers,
+    trickle: true,
+    onCandidate: (candidate) => { if (phone === softphone) outbox.add(candidate); },
     onState: (state) => {
       if (phone !== softphone) return;
       attachAudio();
@@ -196,6 +206,22 @@ function newSoftphone() {
   softphone = phone;
   window.kefuSoftphone = phone;
   return phone;
+}
+
+/** Offer `phone`'s next connection (its first, or a re-offer) for the call on the agent socket,
+ *  trickle its candidates behind the offer, and apply the answer (onAnswered first: the server has our leg now).
+ *  False if the softphone was replaced meanwhile. */
+async function offerOnSocket(phone, callId, onAnswered = () => {}) {
+  const offerOutbox = outbox = new CandidateOutbox();
+  const offer = phone.pc ? await phone.reoffer() : await phone.createOffer();
+  const answering = socket.offer(callId, offer);
+  offerOutbox.open((candidate) => { if (socket) socket.send(candidateMessage(callId, candidate)); });
+  const answerSdp = await answering;
+  onAnswered();
+  if (phone !== softphone) return false;
+  await phone.acceptAnswer(answerSdp);
+  attachAudio();
+  return true;
 }
 
 function hangUpLocally() {
@@ -287,17 +313,13 @@ async function reattach() {
   const callId = currentCall;
   $("reconnecting-notice").hidden = false;
   try {
+    // The answer is followed by a call.audio push with the call's hold, mute, recording and supervisor state.
     const phone = softphone && softphone.state !== "closed" ? softphone : newSoftphone();
-    const offer = phone.pc ? await phone.reoffer() : await phone.createOffer();
-    const answer = await api("POST", `/api/v1/agent/calls/${callId}/media`, { offer_sdp: offer });
-    if (phone !== softphone || callId !== currentCall) return;  // ended or taken over meanwhile
-    await phone.acceptAnswer(answer.answer_sdp);
-    attachAudio();
-    applyAudio(answer.audio);
+    await offerOnSocket(phone, callId);
   } catch (error) {
     if (callId !== currentCall || audio.taken_over) return;
     showError(error.message);
-    if (error.status === 404 || error.status === 409) ended();
+    if (callIsGone(error)) ended();
   } finally {
     reattaching = false;
     $("reconnecting-notice").hidden = true;
@@ -335,14 +357,18 @@ function onMessage(message) {
 
 function connect() {
   const { access_token } = session.load();
-  socket = new WebSocket(socketUrl(`/ws/agent?access_token=${encodeURIComponent(access_token)}`));
-  socket.addEventListener("message", (event) => onMessage(JSON.parse(event.data)));
-  socket.addEventListener("open", () => {
-    pinger = setInterval(() => socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify({ type: "ping" })), PING_MS);
-  });
-  socket.addEventListener("close", () => {
-    clearInterval(pinger);
-    if (!closing && session.load()) setTimeout(async () => { await api("GET", "/api/v1/agent/state").catch(() => null); connect(); }, 2000);
+  socket = new SignallingSocket(`/ws/agent?access_token=${encodeURIComponent(access_token)}`, {
+    onMessage,
+    onOpen: () => {
+      pinger = setInterval(() => socket.open && socket.send({ type: "ping" }), PING_MS);
+      // Back after the socket dropped: a connection that failed meanwhile could not re-attach without it.
+      const broken = !softphone || ["failed", "disconnected", "closed"].includes(softphone.state);
+      if (currentCall && !consultation && ["connecting", "connected"].includes($("call-state").textContent) && broken) reattach();
+    },
+    onClose: () => {
+      clearInterval(pinger);
+      if (!closing && session.load()) setTimeout(async () => { await api("GET", "/api/v1/agent/state").catch(() => null); connect(); }, 2000);
+    },
   });
 }
 
@@ -353,6 +379,7 @@ async function start() {
   $("agent-name").textContent = state.display_name;
   setAgentState(state.state, state.not_ready_reason);
   setCallState("idle");
+  connect();  // first: a re-attach below offers on it
   if (state.state === "ringing" && state.current_call_id) offered(state.current_call_id, "");
   if (state.state === "on_call" && state.current_call_id) {
     // A reload mid-call: the call goes on; re-attach to it at once.
@@ -361,7 +388,6 @@ async function start() {
     reattach();
     api("GET", `/api/v1/calls/${state.current_call_id}`).then((call) => { $("caller-label").textContent = call.caller_name; }).catch(() => null);
   }
-  connect();
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -391,11 +417,7 @@ $("answer-button").addEventListener("click", async () => {
   showError("");
   setCallState("connecting");
   try {
-    const phone = newSoftphone();
-    const offer = await phone.createOffer();
-    const { answer_sdp } = await api("POST", `/api/v1/agent/calls/${currentCall}/answer`, { offer_sdp: offer });
-    await phone.acceptAnswer(answer_sdp);
-    attachAudio();
+    await offerOnSocket(newSoftphone(), currentCall);
   } catch (error) {
     showError(error.message);
     ended();
@@ -496,12 +518,7 @@ $("consult-answer-button").addEventListener("click", async () => {
   renderConsultation();
   let answered = false;
   try {
-    const phone = newSoftphone();
-    const offer = await phone.createOffer();
-    const { answer_sdp } = await api("POST", `/api/v1/agent/calls/${consult.callId}/consult/answer`, { offer_sdp: offer });
-    answered = true;
-    await phone.acceptAnswer(answer_sdp);
-    attachAudio();
+    await offerOnSocket(newSoftphone(), consult.callId, () => { answered = true; });
     if (consultation === consult) {
       consult.state = "talking";
       renderConsultation();

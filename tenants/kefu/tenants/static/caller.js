@@ -1,11 +1,16 @@
 // The caller page: one click-to-call through the tenant's widget key.
 // State in #call-state: idle | connecting | queued | connected | ended.
 // The page follows its call on the caller socket /ws/caller/{call_id}?caller_token=…
+// Every peer connection gets fresh ICE servers (GET /api/v1/widget/{key}/ice-servers)
+// and trickles its candidates on that socket (docs/signalling.md).  The first offer
+// creates the call over HTTP; its candidates wait for the answer (and the call's id).
 // The call's id and token stay in sessionStorage until it ends: a reloaded page
-// re-attaches to it (POST /api/v1/widget/calls/{id}/media), and so does a page
-// whose connection drops (a network change), on a fresh peer connection.
+// re-attaches to it with an offer on the socket, and so does a page whose
+// connection drops (a network change), on a fresh peer connection.
 import { Softphone } from "/static/webrtc/softphone.js";
-import { $, config, publicApi, showError, socketUrl } from "./common.js";
+import {
+  $, CandidateOutbox, SignallingSocket, callIsGone, candidateMessage, config, publicApi, showError, widgetIceServers,
+} from "./common.js";
 
 const STORE = `kefu.call.${config.widget_key}`;
 const saved = {
@@ -18,6 +23,7 @@ let call = null;
 let softphone = null;
 let socket = null;
 let reattaching = false;
+let outbox = new CandidateOutbox();  // the latest offer's candidates
 
 function setState(state) {
   $("call-state").textContent = state;
@@ -37,7 +43,9 @@ function attachAudio() {
 
 function newSoftphone() {
   const phone = new Softphone({
-    iceServers: config.ice_servers,
+    iceServers: () => widgetIceServers(config.widget_key),
+    trickle: true,
+    onCandidate: (candidate) => { if (phone === softphone) outbox.add(candidate); },
     onState: (state) => {
       if (phone !== softphone) return;
       attachAudio();
@@ -52,6 +60,7 @@ function newSoftphone() {
 
 function finish() {
   setState("ended");
+  call = null;
   saved.clear();
   if (socket) socket.close();
   socket = null;
@@ -59,14 +68,19 @@ function finish() {
 }
 
 function follow() {
-  socket = new WebSocket(socketUrl(`/ws/caller/${call.call_id}?caller_token=${encodeURIComponent(call.caller_token)}`));
-  socket.addEventListener("message", (event) => {
-    const message = JSON.parse(event.data);
-    if (message.type !== "call.state") return;
-    if (message.status === "connected") { setState("connected"); attachAudio(); }
-    else if (message.status === "ended") finish();
-    else if ($("call-state").textContent !== "connected") setState("queued");
+  socket = new SignallingSocket(`/ws/caller/${call.call_id}?caller_token=${encodeURIComponent(call.caller_token)}`, {
+    onMessage: (message) => {
+      if (message.type !== "call.state") return;
+      if (message.status === "connected") { setState("connected"); attachAudio(); }
+      else if (message.status === "ended") finish();
+      else if ($("call-state").textContent !== "connected") setState("queued");
+    },
   });
+}
+
+/** Send this offer's candidates on the socket from now on (the leg exists, or the offer went out on it). */
+function trickle(offerOutbox, callId) {
+  offerOutbox.open((candidate) => { if (socket) socket.send(candidateMessage(callId, candidate)); });
 }
 
 /** Offer again for the call: after a reload (no softphone yet) or when the connection failed. */
@@ -75,15 +89,18 @@ async function reattach() {
   reattaching = true;
   try {
     const phone = softphone && softphone.state !== "closed" ? softphone : newSoftphone();
+    const offerOutbox = outbox = new CandidateOutbox();
     const offer = phone.pc ? await phone.reoffer() : await phone.createOffer();
-    const { answer_sdp } = await publicApi(
-      "POST", `/api/v1/widget/calls/${call.call_id}/media`, { offer_sdp: offer }, { "X-Caller-Token": call.caller_token },
-    );
+    if (!socket || socket.closed) follow();
+    const answering = socket.offer(call.call_id, offer);
+    trickle(offerOutbox, call.call_id);  // right behind the offer: the server adds them once it has answered
+    const answerSdp = await answering;
     if (phone !== softphone) return;
-    await phone.acceptAnswer(answer_sdp);
+    await phone.acceptAnswer(answerSdp);
     attachAudio();
   } catch (error) {
-    if (error.status === 404 || error.status === 409) finish();  // the call is over (or was never ours)
+    if (!call) return;  // hung up meanwhile
+    if (callIsGone(error)) finish();  // the call is over (or was never ours)
     else showError(error.message);
   } finally {
     reattaching = false;
@@ -97,6 +114,7 @@ $("call-button").addEventListener("click", async () => {
   setState("connecting");
   try {
     const phone = newSoftphone();
+    const offerOutbox = outbox = new CandidateOutbox();
     const offer = await phone.createOffer();
     call = await publicApi("POST", `/api/v1/widget/${encodeURIComponent(config.widget_key)}/calls`, { caller_name: name, offer_sdp: offer });
     saved.save({ call_id: call.call_id, caller_token: call.caller_token, caller_name: name });
@@ -104,6 +122,7 @@ $("call-button").addEventListener("click", async () => {
     attachAudio();
     if ($("call-state").textContent === "connecting") setState("queued");
     follow();
+    trickle(offerOutbox, call.call_id);
   } catch (error) {
     showError(error.message);
     finish();

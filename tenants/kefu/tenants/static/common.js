@@ -1,5 +1,6 @@
 // Shared helpers of the Kefu pages: page config, texts in two languages,
-// the JSON API with bearer tokens (refreshed when they expire), and sockets.
+// the JSON API with bearer tokens (refreshed when they expire), the ICE servers,
+// and the signalling sockets (offers, trickled candidates: docs/signalling.md).
 
 export const config = JSON.parse(document.getElementById("kefu-config").textContent);
 let lang = config.lang;
@@ -99,4 +100,150 @@ export async function fetchBlob(path) {
 export function socketUrl(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}${path}`;
+}
+
+// --- ICE servers and signalling (docs/signalling.md) ---------------------------------------
+
+/** The ICE servers for the signed-in user's next peer connection (a fresh TURN credential). */
+export async function userIceServers() {
+  return (await api("GET", "/api/v1/media/ice-servers")).ice_servers;
+}
+
+/** The ICE servers for a caller's next peer connection, through the widget key. */
+export async function widgetIceServers(widgetKey) {
+  return (await publicApi("GET", `/api/v1/widget/${encodeURIComponent(widgetKey)}/ice-servers`)).ice_servers;
+}
+
+/** A refusal on a signalling socket ({"type":"error","code","detail"}), or the socket closing under a request. */
+export class SignallingError extends Error {
+  constructor(code, detail, closeCode = null) {
+    super(detail ? `${detail} (${code})` : code);
+    this.code = code;
+    this.closeCode = closeCode;
+  }
+}
+
+// What says the call is over (or was never ours), over HTTP or on a socket.
+const CALL_GONE_CODES = ["call_not_found", "call_ended", "call_not_connected", "call_not_ringing", "consult_not_ringing"];
+
+export function callIsGone(error) {
+  return error.status === 404 || error.status === 409 || CALL_GONE_CODES.includes(error.code) || error.closeCode === 4404;
+}
+
+/** The ice_candidate message for one trickled candidate (RTCIceCandidate.toJSON()), or null: gathering is complete. */
+export function candidateMessage(callId, candidate) {
+  return { type: "ice_candidate", call_id: callId, ...(candidate || { candidate: null }) };
+}
+
+/** One offer's candidates: held until the page may send them (its offer went out on a socket,
+ *  or its HTTP answer is back: the leg exists only then), then sent as they come. */
+export class CandidateOutbox {
+  constructor() {
+    this.held = [];
+    this.sendOne = null;
+  }
+
+  add(candidate) {
+    if (this.sendOne) this.sendOne(candidate);
+    else this.held.push(candidate);
+  }
+
+  open(sendOne) {
+    this.sendOne = sendOne;
+    for (const candidate of this.held.splice(0)) sendOne(candidate);
+  }
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+// After a rate_limited error the socket sends nothing for this long (the server dropped a message unread).
+const SLOW_DOWN_MS = 1_000;
+let requests = 0;
+
+/** The agent or caller socket: pushes go to onMessage; offers are requests answered by the
+ *  `answer` (or `error`) with the same request_id.  Messages sent before it opens wait for it. */
+export class SignallingSocket {
+  constructor(path, { onMessage = (message) => {}, onOpen = () => {}, onClose = (event) => {} } = {}) {
+    this.pending = new Map();
+    this.queue = [];
+    this.quietUntil = 0;
+    this.timer = null;
+    this.ws = new WebSocket(socketUrl(path));
+    this.ws.addEventListener("open", () => { this._flush(); onOpen(); });
+    this.ws.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      if (!this._settle(message)) onMessage(message);
+    });
+    this.ws.addEventListener("close", (event) => {
+      clearTimeout(this.timer);
+      this.queue = [];
+      for (const { reject, timer } of this.pending.values()) {
+        clearTimeout(timer);
+        reject(new SignallingError("socket_closed", event.reason, event.code));
+      }
+      this.pending.clear();
+      onClose(event);
+    });
+  }
+
+  get open() {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  get closed() {
+    return this.ws.readyState === WebSocket.CLOSING || this.ws.readyState === WebSocket.CLOSED;
+  }
+
+  send(message) {
+    if (this.closed) return;
+    this.queue.push(JSON.stringify(message));
+    this._flush();
+  }
+
+  /** Send an offer for the call; resolves with the answer's SDP, rejects with a SignallingError. */
+  offer(callId, sdp) {
+    return this.request({ type: "offer", call_id: callId, sdp }).then((answer) => answer.sdp);
+  }
+
+  request(message) {
+    if (this.closed) return Promise.reject(new SignallingError("socket_closed", "the socket is closed"));
+    const requestId = `r${++requests}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        reject(new SignallingError("timeout", "no answer from the server"));
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(requestId, { resolve, reject, timer });
+      this.send({ ...message, request_id: requestId });
+    });
+  }
+
+  close() {
+    this.ws.close();
+  }
+
+  /** An answer or error for a request of ours, or an error of no request: handled here. */
+  _settle(message) {
+    if (message.type !== "answer" && message.type !== "error") return false;
+    if (message.type === "error" && message.code === "rate_limited") this.quietUntil = Date.now() + SLOW_DOWN_MS;
+    const request = message.request_id != null ? this.pending.get(message.request_id) : null;
+    if (!request) {
+      if (message.type === "error") console.warn("signalling:", message.code, message.detail);
+      return true;
+    }
+    this.pending.delete(message.request_id);
+    clearTimeout(request.timer);
+    if (message.type === "answer") request.resolve(message);
+    else request.reject(new SignallingError(message.code, message.detail));
+    return true;
+  }
+
+  _flush() {
+    if (!this.open || this.timer) return;
+    const wait = this.quietUntil - Date.now();
+    if (wait > 0) {
+      this.timer = setTimeout(() => { this.timer = null; this._flush(); }, wait);
+      return;
+    }
+    for (const data of this.queue.splice(0)) this.ws.send(data);
+  }
 }

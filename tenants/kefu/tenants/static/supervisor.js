@@ -2,12 +2,13 @@
 // Monitor / Whisper / Barge / Take over / Leave / Pause-Resume recording.
 // The list is re-read (GET /api/v1/calls) whenever /ws/events reports a call state
 // change (a call connected or ended); durations tick locally.  Joining a call makes one softphone
-// leg (POST /api/v1/supervision/calls/{id}); switching mode is one PUT on the same leg.
+// leg (POST /api/v1/supervision/calls/{id}, a non-trickle offer with fresh ICE servers
+// from /api/v1/media/ice-servers); switching mode is one PUT on the same leg.
 // Rows: #calls-table tr[data-call-id]; in each, .supervision (data-mode:
 // monitor | whisper | barge | taken_over | "") and the buttons .monitor-button,
 // .whisper-button, .barge-button, .takeover-button, .leave-button, .recording-button.
 import { Softphone } from "/static/webrtc/softphone.js";
-import { $, api, applyLanguage, config, logIn, session, showError, socketUrl, t } from "./common.js";
+import { $, api, applyLanguage, logIn, session, showError, socketUrl, t, userIceServers } from "./common.js";
 
 const SUPERVISE = "acd.agents.supervise";
 const MODES = ["monitor", "whisper", "barge"];
@@ -132,7 +133,9 @@ async function supervise(callId, mode) {
     render();
     return;
   }
-  const phone = new Softphone({ iceServers: config.ice_servers, onState: () => attachAudio() });
+  // The join is an HTTP offer and /ws/events takes no candidates: the offer stays non-trickle
+  // (it holds every candidate), with ICE servers fetched for this connection.
+  const phone = new Softphone({ iceServers: userIceServers, onState: () => attachAudio() });
   window.kefuSoftphone = phone;
   mine = { call_id: callId, mode, phone };
   render();

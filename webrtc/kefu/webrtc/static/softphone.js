@@ -1,14 +1,27 @@
 // Kefu browser softphone (ES module): one audio-only RTCPeerConnection to the
-// Kefu media server.  Signalling is non-trickle: createOffer() resolves once ICE
-// gathering is complete, so the offer SDP carries every candidate; the page
-// posts it to the control-plane API and hands the answer to acceptAnswer().
+// Kefu media server.
+//
+// ICE servers: `iceServers` is a list, or an async function that answers one
+// (the page fetches /api/v1/media/ice-servers or /api/v1/widget/{key}/ice-servers);
+// the function is called right before each new RTCPeerConnection, so every
+// connection gets a TURN credential that is still valid (docs/signalling.md).
+//
+// Signalling, two ways:
+// - trickle (`trickle: true`): createOffer() resolves as soon as the local
+//   description is set; the connection's candidates come afterwards, one by one,
+//   to `onCandidate(candidate)` (RTCIceCandidate.toJSON(), then null when
+//   gathering is complete).  The page sends them after its offer.
+// - non-trickle (the default): createOffer() resolves once ICE gathering is
+//   complete (or after 5 s), so the offer SDP carries every candidate.
+// Either way the page sends the offer and hands the answer to acceptAnswer().
 //
 // Re-attaching after a network change: reoffer() builds a fresh
 // RTCPeerConnection on the same microphone (aiortc 1.16, the media server,
-// cannot restart ICE inside an existing connection), the page posts that offer
+// cannot restart ICE inside an existing connection), the page sends that offer
 // to its re-attach endpoint, and acceptAnswer() swaps the connections: the
 // server's new leg replaces the old one, and the old connection is closed here.
 // remoteStream is then a new MediaStream: pages re-attach it on onState.
+// Only the newest connection's candidates reach onCandidate.
 
 const GATHERING_TIMEOUT_MS = 5000;
 
@@ -35,8 +48,10 @@ function gatheringComplete(pc) {
 }
 
 export class Softphone {
-  constructor({ iceServers = [], onState = (state) => {} } = {}) {
-    this.iceServers = iceServers.map(toIceServer);
+  constructor({ iceServers = [], trickle = false, onCandidate = (candidate) => {}, onState = (state) => {} } = {}) {
+    this.iceServers = typeof iceServers === "function" ? iceServers : iceServers.map(toIceServer);
+    this.trickle = trickle;
+    this.onCandidate = onCandidate;
     this.onState = onState;
     this.pc = null;
     this.localStream = null;
@@ -45,11 +60,12 @@ export class Softphone {
     this._closed = false;
   }
 
-  /** Create the offer (after ICE gathering completes) for `stream`, by default the microphone. */
+  /** Create the offer for `stream`, by default the microphone (after ICE gathering, unless trickling). */
   async createOffer(stream) {
     if (this.pc) throw new Error("Softphone: createOffer() was already called; make a new Softphone");
-    this.localStream = stream || (await navigator.mediaDevices.getUserMedia({ audio: true, video: false }));
-    return await this._connect();
+    // (Kept from a first attempt that failed before its connection existed, e.g. fetching the ICE servers.)
+    this.localStream = this.localStream || stream || (await navigator.mediaDevices.getUserMedia({ audio: true, video: false }));
+    return await this._connect(await this._iceServers());
   }
 
   /** A fresh offer on a new connection with the same microphone (see the top of this file).
@@ -57,14 +73,21 @@ export class Softphone {
   async reoffer() {
     if (this._closed) throw new Error("Softphone: hung up");
     if (!this.localStream) throw new Error("Softphone: call createOffer() first");
-    if (this._previous) this.pc.close();  // an earlier re-offer that got no answer: drop it, keep the answered one
+    const iceServers = await this._iceServers();  // meanwhile `pc` is still the current connection
+    if (this._previous) { if (this.pc) this.pc.close(); }  // an earlier re-offer that got no answer: drop it, keep the answered one
     else this._previous = this.pc;
     this.pc = null;
-    return await this._connect();
+    return await this._connect(iceServers);
   }
 
-  async _connect() {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+  /** The ICE servers for a new connection: the list given, or the function's fresh answer. */
+  async _iceServers() {
+    return typeof this.iceServers === "function" ? (await this.iceServers()).map(toIceServer) : this.iceServers;
+  }
+
+  async _connect(iceServers) {
+    if (this._closed) throw new Error("Softphone: hung up");
+    const pc = new RTCPeerConnection({ iceServers });
     this.pc = pc;
     const remote = this._previous ? new MediaStream() : this._remoteStream;
     pc.addEventListener("track", (event) => {
@@ -72,9 +95,14 @@ export class Softphone {
     });
     // Only the current connection speaks for the softphone.
     pc.addEventListener("connectionstatechange", () => { if (pc === this.pc && !this._closed) this._state(pc.connectionState); });
+    if (this.trickle) {
+      pc.addEventListener("icecandidate", (event) => {
+        if (pc === this.pc && !this._closed) this._candidate(event.candidate ? event.candidate.toJSON() : null);
+      });
+    }
     for (const track of this.localStream.getAudioTracks()) pc.addTrack(track, this.localStream);
     await pc.setLocalDescription(await pc.createOffer());
-    await gatheringComplete(pc);
+    if (!this.trickle) await gatheringComplete(pc);
     if (this._closed) { pc.close(); throw new Error("Softphone: hung up"); }
     this._nextRemote = remote;
     return pc.localDescription.sdp;
@@ -110,6 +138,14 @@ export class Softphone {
     if (this._previous) this._previous.close();
     if (this.pc) this.pc.close();
     this._state("closed");
+  }
+
+  _candidate(candidate) {
+    try {
+      this.onCandidate(candidate);
+    } catch (error) {
+      console.error("Softphone onCandidate handler failed", error);
+    }
   }
 
   _state(state) {
