@@ -40,10 +40,10 @@ def tone_wavs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def _start_live_server(data_dir: Path, *, demo: bool) -> tuple[LiveServer, dict[str, str]]:
-    """What ``kefu serve [--demo]`` does on the embedded default (SQLite), on a free port."""
+def _start_live_server(data_dir: Path, *, demo: bool, env: dict[str, str] | None = None) -> tuple[LiveServer, dict[str, str]]:
+    """What ``kefu serve [--demo]`` does on the embedded default (SQLite), on a free port, with ``env`` added."""
     port = free_port()
-    settings = load_settings({"KEFU_DATA_DIR": str(data_dir), "KEFU_PORT": str(port)})
+    settings = load_settings({"KEFU_DATA_DIR": str(data_dir), "KEFU_PORT": str(port), **(env or {})})
     # Playwright's sync API keeps an event loop running on this thread, so
     # anything that runs its own loop (Alembic's async env, the demo loader)
     # runs on a thread of its own.
@@ -79,6 +79,22 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 def demo_server(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, str]]]:
     """A fresh Kefu with the demo tenant loaded (``kefu serve --demo``); yields the server and the demo log-ins."""
     server, info = _start_live_server(tmp_path / "kefu-data", demo=True)
+    try:
+        yield server, info
+    finally:
+        server.stop()
+
+
+# A TURN server nobody runs: the API hands out its URL with a credential, which the pages must
+# pass to their peer connections; connecting needs only the loopback host candidates.
+UNUSED_TURN_URL = f"turn:127.0.0.1:{free_port()}?transport=udp"
+
+
+@pytest.fixture
+def demo_server_with_turn(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, str]]]:
+    """``demo_server`` whose ICE-server routes answer a TURN entry with a credential (KEFU_TURN_URLS, KEFU_TURN_SECRET)."""
+    env = {"KEFU_TURN_URLS": UNUSED_TURN_URL, "KEFU_TURN_SECRET": "e2e-turn-secret"}
+    server, info = _start_live_server(tmp_path / "kefu-data", demo=True, env=env)
     try:
         yield server, info
     finally:
