@@ -37,7 +37,6 @@ def _render(template: str, *, lang: str, runtime: Runtime, status_code: int = 20
         "lang": lang,
         "lang_fixed": context.pop("lang_fixed", False),
         "messages": i18n.MESSAGES,
-        "ice_servers": [{"urls": url} for url in runtime.settings.ice_servers],
         **context.pop("config", {}),
     }
     html = _templates.get_template(template).render(
