@@ -9,10 +9,12 @@ telephone-event in kefu.webrtc.leg).
 from __future__ import annotations
 
 import inspect
+import struct
 
 import aioice
 import aioice.ice
 import pytest
+from aioice import stun
 from aiortc import (
     RTCConfiguration,
     RTCPeerConnection,
@@ -23,7 +25,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from kefu.platform.settings import Settings
 from kefu.webrtc import ice
-from kefu.webrtc.fastpath import RtpSession, check_internals
+from kefu.webrtc.fastpath import RtpSession, check_internals, install_rtp_demux
 from kefu.webrtc.media import MediaPlane
 from kefu.webrtc.passthrough import check_aiortc_internals
 
@@ -108,3 +110,30 @@ async def test_an_rtp_session_takes_over_the_transceivers_start_and_reads_its_co
     finally:
         await pc.close()
     check_internals()
+
+
+def test_an_srtp_packet_whose_sequence_number_reads_like_a_stun_length_goes_to_the_media_path() -> None:
+    # Bytes 2-3 of an RTP packet are its sequence number; aioice alone takes
+    # them for a STUN length and parses the rest (ciphertext) as attributes:
+    # here a 2-byte PRIORITY attribute, which makes its parser raise.
+    attributes = struct.pack("!HH", 0x0024, 2) + b"\x01\x02\x00\x00"
+    datagram = b"\x80\x60" + struct.pack("!H", len(attributes)) + b"\x00" * 16 + attributes
+    with pytest.raises(struct.error):
+        stun.parse_message(datagram)
+
+    class Receiver:
+        def __init__(self) -> None:
+            self.data: list[tuple[bytes, int]] = []
+
+        def data_received(self, data: bytes, component: int) -> None:
+            self.data.append((data, component))
+
+    install_rtp_demux()
+    receiver = Receiver()
+    protocol = aioice.ice.StunProtocol(receiver)  # type: ignore[arg-type]
+    protocol.local_candidate = aioice.Candidate(
+        foundation="1", component=1, transport="udp", priority=1, host="127.0.0.1", port=9, type="host"
+    )
+    protocol.datagram_received(datagram, ("127.0.0.1", 5000))
+
+    assert receiver.data == [(datagram, 1)]

@@ -4,8 +4,9 @@ aiortc keeps doing what it is good at for a leg: SDP offer/answer, ICE
 (aioice), the DTLS handshake and the SRTP keys.  Once DTLS is up, an
 ``RtpSession`` takes the media over:
 
-- Inbound: every datagram the ICE connection receives goes to aioice's
-  ``Connection.data_received``, which queues it for aiortc's DTLS task.  We
+- Inbound: every datagram that is not STUN goes to aioice's
+  ``Connection.data_received`` (``install_rtp_demux`` makes aioice decide
+  that by the first byte, RFC 7983), which queues it for aiortc's DTLS task.  We
   shadow that method on the one connection with a function that takes SRTP
   and SRTCP (first byte 128-191) itself, synchronously: unprotect with the
   DTLS transport's receive session, parse the fixed RTP header, update the
@@ -89,6 +90,7 @@ class RtpSession:
         on_rtp: RtpCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        install_rtp_demux()
         self.on_rtp = on_rtp
         # Called once media starts (DTLS connected), and with every RTCP packet received.
         self.on_started: Callable[[], None] | None = None
@@ -383,8 +385,9 @@ def check_internals() -> None:
         "self._connection = gatherer._connection",
         "RTCIceTransport exposes its aioice Connection as _connection",
     )
+    datagram_received = aioice.ice.StunProtocol.datagram_received
     _require(
-        inspect.getsource(aioice.ice.StunProtocol.datagram_received),
+        inspect.getsource(getattr(datagram_received, "kefu_original", datagram_received)),
         "self.receiver.data_received(data, self.local_candidate.component)",
         "aioice hands non-STUN datagrams to Connection.data_received",
     )
@@ -400,6 +403,34 @@ def check_internals() -> None:
     )
     if "remote_addr" not in vars(aioice.ice.CandidatePair):
         raise RuntimeError("aioice's CandidatePair has no remote_addr")
+
+
+def install_rtp_demux() -> None:
+    """Make aioice pass datagrams that cannot be STUN straight on (process-wide, idempotent).
+
+    aioice 0.13 first parses every datagram as STUN and, for a packet that is
+    not, checks only the length field (bytes 2-3) before parsing attributes.
+    An SRTP packet's bytes 2-3 are its sequence number: when that equals the
+    packet's length - 20 (it happens once per 65536 packets of a stream),
+    aioice parses ciphertext as STUN attributes, and the packet is lost, with
+    an exception from the datagram callback when an attribute has the wrong
+    size.  RFC 7983 demultiplexes on the first byte: only 0-3 starts a STUN
+    message (20-63 is DTLS, 128-191 RTP/RTCP), so anything else goes to
+    ``Connection.data_received`` directly, which is also one parse less per
+    packet.
+    """
+    original = aioice.ice.StunProtocol.datagram_received
+    if getattr(original, "kefu_original", None) is not None:
+        return
+
+    def datagram_received(self: aioice.ice.StunProtocol, data: bytes, addr: tuple[Any, ...]) -> None:
+        if data and data[0] > 3:
+            self.receiver.data_received(data, self.local_candidate.component)
+        else:
+            original(self, data, addr)
+
+    datagram_received.kefu_original = original  # type: ignore[attr-defined]
+    aioice.ice.StunProtocol.datagram_received = datagram_received  # type: ignore[method-assign]
 
 
 def _require(source: str, needle: str, what: str) -> None:
