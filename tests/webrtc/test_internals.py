@@ -112,7 +112,7 @@ async def test_an_rtp_session_takes_over_the_transceivers_start_and_reads_its_co
     check_internals()
 
 
-def test_an_srtp_packet_whose_sequence_number_reads_like_a_stun_length_goes_to_the_media_path() -> None:
+async def test_an_srtp_packet_whose_sequence_number_reads_like_a_stun_length_goes_to_the_media_path() -> None:
     # Bytes 2-3 of an RTP packet are its sequence number; aioice alone takes
     # them for a STUN length and parses the rest (ciphertext) as attributes:
     # here a 2-byte PRIORITY attribute, which makes its parser raise.
