@@ -238,7 +238,7 @@ class OggOpusRecorder(_PacketRecorder):
         return self._container is not None
 
     def _samples(self, packet: av.Packet, payload: bytes) -> int:
-        return packet.duration or 0  # from the TOC byte (OpusPacketTap)
+        return packet.duration or 0  # from the TOC byte (the leg's MediaFrame)
 
     def _fill_silence(self, samples: int) -> None:
         for _ in range(samples // SAMPLES_PER_20MS):
