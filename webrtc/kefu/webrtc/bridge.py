@@ -44,8 +44,11 @@ from uuid import UUID
 import av
 import numpy as np
 
+from kefu.webrtc import audio
+from kefu.webrtc.dtmf import DtmfDetector, TelephoneEventReceiver
 from kefu.webrtc.leg import Leg, Sink
-from kefu.webrtc.opus import OPUS_TIME_BASE
+from kefu.webrtc.opus import OPUS_TIME_BASE, packet_samples
+from kefu.webrtc.recorder import OggOpusRecorder, WavMulawRecorder, recorder_for
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +78,7 @@ class RecordedFile:
     paused_ms: tuple[tuple[int, int], ...] = ()
 
 
-class Recorder(Protocol):
-    path: Path
-    started_at: datetime
-    ended_at: datetime | None
-
-    @property
-    def duration_ms(self) -> int: ...
-    @property
-    def has_audio(self) -> bool: ...
-    def deliver(self, source: object, packet: av.Packet) -> None: ...
-    def close(self) -> None: ...
+Recorder = OggOpusRecorder | WavMulawRecorder
 
 
 def check_party(party: str) -> str:
@@ -99,7 +92,7 @@ def recording_relative_path(*, tenant_id: UUID, call_id: UUID, party: str, exten
 
 
 def codec_of(leg: Leg) -> str:
-    return getattr(leg, "codec", "opus")
+    return leg.codec or "opus"
 
 
 # --- sources that are not legs -------------------------------------------------
@@ -141,9 +134,7 @@ class PlayingPrompt:
         if index is None:
             return None
         if self._decoder is None:
-            from kefu.webrtc.audio import OpusDecoder
-
-            self._decoder = OpusDecoder()
+            self._decoder = audio.OpusDecoder()
         return self._decoder.decode(self.source.opus[index])
 
 
@@ -169,8 +160,6 @@ class DecodedSource:
             listener(pcm)
 
     def _decode(self, payload: bytes) -> np.ndarray | None:
-        from kefu.webrtc import audio
-
         try:
             if self.codec == "pcmu":
                 if self._upsampler is None:
@@ -188,8 +177,6 @@ class Encoder:
     """48 kHz PCM frames to one listener's codec."""
 
     def __init__(self, codec: str) -> None:
-        from kefu.webrtc import audio
-
         self.codec = codec
         if codec == "pcmu":
             self._downsampler = audio.Resampler48kTo8k()
@@ -197,8 +184,6 @@ class Encoder:
             self._opus = audio.OpusEncoder()
 
     def encode(self, pcm: np.ndarray) -> bytes:
-        from kefu.webrtc import audio
-
         if self.codec == "pcmu":
             return audio.mulaw_encode(self._downsampler(pcm))
         return self._opus.encode(pcm)
@@ -248,8 +233,6 @@ class Output:
         if self.codec == "pcmu":
             packet.time_base, samples = PCMU_TIME_BASE, len(payload)
         else:
-            from kefu.webrtc.opus import packet_samples
-
             packet.time_base, samples = OPUS_TIME_BASE, packet_samples(payload) or SAMPLES_48K
         packet.pts = packet.dts = self._pts
         packet.duration = samples
@@ -295,9 +278,7 @@ class Mixer(Output):
                 self._on_done()
             else:
                 frames.append(pcm)
-        from kefu.webrtc.audio import mix
-
-        return self._encoder.encode(mix(frames) if frames else self._silence)
+        return self._encoder.encode(audio.mix(frames) if frames else self._silence)
 
 
 # --- the call ------------------------------------------------------------------
@@ -419,9 +400,10 @@ class Bridge:
     def set_recording_paused(self, paused: bool) -> None:
         self.recording_paused = paused
         for recorder in self.recorders.values():
-            method = getattr(recorder, "pause" if paused else "resume", None)
-            if method is not None:
-                method()
+            if paused:
+                recorder.pause()
+            else:
+                recorder.resume()
 
     # --- wiring -------------------------------------------------------------------
 
@@ -491,7 +473,7 @@ class Bridge:
             new.outputs[listener] = output
 
         for party, leg in self.legs.items():
-            if party in self.dtmf_parties and party in self._dtmf and not getattr(self._dtmf[party], "rfc4733", False):
+            if party in self.dtmf_parties and party in self._dtmf and not self._dtmf[party].rfc4733:
                 decoded(party).listeners.append(self._dtmf[party].feed_pcm)
 
         if self.bridged:
@@ -531,22 +513,14 @@ class Bridge:
     def _recorder(self, party: str, leg: Leg) -> Recorder | None:
         recorder = self.recorders.get(party)
         if recorder is not None:
-            return recorder if getattr(recorder, "codec", codec_of(leg)) == codec_of(leg) else None
+            return recorder if recorder.codec == codec_of(leg) else None
         codec = codec_of(leg)
         extension = "wav" if codec == "pcmu" else "ogg"
         path = self.recordings_dir / recording_relative_path(
             tenant_id=self.tenant_id, call_id=self.call_id, party=party, extension=extension
         )
-        try:
-            from kefu.webrtc.recorder import recorder_for
-
-            recorder = recorder_for(codec, path)
-        except ImportError:
-            from kefu.webrtc.recorder import OggOpusRecorder
-
-            recorder = OggOpusRecorder(path)
-        recorder.codec = codec  # type: ignore[attr-defined]
-        if self.recording_paused and hasattr(recorder, "pause"):
+        recorder = recorder_for(codec, path)
+        if self.recording_paused:
             recorder.pause()
         self.recorders[party] = recorder
         return recorder
@@ -558,10 +532,6 @@ class Bridge:
             return
         party = leg.party
         on_dtmf = self._on_dtmf
-        try:
-            from kefu.webrtc.dtmf import TelephoneEventReceiver
-        except ImportError:
-            return
         detector = _DtmfListener(party, on_dtmf)
         self._dtmf[party] = detector
         receiver = TelephoneEventReceiver()
@@ -575,8 +545,7 @@ class Bridge:
             if digit is not None:
                 on_dtmf(party, digit)
 
-        if hasattr(leg, "on_telephone_event"):
-            leg.on_telephone_event = on_event
+        leg.on_telephone_event = on_event
 
     def listen_dtmf(self, party: str, enabled: bool) -> None:
         check_party(party)
@@ -603,7 +572,7 @@ class Bridge:
             if not recorder.has_audio:
                 continue
             assert recorder.ended_at is not None
-            paused = tuple(tuple(span) for span in getattr(recorder, "paused_intervals_ms", ()) or ())
+            paused = tuple(tuple(span) for span in recorder.paused_intervals_ms)
             files.append(
                 RecordedFile(
                     party=party,
@@ -632,8 +601,6 @@ class _DtmfListener:
         if self.rfc4733:
             return
         if self._detector is None:
-            from kefu.webrtc.dtmf import DtmfDetector
-
             self._detector = DtmfDetector(rate=48_000)
-        for digit in self._detector.feed(pcm) or ():
+        for digit in self._detector.feed(pcm):
             self._on_dtmf(self.party, digit)
