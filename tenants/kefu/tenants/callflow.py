@@ -178,7 +178,7 @@ class CallFlow:
                 setattr(media, name, callback)
         return media
 
-    async def _answer_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, offer_sdp: str) -> str:
+    async def answer_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, offer_sdp: str) -> str:
         media = self.media()
         try:
             return await media.answer_leg(tenant_id=tenant_id, call_id=call_id, party=party, offer_sdp=offer_sdp)
@@ -232,7 +232,7 @@ class CallFlow:
                                data={"queue_id": str(entry.queue_id), "priority": 0})
             await call_state_changed(session, tenant_id=tenant_id, call_id=call.id, status="queued", queue_id=entry.queue_id)
         try:
-            answer_sdp = await self._answer_leg(tenant_id=tenant_id, call_id=call.id, party="caller", offer_sdp=offer_sdp)
+            answer_sdp = await self.answer_leg(tenant_id=tenant_id, call_id=call.id, party="caller", offer_sdp=offer_sdp)
         except Problem as problem:
             await self.end_call(tenant_id=tenant_id, call_id=call.id, reason="media_failed", actor="media")
             raise problem
@@ -258,7 +258,7 @@ class CallFlow:
 
     # --- agent side --------------------------------------------------------------
 
-    async def _agent_id(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
+    async def agent_id_of_user(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             agent_id = await session.scalar(select(Agent.id).where(Agent.tenant_id == tenant_id, Agent.user_id == user_id))
         if agent_id is None:
@@ -268,14 +268,14 @@ class CallFlow:
     async def answer(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID, offer_sdp: str) -> str:
         """The agent answers the call ringing at it; returns the media answer and bridges the legs."""
         check_sdp(offer_sdp)
-        agent_id = await self._agent_id(tenant_id=tenant_id, user_id=user_id)
+        agent_id = await self.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.agent_id == agent_id))
         if call is None:
             raise not_found("call")
         if call.status != "ringing":
             raise Problem(409, "call_not_ringing", f"the call is {call.status}, not ringing at you")
-        answer_sdp = await self._answer_leg(tenant_id=tenant_id, call_id=call_id, party="agent", offer_sdp=offer_sdp)
+        answer_sdp = await self.answer_leg(tenant_id=tenant_id, call_id=call_id, party="agent", offer_sdp=offer_sdp)
         try:
             agent = await self._connect(tenant_id=tenant_id, user_id=user_id, agent_id=agent_id, call=call)
         except BaseException:
@@ -341,7 +341,7 @@ class CallFlow:
             log.exception("closing the %s leg of call %s failed", party, call_id)
 
     async def agent_hangup(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID) -> None:
-        agent_id = await self._agent_id(tenant_id=tenant_id, user_id=user_id)
+        agent_id = await self.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.agent_id == agent_id))
         if call is None:

@@ -98,7 +98,7 @@ class CallControls:
     async def _agent_control(
         self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID, column: str, value: bool, event: str
     ) -> Call:
-        agent_id = await self._agent_id(tenant_id=tenant_id, user_id=user_id)
+        agent_id = await self.flow.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
 
         def check(call: Call) -> None:
             if call.agent_id != agent_id or call.taken_over:
@@ -125,7 +125,7 @@ class CallControls:
         if call.supervisor_user_id not in (None, user_id):
             raise Problem(409, "call_supervised", "another supervisor is already on this call")
         # The supervisor's leg first: nobody is told a supervisor joined who cannot hear.
-        answer = await self.flow._answer_leg(tenant_id=tenant_id, call_id=call_id, party=SUPERVISOR, offer_sdp=offer_sdp)
+        answer = await self.flow.answer_leg(tenant_id=tenant_id, call_id=call_id, party=SUPERVISOR, offer_sdp=offer_sdp)
 
         def check(locked: Call) -> None:
             _require_connected(locked)
@@ -305,13 +305,6 @@ class CallControls:
                     del self._locks[stale]
             lock = self._locks[key] = asyncio.Lock()
         return lock
-
-    async def _agent_id(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
-        async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            agent_id = await session.scalar(select(Agent.id).where(Agent.tenant_id == tenant_id, Agent.user_id == user_id))
-        if agent_id is None:
-            raise Problem(403, "not_an_agent", "this user is not an agent of the tenant")
-        return agent_id
 
     async def _close_leg(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> None:
         media = self.flow._media_provider()

@@ -134,7 +134,7 @@ class Reconnect:
     async def reattach_agent(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID, offer_sdp: str) -> tuple[str, Call]:
         """The agent's desktop offers again for its own connected call; returns the answer and the call."""
         check_sdp(offer_sdp)
-        agent_id = await self.flow._agent_id(tenant_id=tenant_id, user_id=user_id)
+        agent_id = await self.flow.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.agent_id == agent_id))
         if call is None or call.taken_over:
@@ -160,7 +160,7 @@ class Reconnect:
         # The grace timer stops while the new leg is negotiated; a failed offer resumes it.
         held = self._disarm(key)
         try:
-            answer = await self.flow._answer_leg(tenant_id=tenant_id, call_id=call_id, party=party, offer_sdp=offer_sdp)
+            answer = await self.flow.answer_leg(tenant_id=tenant_id, call_id=call_id, party=party, offer_sdp=offer_sdp)
         except BaseException:
             if held is not None and key not in self._pending:
                 self._arm(key, held.deadline)

@@ -53,7 +53,7 @@ class Transfers:
         queue_id: uuid.UUID | None = None, agent_id: uuid.UUID | None = None,
     ) -> Call:
         _one_target(queue_id, agent_id)
-        me = await self.controls._agent_id(tenant_id=tenant_id, user_id=user_id)
+        me = await self.flow.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
         now = self.acd.clock()
         target: Agent | None = None
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
@@ -106,7 +106,7 @@ class Transfers:
     ) -> Call:
         """Ring another agent for a consultation; the caller is on hold meanwhile."""
         _one_target(queue_id, agent_id)
-        me = await self.controls._agent_id(tenant_id=tenant_id, user_id=user_id)
+        me = await self.flow.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
         if queue_id is not None:
             agent_id = await self._longest_idle(tenant_id=tenant_id, queue_id=queue_id, exclude=me)
         assert agent_id is not None
@@ -139,14 +139,14 @@ class Transfers:
         from kefu.tenants.callflow import check_sdp
 
         check_sdp(offer_sdp)
-        me = await self.controls._agent_id(tenant_id=tenant_id, user_id=user_id)
+        me = await self.flow.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.consult_agent_id == me))
         if call is None:
             raise not_found("call")
         if call.consult_state != "ringing":
             raise Problem(409, "consult_not_ringing", "this consultation is not ringing at you")
-        answer = await self.flow._answer_leg(tenant_id=tenant_id, call_id=call_id, party=CONSULT, offer_sdp=offer_sdp)
+        answer = await self.flow.answer_leg(tenant_id=tenant_id, call_id=call_id, party=CONSULT, offer_sdp=offer_sdp)
         now = self.acd.clock()
         try:
             async with self.controls._lock(tenant_id, call_id):
@@ -172,7 +172,7 @@ class Transfers:
 
     async def conference(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID) -> Call:
         """The agent joins the caller into the consultation: everyone hears everyone."""
-        me = await self.controls._agent_id(tenant_id=tenant_id, user_id=user_id)
+        me = await self.flow.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
 
         def check(call: Call) -> None:
             if call.agent_id != me or call.taken_over:
@@ -187,7 +187,7 @@ class Transfers:
 
     async def complete(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID) -> Call:
         """The consulted agent takes the call; the agent leaves it, free."""
-        me = await self.controls._agent_id(tenant_id=tenant_id, user_id=user_id)
+        me = await self.flow.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
         now = self.acd.clock()
         async with self.controls._lock(tenant_id, call_id):
             async with self.db.tenant_session(tenant_id=tenant_id) as session:
@@ -214,7 +214,7 @@ class Transfers:
 
     async def cancel_consult(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID) -> None:
         """The agent cancels, or the consulted agent declines or hangs up; back to agent and caller."""
-        me = await self.controls._agent_id(tenant_id=tenant_id, user_id=user_id)
+        me = await self.flow.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             consulted = await session.scalar(select(Call.consult_agent_id).where(Call.tenant_id == tenant_id, Call.id == call_id))
         reason = "declined" if consulted == me else "cancelled"
