@@ -8,13 +8,15 @@ another tenant's agent and a call can never point at another tenant's queue.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
+    Float,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -55,17 +57,78 @@ class Agent(TenantScoped, Base):
     # Presence is a lease renewed by the agent's live connection.
     lease_expires_at: Mapped[datetime | None]
     last_call_ended_at: Mapped[datetime | None]
+    # After-call work (system_state ``wrap_up``): the call being wrapped up and when the
+    # wrap-up ends by itself (None: when the agent ends it).
+    wrap_up_call_id: Mapped[uuid.UUID | None]
+    wrap_up_until: Mapped[datetime | None]
+    wrap_up_started_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Queue(TenantScoped, Base):
-    __tablename__ = "queues"
+class Schedule(TenantScoped, Base):
+    """Business hours and holidays in a time zone (kefu.tenants.schedules decides open or closed)."""
+
+    __tablename__ = "schedules"
     __table_args__ = (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "name"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # {"mon": [["09:00", "18:00"]], ...}; a day that is missing is closed.
+    weekly: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # [{"date": "2026-12-25", "name": "Christmas", "hours": []}]; empty hours: closed all day.
+    holidays: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Queue(TenantScoped, Base):
+    """A queue and its routing rules (docs/acd.md names each one and its default)."""
+
+    __tablename__ = "queues"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "name"),
+        ForeignKeyConstraint(["tenant_id", "schedule_id"], ["schedules.tenant_id", "schedules.id"]),
+        # A queue another queue overflows to cannot be deleted (409 queue_in_use).
+        ForeignKeyConstraint(["tenant_id", "overflow_queue_id"], ["queues.tenant_id", "queues.id"]),
+        ForeignKeyConstraint(["tenant_id", "max_wait_queue_id"], ["queues.tenant_id", "queues.id"]),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    # longest_idle | round_robin | fewest_calls | least_talk_time | ring_all | linear | random
     strategy: Mapped[str] = mapped_column(String(32), default="longest_idle")
+    # Seconds an offer rings before it times out (None: the deployment's KEFU_RING_TIMEOUT_S).
+    ring_timeout_s: Mapped[int | None] = mapped_column(Integer)
     max_wait_s: Mapped[int] = mapped_column(Integer, default=600)
+    # What happens when a call waited max_wait_s: hangup | voicemail | callback | queue
+    max_wait_action: Mapped[str] = mapped_column(String(16), default="hangup")
+    max_wait_queue_id: Mapped[uuid.UUID | None]
+    # Overflow: after overflow_after_s of waiting, or on arrival while more than
+    # overflow_ratio calls wait per logged-in member: queue | voicemail | callback.
+    overflow_after_s: Mapped[int | None] = mapped_column(Integer)
+    overflow_ratio: Mapped[float | None] = mapped_column(Float)
+    overflow_action: Mapped[str | None] = mapped_column(String(16))
+    overflow_queue_id: Mapped[uuid.UUID | None]
+    # Skills relaxation: after relax_after_s any proficiency of a required skill will do,
+    # after relax_any_after_s any member will do.
+    relax_after_s: Mapped[int | None] = mapped_column(Integer)
+    relax_any_after_s: Mapped[int | None] = mapped_column(Integer)
+    # A returning caller waits this long for the agent who last answered it (0: off).
+    preferred_agent_timeout_s: Mapped[int] = mapped_column(Integer, default=0)
+    # After-call work: none | fixed | extendable | agent_ended.
+    wrap_up_mode: Mapped[str] = mapped_column(String(16), default="none")
+    wrap_up_s: Mapped[int] = mapped_column(Integer, default=0)
+    # extendable: each extension adds wrap_up_s, up to wrap_up_max_s in all.
+    wrap_up_max_s: Mapped[int] = mapped_column(Integer, default=0)
+    disposition_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Service level: answered within this many seconds of queuing.
+    service_level_s: Mapped[int] = mapped_column(Integer, default=20)
+    # Position and expected-wait announcements every N seconds (0: off).
+    announce_interval_s: Mapped[int] = mapped_column(Integer, default=0)
+    # Open or closed by this schedule (None: always open); closed_action: hangup | voicemail | callback.
+    schedule_id: Mapped[uuid.UUID | None]
+    closed_action: Mapped[str] = mapped_column(String(16), default="hangup")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -80,6 +143,82 @@ class QueueMember(TenantScoped, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     queue_id: Mapped[uuid.UUID] = mapped_column(index=True)
     agent_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    # Linear order (the members list's order) and the strategies' per-queue counters.
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    last_offered_at: Mapped[datetime | None]
+    # Calls answered and seconds talked from this queue on ``counters_day`` (UTC).
+    counters_day: Mapped[date | None] = mapped_column(Date)
+    calls_answered: Mapped[int] = mapped_column(Integer, default=0)
+    talk_s: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Skill(TenantScoped, Base):
+    __tablename__ = "skills"
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "name"))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgentSkill(TenantScoped, Base):
+    """An agent's proficiency (1-10) in a skill."""
+
+    __tablename__ = "agent_skills"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "agent_id", "skill_id"),
+        _tenant_fk(["agent_id"], "agents"),
+        _tenant_fk(["skill_id"], "skills"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    agent_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    skill_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    proficiency: Mapped[int] = mapped_column(Integer)
+
+
+class QueueSkill(TenantScoped, Base):
+    """A skill the queue's calls need (``required``) or would rather have (preferred)."""
+
+    __tablename__ = "queue_skills"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "queue_id", "skill_id"),
+        _tenant_fk(["queue_id"], "queues"),
+        _tenant_fk(["skill_id"], "skills"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    queue_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    skill_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    min_proficiency: Mapped[int] = mapped_column(Integer, default=1)
+    required: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ReasonCode(TenantScoped, Base):
+    """A not-ready reason an agent may choose (break, lunch, training...)."""
+
+    __tablename__ = "reason_codes"
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "code"))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WrapUpCode(TenantScoped, Base):
+    """A disposition an agent gives a call in after-call work."""
+
+    __tablename__ = "wrap_up_codes"
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "code"))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class EntryPoint(TenantScoped, Base):
@@ -94,6 +233,8 @@ class EntryPoint(TenantScoped, Base):
     # Public, unguessable key embedded in the tenant's web site.
     widget_key: Mapped[str] = mapped_column(String(64), unique=True)
     queue_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    # The priority of calls coming in here (higher is answered first).
+    priority: Mapped[int] = mapped_column(Integer, default=0)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -106,8 +247,10 @@ class Call(TenantScoped, Base):
         _tenant_fk(["queue_id"], "queues"),
         _tenant_fk(["agent_id"], "agents"),
         _tenant_fk(["consult_agent_id"], "agents"),
+        _tenant_fk(["preferred_agent_id"], "agents"),
         Index("ix_calls_tenant_started", "tenant_id", "started_at"),
         Index("ix_calls_tenant_queue_status", "tenant_id", "queue_id", "status"),
+        Index("ix_calls_tenant_caller_ref", "tenant_id", "caller_ref"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -122,6 +265,8 @@ class Call(TenantScoped, Base):
     # whose ring timed out goes back at a higher priority, keeping its place.
     priority: Mapped[int] = mapped_column(Integer, default=0)
     queued_at: Mapped[datetime | None]
+    # When the call entered its current queue (an overflow moves it; queued_at, its place, stays).
+    queue_entered_at: Mapped[datetime | None]
     # When the current offer started ringing (the ring timeout counts from it).
     offered_at: Mapped[datetime | None]
     # SHA-256 of the caller's secret (X-Caller-Token); the caller has no account.
@@ -144,6 +289,22 @@ class Call(TenantScoped, Base):
     consult_agent_id: Mapped[uuid.UUID | None]
     consult_state: Mapped[str | None] = mapped_column(String(16))
     consult_offered_at: Mapped[datetime | None]
+    # Routing: who the caller is for returning-caller routing (a customer reference the
+    # widget passes), what skills the call needs ([{"skill_id", "min_proficiency",
+    # "required"}], besides its queue's), and the agent it waits for until preferred_until.
+    caller_ref: Mapped[str | None] = mapped_column(String(200))
+    skills: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    preferred_agent_id: Mapped[uuid.UUID | None]
+    preferred_until: Mapped[datetime | None]
+    # Ringing at every eligible agent at once (ring_all): no single agent_id until answered.
+    ring_group: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A callback keeps the caller's place: the caller left, the call stays queued.
+    callback_requested_at: Mapped[datetime | None]
+    callback_number: Mapped[str | None] = mapped_column(String(32))
+    # Disposition given in after-call work.
+    disposition_code: Mapped[str | None] = mapped_column(String(64))
+    first_call_resolution: Mapped[bool | None] = mapped_column(Boolean)
+    disposition_notes: Mapped[str | None] = mapped_column(String(2000))
 
 
 class CallEvent(TenantScoped, Base):
