@@ -143,6 +143,33 @@ async def make_recording(h: "Harness", t: "TenantWorld") -> str:
     return t.resources["recording_id"]
 
 
+async def make_skill(h: "Harness", t: "TenantWorld") -> str:
+    created = await h.call_ok("POST", "/api/v1/skills", t, json={"name": f"{t.slug} mandarin"})
+    skill_id = str(created["id"])
+    # The skill is held by the tenant's agent and needed by its queue, so those lists have rows.
+    agent_id, queue_id = await h.resource(t, "agent_id"), await h.resource(t, "queue_id")
+    await h.call_ok("PUT", f"/api/v1/agents/{agent_id}/skills", t, json={"skills": [{"skill_id": skill_id, "proficiency": 7}]})
+    await h.call_ok("PUT", f"/api/v1/queues/{queue_id}/skills", t, json={"skills": [{"skill_id": skill_id, "min_proficiency": 3}]})
+    return skill_id
+
+
+async def make_reason_code(h: "Harness", t: "TenantWorld") -> str:
+    created = await h.call_ok("POST", "/api/v1/reason-codes", t, json={"code": "lunch", "label": f"{t.slug} lunch"})
+    return str(created["id"])
+
+
+async def make_wrap_up_code(h: "Harness", t: "TenantWorld") -> str:
+    created = await h.call_ok("POST", "/api/v1/wrap-up-codes", t, json={"code": "resolved", "label": f"{t.slug} resolved"})
+    return str(created["id"])
+
+
+async def make_schedule(h: "Harness", t: "TenantWorld") -> str:
+    body = {"name": f"{t.slug} office hours", "time_zone": "Europe/Berlin", "weekly": {"mon": [["09:00", "18:00"]]},
+            "holidays": [{"date": "2026-12-25", "name": "Christmas", "hours": []}]}
+    created = await h.call_ok("POST", "/api/v1/schedules", t, json=body)
+    return str(created["id"])
+
+
 ID_FACTORIES: dict[str, Factory] = {
     "user_id": make_user,
     "client_id": make_integration_client,
@@ -151,6 +178,10 @@ ID_FACTORIES: dict[str, Factory] = {
     "entry_point_id": make_entry_point,
     "call_id": make_call,
     "recording_id": make_recording,
+    "skill_id": make_skill,
+    "reason_code_id": make_reason_code,
+    "wrap_up_code_id": make_wrap_up_code,
+    "schedule_id": make_schedule,
 }
 
 # --- roles and bodies ------------------------------------------------------------
@@ -172,6 +203,11 @@ ROUTE_ROLES: dict[str, str] = {
     "/api/v1/agent/calls/{call_id:uuid}/consult/conference": "agent",
     "/api/v1/agent/calls/{call_id:uuid}/consult/complete": "agent",
     "/api/v1/agent/directory": "agent",
+    "/api/v1/agent/reason-codes": "agent",
+    "/api/v1/agent/wrap-up-codes": "agent",
+    "/api/v1/agent/wrap-up/end": "agent",
+    "/api/v1/agent/wrap-up/extend": "agent",
+    "/api/v1/agent/calls/{call_id:uuid}/disposition": "agent",
 }
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -197,6 +233,13 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PUT", "/api/v1/supervision/calls/{call_id:uuid}/mode"): {"mode": "barge"},
     ("POST", "/api/v1/supervision/calls/{call_id:uuid}/takeover"): None,
     ("PUT", "/api/v1/supervision/calls/{call_id:uuid}/recording"): {"paused": True},
+    ("PUT", "/api/v1/agent/calls/{call_id:uuid}/disposition"): {"code": "resolved", "first_call_resolution": True},
+    ("PATCH", "/api/v1/skills/{skill_id:uuid}"): {"name": "Mallory's skill"},
+    ("PUT", "/api/v1/agents/{agent_id:uuid}/skills"): {"skills": [{"skill_id": "00000000-0000-4000-8000-000000000001", "proficiency": 5}]},
+    ("PUT", "/api/v1/queues/{queue_id:uuid}/skills"): {"skills": [{"skill_id": "00000000-0000-4000-8000-000000000001", "min_proficiency": 5}]},
+    ("PATCH", "/api/v1/reason-codes/{reason_code_id:uuid}"): {"label": "Mallory's reason", "active": False},
+    ("PATCH", "/api/v1/wrap-up-codes/{wrap_up_code_id:uuid}"): {"label": "Mallory's disposition", "active": False},
+    ("PATCH", "/api/v1/schedules/{schedule_id:uuid}"): {"name": "Mallory's hours", "weekly": {}},
 }
 
 # Write routes whose body names other resources: the path takes the caller's
@@ -207,6 +250,13 @@ BODY_REFERENCES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/queues/{queue_id:uuid}/members"): {"agent_ids": ["{agent_id}"]},
     ("POST", "/api/v1/agent/calls/{call_id:uuid}/transfer"): {"agent_id": "{agent_id}"},
     ("POST", "/api/v1/agent/calls/{call_id:uuid}/consult"): {"queue_id": "{queue_id}"},
+    ("POST", "/api/v1/queues"): {
+        "name": "smuggled", "overflow_after_s": 60, "overflow_action": "queue", "overflow_queue_id": "{queue_id}",
+    },
+    ("PATCH", "/api/v1/queues/{queue_id:uuid}"): {"schedule_id": "{schedule_id}"},
+    # Nested ids (the harness finds top-level ones only): the other tenant's skill.
+    ("PUT", "/api/v1/agents/{agent_id:uuid}/skills"): {"skills": [{"skill_id": "{skill_id}", "proficiency": 5}]},
+    ("PUT", "/api/v1/queues/{queue_id:uuid}/skills"): {"skills": [{"skill_id": "{skill_id}", "min_proficiency": 5, "required": True}]},
 }
 
 # Request fields named *_id that are not references to Kefu rows.
@@ -236,6 +286,12 @@ LIST_ROUTES: dict[str, ListCheck] = {
     "/api/v1/agent/state": ListCheck("agent:agent", "the signed-in agent's own seat"),
     "/api/v1/agent/directory": ListCheck("agent_id", "transfer targets: the tenant's queues and its agents other than the caller's own seat"),
     "/api/v1/media/ice-servers": ListCheck(None, "ICE servers and a TURN credential named for the caller's own tenant and user"),
+    "/api/v1/skills": ListCheck("skill_id"),
+    "/api/v1/reason-codes": ListCheck("reason_code_id"),
+    "/api/v1/wrap-up-codes": ListCheck("wrap_up_code_id"),
+    "/api/v1/schedules": ListCheck("schedule_id"),
+    "/api/v1/agent/reason-codes": ListCheck("reason_code_id", "the active reason codes the agent desktop offers"),
+    "/api/v1/agent/wrap-up-codes": ListCheck("wrap_up_code_id", "the active wrap-up codes the agent desktop offers"),
 }
 
 
@@ -250,10 +306,16 @@ CREATE_ROUTES: dict[str, CreateCheck] = {
     "/api/v1/integration-clients": CreateCheck("the body names no other resource"),
     "/api/v1/sso": CreateCheck("PUT of the caller's own tenant's settings", ("PUT",)),
     "/api/v1/agents": CreateCheck("creates a user and seat in the caller's tenant"),
-    "/api/v1/queues": CreateCheck("the body names no other resource"),
+    "/api/v1/queues": CreateCheck("the overflow and max-wait queues and the schedule in the body are checked by BODY_REFERENCES"),
+    "/api/v1/skills": CreateCheck("the body names no other resource"),
+    "/api/v1/reason-codes": CreateCheck("the body names no other resource"),
+    "/api/v1/wrap-up-codes": CreateCheck("the body names no other resource"),
+    "/api/v1/schedules": CreateCheck("the body names no other resource"),
     "/api/v1/entry-points": CreateCheck("the queue in the body is checked by BODY_REFERENCES"),
     "/api/v1/agent/session": CreateCheck("the signed-in agent's own seat (log in / log out)", ("POST", "DELETE")),
     "/api/v1/agent/status": CreateCheck("the signed-in agent's own status", ("PUT",)),
+    "/api/v1/agent/wrap-up/end": CreateCheck("the signed-in agent's own after-call work"),
+    "/api/v1/agent/wrap-up/extend": CreateCheck("the signed-in agent's own after-call work"),
 }
 
 # Setup per tenant for singletons that have no id (value: a marker string).
@@ -280,6 +342,8 @@ PUBLIC_ROUTES: dict[str, str] = {
     "(test_caller_endpoints_refuse_another_tenants_call)",
     "/api/v1/widget/calls/{call_id:uuid}/hangup": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
     "(test_caller_endpoints_refuse_another_tenants_call)",
+    "/api/v1/widget/calls/{call_id:uuid}/callback": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
+    "(tests/tenants/test_calls.py::test_caller_token_names_its_tenant_and_the_caller_endpoints_never_open_a_platform_session)",
     "/api/v1/widget/{widget_key:str}/ice-servers": "the caller widget before its call: the public widget key names the entry point; "
     "answers ICE servers and a TURN credential only, limited per client IP (tests/tenants/test_ice_and_signalling.py)",
     "/api/v1/widget/calls/{call_id:uuid}/media": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "

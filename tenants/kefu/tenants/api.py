@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put, websocket
 from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketDisconnect
@@ -140,7 +141,13 @@ class AgentsController(Controller):
 async def _queue_out(db: Any, tenant_id: uuid.UUID, queue: Queue, members: list[uuid.UUID] | None = None) -> QueueOut:
     if members is None:
         members = await queues_service.member_ids(db, tenant_id=tenant_id, queue_id=queue.id)
-    return QueueOut(id=queue.id, name=queue.name, strategy=queue.strategy, max_wait_s=queue.max_wait_s, agent_ids=members, created_at=queue.created_at)
+    return QueueOut(id=queue.id, name=queue.name, agent_ids=members, created_at=queue.created_at, **queues_service.rules_of(queue))
+
+
+def _rule_changes(data: QueueCreate | QueueUpdate) -> dict[str, Any]:
+    """The routing rules the body sets (for an update: the fields present)."""
+    fields = (f for f in queues_service.RULE_DEFAULTS if f != "max_wait_s")
+    return {f: getattr(data, f) for f in fields if getattr(data, f) is not msgspec.UNSET}
 
 
 class QueuesController(Controller):
@@ -149,7 +156,9 @@ class QueuesController(Controller):
 
     @post("/", guards=[requires("acd.queues.write")])
     async def create_queue(self, data: JSONBody[QueueCreate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> QueueOut:
-        queue = await queues_service.create_queue(db, tenant_id=tenant_id, name=data.name, max_wait_s=data.max_wait_s, actor=principal.actor)
+        queue = await queues_service.create_queue(
+            db, tenant_id=tenant_id, name=data.name, max_wait_s=data.max_wait_s, rules=_rule_changes(data), actor=principal.actor
+        )
         return await _queue_out(db, tenant_id, queue)
 
     @get("/", guards=[requires("acd.queues.read")])
@@ -163,7 +172,9 @@ class QueuesController(Controller):
 
     @patch("/{queue_id:uuid}", guards=[requires("acd.queues.write")])
     async def update_queue(self, queue_id: FromPath[uuid.UUID], data: JSONBody[QueueUpdate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> QueueOut:
-        queue = await queues_service.update_queue(db, tenant_id=tenant_id, queue_id=queue_id, name=data.name, max_wait_s=data.max_wait_s, actor=principal.actor)
+        queue = await queues_service.update_queue(
+            db, tenant_id=tenant_id, queue_id=queue_id, name=data.name, max_wait_s=data.max_wait_s, rules=_rule_changes(data), actor=principal.actor
+        )
         return await _queue_out(db, tenant_id, queue)
 
     @delete("/{queue_id:uuid}", guards=[requires("acd.queues.write")], status_code=204)
@@ -193,7 +204,7 @@ class QueuesController(Controller):
 def _entry_out(runtime: Runtime, entry: EntryPoint) -> EntryPointOut:
     return EntryPointOut(
         id=entry.id, name=entry.name, kind=entry.kind, widget_key=entry.widget_key, queue_id=entry.queue_id,
-        caller_url=f"{runtime.settings.public_url}/call/{entry.widget_key}", created_at=entry.created_at,
+        caller_url=f"{runtime.settings.public_url}/call/{entry.widget_key}", created_at=entry.created_at, priority=entry.priority,
     )
 
 
@@ -203,7 +214,9 @@ class EntryPointsController(Controller):
 
     @post("/", guards=[requires("entrypoints.write")])
     async def create_entry_point(self, data: JSONBody[EntryPointCreate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> EntryPointOut:
-        entry = await queues_service.create_entry_point(db, tenant_id=tenant_id, name=data.name, queue_id=data.queue_id, actor=principal.actor)
+        entry = await queues_service.create_entry_point(
+            db, tenant_id=tenant_id, name=data.name, queue_id=data.queue_id, priority=data.priority, actor=principal.actor
+        )
         return _entry_out(runtime, entry)
 
     @get("/", guards=[requires("entrypoints.read")])

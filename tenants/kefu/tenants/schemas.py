@@ -47,13 +47,55 @@ class AgentOut(msgspec.Struct):
 
 
 class QueueCreate(Request):
+    """A new queue; every routing rule may be given (docs/acd-configuration.md has ranges and defaults)."""
+
     name: str
+    strategy: str = "longest_idle"
+    ring_timeout_s: int | None = None
     max_wait_s: int = 600
+    max_wait_action: str = "hangup"
+    max_wait_queue_id: uuid.UUID | None = None
+    overflow_after_s: int | None = None
+    overflow_ratio: float | None = None
+    overflow_action: str | None = None
+    overflow_queue_id: uuid.UUID | None = None
+    relax_after_s: int | None = None
+    relax_any_after_s: int | None = None
+    preferred_agent_timeout_s: int = 0
+    wrap_up_mode: str = "none"
+    wrap_up_s: int = 0
+    wrap_up_max_s: int = 0
+    disposition_required: bool = False
+    service_level_s: int = 20
+    announce_interval_s: int = 0
+    schedule_id: uuid.UUID | None = None
+    closed_action: str = "hangup"
 
 
 class QueueUpdate(Request):
+    """Only the fields present change; ``null`` clears a rule that may be null."""
+
     name: str | None = None
+    strategy: str | msgspec.UnsetType = msgspec.UNSET
+    ring_timeout_s: int | None | msgspec.UnsetType = msgspec.UNSET
     max_wait_s: int | None = None
+    max_wait_action: str | msgspec.UnsetType = msgspec.UNSET
+    max_wait_queue_id: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
+    overflow_after_s: int | None | msgspec.UnsetType = msgspec.UNSET
+    overflow_ratio: float | None | msgspec.UnsetType = msgspec.UNSET
+    overflow_action: str | None | msgspec.UnsetType = msgspec.UNSET
+    overflow_queue_id: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
+    relax_after_s: int | None | msgspec.UnsetType = msgspec.UNSET
+    relax_any_after_s: int | None | msgspec.UnsetType = msgspec.UNSET
+    preferred_agent_timeout_s: int | msgspec.UnsetType = msgspec.UNSET
+    wrap_up_mode: str | msgspec.UnsetType = msgspec.UNSET
+    wrap_up_s: int | msgspec.UnsetType = msgspec.UNSET
+    wrap_up_max_s: int | msgspec.UnsetType = msgspec.UNSET
+    disposition_required: bool | msgspec.UnsetType = msgspec.UNSET
+    service_level_s: int | msgspec.UnsetType = msgspec.UNSET
+    announce_interval_s: int | msgspec.UnsetType = msgspec.UNSET
+    schedule_id: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
+    closed_action: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class QueueMembers(Request):
@@ -67,11 +109,30 @@ class QueueOut(msgspec.Struct):
     max_wait_s: int
     agent_ids: list[uuid.UUID]
     created_at: datetime
+    ring_timeout_s: int | None
+    max_wait_action: str
+    max_wait_queue_id: uuid.UUID | None
+    overflow_after_s: int | None
+    overflow_ratio: float | None
+    overflow_action: str | None
+    overflow_queue_id: uuid.UUID | None
+    relax_after_s: int | None
+    relax_any_after_s: int | None
+    preferred_agent_timeout_s: int
+    wrap_up_mode: str
+    wrap_up_s: int
+    wrap_up_max_s: int
+    disposition_required: bool
+    service_level_s: int
+    announce_interval_s: int
+    schedule_id: uuid.UUID | None
+    closed_action: str
 
 
 class EntryPointCreate(Request):
     name: str
     queue_id: uuid.UUID
+    priority: int = 0
 
 
 class EntryPointOut(msgspec.Struct):
@@ -82,6 +143,7 @@ class EntryPointOut(msgspec.Struct):
     queue_id: uuid.UUID
     caller_url: str
     created_at: datetime
+    priority: int = 0
 
 
 # --- agent desktop -------------------------------------------------------------
