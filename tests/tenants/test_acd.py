@@ -159,7 +159,7 @@ async def test_ring_timeout_makes_agent_not_ready_and_reoffers_the_call(
         (4, "offer_timeout", "acd"), (5, "requeued", "acd"), (6, "offered", "acd"),
     ]
     assert events[3]["data"] == {"agent_id": str(ann.agent_id), "reason": "no_answer"}
-    assert events[4]["data"]["priority"] == 10
+    assert events[4]["data"]["priority"] == 0  # keeps its priority; its queued_at keeps its place
     assert events[5]["data"]["agent_id"] == str(ben.agent_id)
     # The late answer of the first agent is refused; the call is not theirs any more.
     late = await client.post(f"/api/v1/agent/calls/{call['call_id']}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)

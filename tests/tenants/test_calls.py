@@ -188,13 +188,14 @@ async def test_caller_token_names_its_tenant_and_the_caller_endpoints_never_open
     monkeypatch.setattr(runtime.db, "platform_session", no_platform_session)
     url = f"/api/v1/widget/calls/{call['call_id']}"
     own = await client.get(url, headers={"X-Caller-Token": call["caller_token"]})
-    assert own.json() == {"call_id": call["call_id"], "status": "queued", "end_reason": None}
+    # Nobody staffs the queue: first in line, no expected wait.
+    assert own.json() == {"call_id": call["call_id"], "status": "queued", "end_reason": None, "position": 1}
     socket = Socket(app, f"/ws/caller/{call['call_id']}", f"caller_token={call['caller_token']}")
     assert await socket.receive_json() == {"type": "call.state", "call_id": call["call_id"], "status": "queued"}
     await socket.close()
     for wrong in (f"{globex.tenant_id.hex}.{secret}", secret, f"nothex.{secret}", f"{acme.tenant_id.hex}.", "."):
-        for method, path in (("GET", url), ("POST", f"{url}/hangup")):
-            response = await client.request(method, path, headers={"X-Caller-Token": wrong})
+        for method, path in (("GET", url), ("POST", f"{url}/hangup"), ("POST", f"{url}/callback")):
+            response = await client.request(method, path, headers={"X-Caller-Token": wrong}, json={} if path.endswith("callback") else None)
             assert (response.status_code, response.json()["code"]) == (404, "not_found"), (wrong, method)
         refused = Socket(app, f"/ws/caller/{call['call_id']}", f"caller_token={wrong}")
         assert await refused.closed_with() == 4404

@@ -16,10 +16,10 @@ def route_handlers(runtime: Runtime) -> list[Any]:
     from kefu.platform.events import api as events_api
     from kefu.platform.identity import api as identity_api
     from kefu.tenants import api as tenants_api
-    from kefu.tenants import acd_config_api, controls_api, directory_api, reconnect
+    from kefu.tenants import acd_config_api, controls_api, desktop_api, directory_api, reconnect
     from kefu.webrtc import api as webrtc_api
 
     handlers: list[Any] = []
-    for context in (events_api, identity_api, admin_api, tenants_api, acd_config_api, controls_api, directory_api, reconnect, webrtc_api):
+    for context in (events_api, identity_api, admin_api, tenants_api, acd_config_api, controls_api, desktop_api, directory_api, reconnect, webrtc_api):
         handlers.extend(context.install(runtime))
     return handlers

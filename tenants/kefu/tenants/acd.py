@@ -1,10 +1,13 @@
-"""The ACD: agent presence (status vs system state, lease) and event-driven routing.
+"""The ACD: agent presence (status vs system state, lease), after-call work, and
+event-driven routing with queue rules (docs/acd.md).
 
 Routing runs when something happens — a call is queued, an agent becomes
-available or frees up, a ring times out, a lease expires — never by polling
-(a slow sweep is only a safety net for a crashed node).  Strategy: longest
-idle, among the queue's members that chose ``available``, are ``idle`` and
-hold a live lease.
+available or frees up, a ring times out, a lease expires, a waiting call's
+timer fires (skills relaxation, preferred agent window, overflow, maximum
+wait) — never by polling (a slow sweep is only a safety net for a crashed
+node).  The decision itself is :mod:`kefu.tenants.routing`: pure, over the
+facts loaded here (waiting calls in order, the queue's free members, their
+skills and per-queue counters).
 
 Reservation is atomic across nodes: a conditional UPDATE that succeeds only
 while the agent is still available+idle, then a conditional UPDATE that
@@ -12,7 +15,8 @@ claims the call only while it is still queued, in one transaction.  Every
 write transaction starts with such an UPDATE, so on PostgreSQL the row lock
 re-checks the condition after a concurrent commit, and on SQLite the write
 lock is taken before anything is read.  Two routers can therefore never book
-the same agent or the same call.
+the same agent or the same call.  Lock order everywhere: agent rows, then the
+call row.
 
 Each offer is logged as a call event naming the eligible agents and why the
 chosen one won.
@@ -22,32 +26,52 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import case, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
 
 from kefu.platform.db import Database
 from kefu.platform.db.base import utcnow
+from kefu.platform.db.session import on_commit
 from kefu.platform.problems import Problem
+from kefu.tenants import routing
 from kefu.tenants.agents import ui_state
-from kefu.tenants.call_log import append_event, lock_agent
+from kefu.tenants.call_log import append_event, lock_agent, lock_call
 from kefu.tenants.clock import AsyncioTimers, Clock, TimerHandle, Timers
 from kefu.tenants.events import agent_state_changed, call_state_changed
-from kefu.tenants.models import Agent, Call, QueueMember
+from kefu.tenants.models import (
+    Agent,
+    AgentSkill,
+    Call,
+    Queue,
+    QueueMember,
+    QueueSkill,
+    ReasonCode,
+    Schedule,
+    WrapUpCode,
+)
 from kefu.tenants.notify import Hub, agent_channel, call_channel
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_S = 30
-# A call whose offer timed out (or was withdrawn) goes back ahead of new calls.
-REQUEUE_PRIORITY = 10
 MAX_REASON_LENGTH = 64
 STATUSES = ("available", "not_ready")
+# Not-ready reasons Kefu sets itself; agents cannot choose them.
+SYSTEM_REASONS = ("logged_in", "no_answer", "not_ready", "lease_expired")
+# The reasons an agent may choose while its tenant has defined none.
+DEFAULT_REASON_CODES = ("break", "lunch", "meeting", "training", "coaching", "other")
+# Waiting calls one routing pass looks at (in order); a pass that books someone looks again.
+ROUTE_WINDOW = 1000
+# A returning caller's last agent is looked up this far back.
+RETURNING_CALLER_DAYS = 30
+# Handle time assumed for expected-wait figures until a queue has answered calls.
+DEFAULT_HANDLE_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -60,11 +84,18 @@ class Offer:
     offered_at: datetime
 
 
+class QueueActions(Protocol):
+    """What the call flow does for the ACD when a waiting call leaves its queue by rule."""
+
+    async def queue_action(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, action: str, cause: str) -> None: ...
+
+
 class _CallTaken(Exception):
     """Another router claimed the call first: roll back the agent reservation."""
 
 
-_RETRY = object()
+class _Unchanged(Exception):
+    """Nothing to do after all: roll the transaction back."""
 
 
 def agent_state_message(agent: Agent) -> dict[str, Any]:
@@ -76,7 +107,49 @@ def agent_state_message(agent: Agent) -> dict[str, Any]:
         "system_state": agent.system_state,
         "reason": agent.not_ready_reason,
         "call_id": str(agent.current_call_id) if agent.current_call_id else None,
+        "wrap_up_call_id": str(agent.wrap_up_call_id) if agent.wrap_up_call_id else None,
+        "wrap_up_until": agent.wrap_up_until.isoformat() if agent.wrap_up_until else None,
     }
+
+
+def _today(now: datetime) -> date:
+    return now.date()
+
+
+def call_needs(call_skills: list[dict[str, Any]] | None, queue_skills: list[routing.SkillNeed]) -> tuple[routing.SkillNeed, ...]:
+    """The call's own skill needs (from the IVR or the API) over its queue's, per skill."""
+    needs = {need.skill_id: need for need in queue_skills}
+    for raw in call_skills or ():
+        try:
+            skill_id = uuid.UUID(str(raw["skill_id"]))
+            needs[skill_id] = routing.SkillNeed(skill_id, int(raw.get("min_proficiency", 1)), bool(raw.get("required", True)))
+        except (KeyError, TypeError, ValueError):
+            continue  # validated when stored; an old malformed entry is not a routing failure
+    return tuple(needs[k] for k in sorted(needs, key=str))
+
+
+async def count_for_strategies(
+    session: AsyncSession, *, tenant_id: uuid.UUID, queue_id: uuid.UUID | None, agent_id: uuid.UUID, now: datetime,
+    answered: int = 0, talk_s: int = 0,
+) -> None:
+    """Today's per-queue counters of a member (fewest calls, least talk time); a new day starts at 0."""
+    if queue_id is None:
+        return
+    today = _today(now)
+    fresh = QueueMember.counters_day == today
+    await session.execute(
+        update(QueueMember)
+        .where(QueueMember.tenant_id == tenant_id, QueueMember.queue_id == queue_id, QueueMember.agent_id == agent_id)
+        .values(
+            calls_answered=case((fresh, QueueMember.calls_answered + answered), else_=answered),
+            talk_s=case((fresh, QueueMember.talk_s + talk_s), else_=talk_s),
+            counters_day=today,
+        )
+    )
+
+
+def queue_rules(queue: Queue) -> routing.Rules:
+    return routing.Rules(strategy=queue.strategy, relax_after_s=queue.relax_after_s, relax_any_after_s=queue.relax_any_after_s)
 
 
 class Acd:
@@ -92,6 +165,7 @@ class Acd:
         hub: Hub | None = None,
         lease_s: float = DEFAULT_LEASE_S,
         sweep_interval_s: float | None = 5.0,
+        rng: random.Random | None = None,
     ) -> None:
         self.db = db
         self.ring_timeout_s = ring_timeout_s
@@ -100,6 +174,11 @@ class Acd:
         self.hub = hub or Hub()
         self.lease_s = lease_s
         self.sweep_interval_s = sweep_interval_s
+        self.rng = rng or random.Random()
+        # The call flow acts for queue rules (hang up, voicemail, callback); set by CallFlow.
+        self.actions: QueueActions | None = None
+        # Plays announcements to waiting callers (the media plane), when there is one.
+        self.media: Callable[[], Any] = lambda: None
         self._lease_timers: dict[tuple[uuid.UUID, uuid.UUID], TimerHandle] = {}
         self._sweeper: asyncio.Task[None] | None = None
         # Run once when the service starts (the call flow recovers calls a restart left behind).
@@ -138,6 +217,14 @@ class Acd:
 
     def publish_call(self, tenant_id: uuid.UUID, call_id: uuid.UUID, status: str, **extra: Any) -> None:
         self.hub.publish(call_channel(tenant_id, call_id), {"type": "call.state", "call_id": str(call_id), "status": status, **extra})
+
+    def _after_commit(self, session: AsyncSession, action: Callable[[], Any]) -> None:
+        async def run() -> None:
+            result = action()
+            if asyncio.iscoroutine(result):
+                await result
+
+        on_commit(session, run)
 
     # --- presence --------------------------------------------------------------
 
@@ -197,6 +284,20 @@ class Acd:
         self.publish_agent(tenant_id, agent)
         return agent
 
+    async def check_reason(self, session: AsyncSession, *, tenant_id: uuid.UUID, reason: str) -> str:
+        """A not-ready reason the agent may choose: one of the tenant's active codes
+        (or, while the tenant has defined none, one of ``DEFAULT_REASON_CODES``)."""
+        reason = reason.strip()
+        if not reason or len(reason) > MAX_REASON_LENGTH:
+            raise Problem(400, "invalid_reason", f"the reason must have 1 to {MAX_REASON_LENGTH} characters")
+        if reason in SYSTEM_REASONS:
+            raise Problem(400, "reserved_reason_code", f"'{reason}' is set by Kefu itself and cannot be chosen")
+        codes = dict((await session.execute(select(ReasonCode.code, ReasonCode.active).where(ReasonCode.tenant_id == tenant_id))).all())
+        allowed = {code for code, active in codes.items() if active} if codes else set(DEFAULT_REASON_CODES)
+        if reason not in allowed:
+            raise Problem(400, "unknown_reason_code", "not one of the tenant's not-ready reason codes", allowed=sorted(allowed))
+        return reason
+
     async def set_status(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, status: str, reason: str | None = None) -> Agent:
         """The agent's own choice: ``available`` or ``not_ready`` (with a reason code)."""
         if status not in STATUSES:
@@ -208,9 +309,16 @@ class Acd:
             agent = await self._lock_agent_of_user(session, tenant_id=tenant_id, user_id=user_id)
             if agent.status == "offline":
                 raise Problem(409, "agent_logged_out", "log in to the seat first")
-            new_reason = None if status == "available" else (reason.strip() if reason else "not_ready")
+            if status == "available":
+                new_reason = None
+            elif reason is not None:
+                new_reason = await self.check_reason(session, tenant_id=tenant_id, reason=reason)
+            else:
+                new_reason = "not_ready"
             if (agent.status, agent.not_ready_reason) != (status, new_reason):
-                agent.status, agent.not_ready_reason, agent.state_changed_at = status, new_reason, now
+                agent.status, agent.not_ready_reason = status, new_reason
+                if agent.system_state == "idle":
+                    agent.state_changed_at = now  # idle (and available) since now
                 await agent_state_changed(session, agent)
             agent.lease_expires_at = self._lease_until(now)
             await session.flush()
@@ -227,6 +335,7 @@ class Acd:
             if agent.system_state == "on_call":
                 raise Problem(409, "agent_on_call", "hang up the current call before logging out")
             queue_id = await self._withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="agent_logged_out")
+            await self._close_wrap_up(session, tenant_id=tenant_id, agent=agent, now=now, by="logged_out")
             agent.status, agent.not_ready_reason, agent.lease_expires_at, agent.state_changed_at = "offline", None, None, now
             await session.flush()
             await agent_state_changed(session, agent)
@@ -265,6 +374,7 @@ class Acd:
             if agent is None:
                 return False
             queue_id = await self._withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="lease_expired")
+            await self._close_wrap_up(session, tenant_id=tenant_id, agent=agent, now=now, by="lease_expired")
             await agent_state_changed(session, agent)
         log.info("agent %s lease expired", agent_id)
         self.publish_agent(tenant_id, agent)
@@ -280,125 +390,606 @@ class Acd:
         if withdrawn is None:
             return None
         call_id, queue_id = withdrawn
-        self._after_commit_publish_call(session, tenant_id, call_id, "queued")
+        if queue_id is None:
+            return None  # another agent of a ring-all group still rings
+        self._after_commit(session, lambda: self.publish_call(tenant_id, call_id, "queued"))
         return queue_id
 
-    def _after_commit_publish_call(self, session: AsyncSession, tenant_id: uuid.UUID, call_id: uuid.UUID, status: str) -> None:
-        from kefu.platform.db.session import on_commit
+    # --- after-call work -------------------------------------------------------
 
-        async def publish() -> None:
-            self.publish_call(tenant_id, call_id, status)
+    async def _close_wrap_up(self, session: AsyncSession, *, tenant_id: uuid.UUID, agent: Agent, now: datetime, by: str) -> None:
+        """End a (locked) agent's after-call work, logging it on the wrapped-up call."""
+        if agent.system_state != "wrap_up":
+            return
+        call_id, started = agent.wrap_up_call_id, agent.wrap_up_started_at
+        agent.system_state, agent.wrap_up_call_id, agent.wrap_up_until, agent.wrap_up_started_at = "idle", None, None, None
+        agent.state_changed_at = now
+        await session.flush()
+        if call_id is None:
+            return
+        call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
+        if call is None:
+            return
+        if by != "agent" and call.disposition_code is None and await self._disposition_required(session, tenant_id=tenant_id, queue_id=call.queue_id):
+            await append_event(session, tenant_id=tenant_id, call_id=call_id, type="disposition_missing", actor="acd", at=now,
+                               data={"agent_id": str(agent.id)})
+        await append_event(session, tenant_id=tenant_id, call_id=call_id, type="wrap_up_ended", actor="acd" if by != "agent" else f"agent:{agent.id}", at=now,
+                           data={"agent_id": str(agent.id), "by": by, "wrap_up_s": round((now - started).total_seconds(), 3) if started else None})
 
-        on_commit(session, publish)
+    async def _disposition_required(self, session: AsyncSession, *, tenant_id: uuid.UUID, queue_id: uuid.UUID | None) -> bool:
+        if queue_id is None:
+            return False
+        return bool(await session.scalar(select(Queue.disposition_required).where(Queue.tenant_id == tenant_id, Queue.id == queue_id)))
+
+    def watch_wrap_up(self, tenant_id: uuid.UUID, agent_id: uuid.UUID, call_id: uuid.UUID, until: datetime | None) -> None:
+        """Arm the timer that ends a fixed or extendable wrap-up (agent_ended has none)."""
+        if until is None:
+            return
+
+        async def fire() -> None:
+            await self.end_wrap_up(tenant_id=tenant_id, agent_id=agent_id, by="timer", call_id=call_id)
+
+        self.timers.call_at(until, fire)
+
+    async def end_wrap_up(
+        self, *, tenant_id: uuid.UUID, agent_id: uuid.UUID, by: str, call_id: uuid.UUID | None = None
+    ) -> Agent | None:
+        """End after-call work: by the agent (refused while a required disposition is
+        missing), or by the timer once ``wrap_up_until`` passed.  Returns the agent, or
+        None when there was nothing to end (the timer of an extended or ended wrap-up)."""
+        now = self.clock()
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            when = [Agent.system_state == "wrap_up"]
+            if by == "timer":
+                when += [Agent.wrap_up_until <= now]
+                if call_id is not None:
+                    when.append(Agent.wrap_up_call_id == call_id)
+            agent = await lock_agent(session, tenant_id=tenant_id, agent_id=agent_id, when=when)
+            if agent is None:
+                if by == "agent":
+                    raise Problem(409, "not_in_wrap_up", "you are not in after-call work")
+                return None
+            if by == "agent" and agent.wrap_up_call_id is not None:
+                call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == agent.wrap_up_call_id))
+                if call is not None and call.disposition_code is None and await self._disposition_required(session, tenant_id=tenant_id, queue_id=call.queue_id):
+                    raise Problem(409, "disposition_required", "give the call a disposition (wrap-up code) first")
+            await self._close_wrap_up(session, tenant_id=tenant_id, agent=agent, now=now, by=by)
+            await agent_state_changed(session, agent)
+        self.publish_agent(tenant_id, agent)
+        if agent.status == "available" and agent.system_state == "idle":
+            await self.route_for_agent(tenant_id=tenant_id, agent_id=agent.id)
+        return agent
+
+    async def extend_wrap_up(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> Agent:
+        """Extendable after-call work: one more ``wrap_up_s``, up to ``wrap_up_max_s`` in all."""
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            agent = await self._lock_agent_of_user(session, tenant_id=tenant_id, user_id=user_id)
+            if agent.system_state != "wrap_up" or agent.wrap_up_call_id is None:
+                raise Problem(409, "not_in_wrap_up", "you are not in after-call work")
+            queue = await session.scalar(
+                select(Queue).join(Call, (Call.tenant_id == Queue.tenant_id) & (Call.queue_id == Queue.id))
+                .where(Call.tenant_id == tenant_id, Call.id == agent.wrap_up_call_id)
+            )
+            if queue is None or queue.wrap_up_mode != "extendable":
+                raise Problem(409, "wrap_up_not_extendable", "this queue's after-call work cannot be extended")
+            assert agent.wrap_up_until is not None and agent.wrap_up_started_at is not None
+            until = agent.wrap_up_until + timedelta(seconds=queue.wrap_up_s)
+            if (until - agent.wrap_up_started_at).total_seconds() > queue.wrap_up_max_s:
+                raise Problem(409, "wrap_up_limit", f"after-call work cannot last more than {queue.wrap_up_max_s} s")
+            agent.wrap_up_until = until
+            await session.flush()
+            await append_event(session, tenant_id=tenant_id, call_id=agent.wrap_up_call_id, type="wrap_up_extended", actor=f"user:{user_id}",
+                               at=self.clock(), data={"agent_id": str(agent.id), "until": until.isoformat()})
+        self.watch_wrap_up(tenant_id, agent.id, agent.wrap_up_call_id, until)
+        self.publish_agent(tenant_id, agent)
+        return agent
+
+    async def set_disposition(
+        self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID, code: str,
+        first_call_resolution: bool | None = None, notes: str | None = None,
+    ) -> Call:
+        """The agent's disposition of its call, while on it or in its after-call work."""
+        if notes is not None and len(notes) > 2000:
+            raise Problem(400, "invalid_notes", "notes must have at most 2000 characters")
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            agent = await self._lock_agent_of_user(session, tenant_id=tenant_id, user_id=user_id)
+            call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
+            if call is None or call.agent_id != agent.id:
+                raise Problem(404, "not_found", "call not found")
+            open_now = (call.status == "connected" and agent.current_call_id == call_id) or agent.wrap_up_call_id == call_id
+            if not open_now:
+                raise Problem(409, "disposition_closed", "a disposition is given during the call or its after-call work")
+            known = await session.scalar(
+                select(WrapUpCode.id).where(WrapUpCode.tenant_id == tenant_id, WrapUpCode.code == code, WrapUpCode.active.is_(True))
+            )
+            if known is None:
+                raise Problem(400, "unknown_wrap_up_code", "not one of the tenant's wrap-up codes")
+            call.disposition_code, call.first_call_resolution, call.disposition_notes = code, first_call_resolution, notes
+            await session.flush()
+            await append_event(session, tenant_id=tenant_id, call_id=call_id, type="disposition", actor=f"user:{user_id}", at=self.clock(),
+                               data={"agent_id": str(agent.id), "code": code, "first_call_resolution": first_call_resolution, "has_notes": bool(notes)})
+        return call
+
+    # --- a call enters a queue ----------------------------------------------------
+
+    async def admit(self, session: AsyncSession, *, call: Call, now: datetime) -> str | None:
+        """In the transaction creating ``call`` (queued, in its queue): set its routing
+        facts.  Returns the rule that keeps it out of the queue — ``closed`` (outside
+        business hours) or ``overflow`` (too many waiting per agent) — or None."""
+        from kefu.tenants import schedules
+
+        tenant_id = call.tenant_id
+        queue = await session.scalar(select(Queue).where(Queue.tenant_id == tenant_id, Queue.id == call.queue_id))
+        assert queue is not None
+        call.queue_entered_at = now
+        if queue.preferred_agent_timeout_s > 0 and call.caller_ref:
+            last_agent = await session.scalar(
+                select(Call.agent_id)
+                .where(
+                    Call.tenant_id == tenant_id, Call.caller_ref == call.caller_ref, Call.id != call.id, Call.answered_at.is_not(None),
+                    Call.agent_id.is_not(None), Call.started_at >= now - timedelta(days=RETURNING_CALLER_DAYS),
+                )
+                .order_by(Call.answered_at.desc())
+                .limit(1)
+            )
+            if last_agent is not None:
+                call.preferred_agent_id = last_agent
+                call.preferred_until = now + timedelta(seconds=queue.preferred_agent_timeout_s)
+        await session.flush()
+        if queue.schedule_id is not None:
+            schedule = await session.scalar(select(Schedule).where(Schedule.tenant_id == tenant_id, Schedule.id == queue.schedule_id))
+            if schedule is not None and not schedules.is_open(schedule, now):
+                return "closed"
+        if queue.overflow_ratio is not None and queue.overflow_action is not None:
+            waiting = await session.scalar(
+                select(func.count()).select_from(Call).where(
+                    Call.tenant_id == tenant_id, Call.queue_id == queue.id, Call.status == "queued", Call.id != call.id
+                )
+            ) or 0
+            staffed = await session.scalar(
+                select(func.count()).select_from(QueueMember)
+                .join(Agent, (Agent.tenant_id == QueueMember.tenant_id) & (Agent.id == QueueMember.agent_id))
+                .where(QueueMember.tenant_id == tenant_id, QueueMember.queue_id == queue.id, Agent.status != "offline")
+            ) or 0
+            if waiting + 1 > queue.overflow_ratio * staffed:
+                return "overflow"
+        return None
+
+    async def call_queued(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, cause: str | None = None) -> list[Offer]:
+        """After the call's creation committed (and its caller leg is up): apply the rule
+        ``admit`` named, or arm the call's timers and route its queue."""
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            row = (
+                await session.execute(
+                    select(Call, Queue).join(Queue, (Queue.tenant_id == Call.tenant_id) & (Queue.id == Call.queue_id))
+                    .where(Call.tenant_id == tenant_id, Call.id == call_id)
+                )
+            ).first()
+        if row is None:
+            return []
+        call, queue = row
+        if cause is not None:
+            await self.leave_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue.id, cause=cause)
+            return []
+        self._arm_waiting(call, queue)
+        return await self.route_queue(tenant_id=tenant_id, queue_id=queue.id)
+
+    def _arm_waiting(self, call: Call, queue: Queue) -> None:
+        """The timers of a waiting call: re-route when its eligibility widens, leave the
+        queue at overflow or maximum wait, and announce its position."""
+        tenant_id, call_id, queue_id = call.tenant_id, call.id, queue.id
+        entered = call.queue_entered_at or call.queued_at or self.clock()
+        queued = call.queued_at or entered
+        needs = call_needs(call.skills, [])  # the queue's own skills are checked by the rule times below
+
+        async def reroute() -> None:
+            await self.route_queue(tenant_id=tenant_id, queue_id=queue_id)
+
+        times = set(routing.relaxation_times(routing.WaitingCall(call_id, 0, queued, needs or (routing.SkillNeed(call_id),)), queue_rules(queue)))
+        for seconds in times:
+            self.timers.call_at(queued + timedelta(seconds=seconds), reroute)
+        if call.preferred_until is not None:
+            self.timers.call_at(call.preferred_until, reroute)
+        if call.callback_requested_at is None:
+            if queue.overflow_action is not None and queue.overflow_after_s is not None:
+                async def overflow() -> None:
+                    await self.leave_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id, cause="overflow", due=True)
+
+                self.timers.call_at(entered + timedelta(seconds=queue.overflow_after_s), overflow)
+
+            async def max_wait() -> None:
+                await self.leave_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id, cause="max_wait", due=True)
+
+            self.timers.call_at(entered + timedelta(seconds=queue.max_wait_s), max_wait)
+            if queue.announce_interval_s > 0:
+                self._arm_announcement(tenant_id, call_id, queue_id, self.clock(), first=True)
+
+    # --- leaving a queue by rule ----------------------------------------------------------
+
+    async def leave_queue(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, queue_id: uuid.UUID, cause: str, due: bool = False) -> str | None:
+        """A queued call leaves its queue by rule (``closed``, ``overflow``, ``max_wait``):
+        moved to another queue here, else handed to the call flow (hang up, voicemail,
+        callback).  With ``due`` the rule's time must have come (timers, the sweep).
+        Returns the action taken, or None when the call was no longer waiting there."""
+        now = self.clock()
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
+            if call is None or call.status != "queued" or call.queue_id != queue_id:
+                return None
+            queue = await session.scalar(select(Queue).where(Queue.tenant_id == tenant_id, Queue.id == queue_id))
+            assert queue is not None
+            if cause == "overflow":
+                action, target, limit = queue.overflow_action, queue.overflow_queue_id, queue.overflow_after_s
+            elif cause == "max_wait":
+                action, target, limit = queue.max_wait_action, queue.max_wait_queue_id, queue.max_wait_s
+            else:
+                action, target, limit = queue.closed_action, None, None
+            if action is None:
+                return None
+            if due:
+                entered = call.queue_entered_at or call.queued_at
+                if call.callback_requested_at is not None or limit is None or entered is None or entered + timedelta(seconds=limit) > now:
+                    return None
+            if action == "callback" and call.callback_requested_at is not None:
+                return None  # already a callback: it keeps waiting for its turn
+            if action == "queue" and target is not None and target != queue_id:
+                call.queue_id, call.queue_entered_at = target, now
+                call.preferred_agent_id = call.preferred_until = None
+                await session.flush()
+                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="overflowed", actor="acd", at=now,
+                                   data={"cause": cause, "from_queue_id": str(queue_id), "to_queue_id": str(target), "action": "queue"})
+                await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="queued", queue_id=target)
+            else:
+                if action == "queue":
+                    action = "hangup"  # the target queue is gone: end rather than wait forever
+                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="overflowed", actor="acd", at=now,
+                                   data={"cause": cause, "from_queue_id": str(queue_id), "action": action})
+        if action == "queue" and target is not None and target != queue_id:
+            await self.call_queued(tenant_id=tenant_id, call_id=call_id)
+            return action
+        if self.actions is not None:
+            await self.actions.queue_action(tenant_id=tenant_id, call_id=call_id, action=action, cause=cause)
+        return action
+
+    async def request_callback(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, number: str | None, actor: str) -> bool:
+        """The waiting caller leaves and is called back when its place comes: the call stays
+        queued with its priority and ``queued_at``.  False when it was not waiting."""
+        now = self.clock()
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            result = await session.execute(
+                update(Call)
+                .where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "queued", Call.callback_requested_at.is_(None))
+                .values(callback_requested_at=now, callback_number=number)
+            )
+            if result.rowcount != 1:
+                return False
+            queue_id = await session.scalar(select(Call.queue_id).where(Call.tenant_id == tenant_id, Call.id == call_id))
+            await append_event(session, tenant_id=tenant_id, call_id=call_id, type="callback_requested", actor=actor, at=now,
+                               data={"has_number": number is not None})
+            await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="queued", queue_id=queue_id)
+        self.publish_call(tenant_id, call_id, "queued", callback=True)
+        return True
+
+    # --- announcements ----------------------------------------------------------------
+
+    async def position_of(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> tuple[int, float] | None:
+        """(position in its queue from 1, expected wait in seconds) of a queued call."""
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "queued"))
+            if call is None or call.queue_id is None or call.queued_at is None:
+                return None
+            ahead = await session.scalar(
+                select(func.count()).select_from(Call).where(
+                    Call.tenant_id == tenant_id, Call.queue_id == call.queue_id, Call.status == "queued",
+                    or_(Call.priority > call.priority, and_(Call.priority == call.priority, Call.queued_at < call.queued_at)),
+                )
+            ) or 0
+            handle = await self._handle_time(session, tenant_id=tenant_id, queue_id=call.queue_id)
+            staffed = await session.scalar(
+                select(func.count()).select_from(QueueMember)
+                .join(Agent, (Agent.tenant_id == QueueMember.tenant_id) & (Agent.id == QueueMember.agent_id))
+                .where(QueueMember.tenant_id == tenant_id, QueueMember.queue_id == call.queue_id, Agent.status != "offline")
+            ) or 0
+        # Each staffed agent clears one call per handle time; the caller waits for everyone ahead.
+        expected = (ahead + 1) * handle / staffed if staffed else float("inf")
+        return ahead + 1, expected
+
+    async def _handle_time(self, session: AsyncSession, *, tenant_id: uuid.UUID, queue_id: uuid.UUID) -> float:
+        """The queue's average handle time over its last 50 answered calls (talk + wrap-up)."""
+        recent = (
+            select(Call.answered_at, Call.ended_at)
+            .where(Call.tenant_id == tenant_id, Call.queue_id == queue_id, Call.answered_at.is_not(None), Call.ended_at.is_not(None))
+            .order_by(Call.ended_at.desc())
+            .limit(50)
+        )
+        rows = (await session.execute(recent)).all()
+        wrap_up = await session.scalar(select(Queue.wrap_up_s).where(Queue.tenant_id == tenant_id, Queue.id == queue_id)) or 0
+        if not rows:
+            return DEFAULT_HANDLE_S + wrap_up
+        return sum((ended - answered).total_seconds() for answered, ended in rows) / len(rows) + wrap_up
+
+    def _arm_announcement(self, tenant_id: uuid.UUID, call_id: uuid.UUID, queue_id: uuid.UUID, at: datetime, *, first: bool = False) -> None:
+        async def announce() -> None:
+            interval = await self.announce(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id)
+            if interval:
+                self._arm_announcement(tenant_id, call_id, queue_id, self.clock() + timedelta(seconds=interval))
+
+        self.timers.call_at(at, announce)
+
+    async def announce(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, queue_id: uuid.UUID) -> int:
+        """Tell a waiting caller its position and expected wait (page and voice); returns
+        the queue's interval for the next one, 0 when the call no longer waits there."""
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            row = (await session.execute(
+                select(Call.status, Call.queue_id, Call.callback_requested_at, Queue.announce_interval_s)
+                .join(Queue, (Queue.tenant_id == Call.tenant_id) & (Queue.id == Call.queue_id))
+                .where(Call.tenant_id == tenant_id, Call.id == call_id)
+            )).first()
+        if row is None or row.status != "queued" or row.queue_id != queue_id or row.callback_requested_at is not None or not row.announce_interval_s:
+            return 0
+        found = await self.position_of(tenant_id=tenant_id, call_id=call_id)
+        if found is None:
+            return 0
+        position, expected = found
+        minutes = None if expected == float("inf") else max(1, round(expected / 60))
+        self.publish_call(tenant_id, call_id, "queued", position=position, expected_wait_s=None if minutes is None else round(expected))
+        media = self.media()
+        if media is not None and hasattr(media, "play_prompt"):
+            text = f"You are number {position} in the queue."
+            if minutes is not None:
+                text += f" The expected wait is about {minutes} minute{'s' if minutes != 1 else ''}."
+            try:
+                await media.play_prompt(tenant_id=tenant_id, call_id=call_id, party="caller", prompt_id=f"position-{position}", text=text)
+            except Exception:
+                log.info("position announcement for call %s not played", call_id, exc_info=True)
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            if await lock_call(session, tenant_id=tenant_id, call_id=call_id) is not None:
+                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="position_announced", actor="acd", at=self.clock(),
+                                   data={"position": position, "expected_wait_s": None if minutes is None else round(expected)})
+        return row.announce_interval_s
 
     # --- routing ---------------------------------------------------------------
 
     async def route_queue(self, *, tenant_id: uuid.UUID, queue_id: uuid.UUID) -> list[Offer]:
-        """Offer the queue's waiting calls to its free agents until one side runs out."""
+        """Offer the queue's waiting calls to its free agents, in order, until one side runs out."""
         offers: list[Offer] = []
-        for _ in range(10_000):
-            outcome = await self._route_one(tenant_id=tenant_id, queue_id=queue_id)
-            if outcome is _RETRY:
-                continue
-            if outcome is None:
+        for _ in range(1000):
+            booked, stale = await self._route_pass(tenant_id=tenant_id, queue_id=queue_id)
+            offers.extend(booked)
+            if not stale:
                 break
-            offers.append(outcome)  # type: ignore[arg-type]
         return offers
 
     async def route_for_agent(self, *, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> list[Offer]:
-        """An agent became free: route its queues, the one with the longest-waiting call first."""
+        """An agent became free: route its queues, the one with the most urgent call first."""
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             rows = await session.execute(
-                select(QueueMember.queue_id, func.min(Call.queued_at))
+                select(QueueMember.queue_id, func.max(Call.priority), func.min(Call.queued_at))
                 .join(Call, (Call.tenant_id == QueueMember.tenant_id) & (Call.queue_id == QueueMember.queue_id) & (Call.status == "queued"))
                 .where(QueueMember.tenant_id == tenant_id, QueueMember.agent_id == agent_id)
                 .group_by(QueueMember.queue_id)
-                .order_by(func.min(Call.queued_at), QueueMember.queue_id)
+                .order_by(func.max(Call.priority).desc(), func.min(Call.queued_at), QueueMember.queue_id)
             )
-            queue_ids = [queue_id for queue_id, _ in rows]
+            queue_ids = [queue_id for queue_id, _, _ in rows]
         offers: list[Offer] = []
         for queue_id in queue_ids:
             offers.extend(await self.route_queue(tenant_id=tenant_id, queue_id=queue_id))
         return offers
 
-    async def _route_one(self, *, tenant_id: uuid.UUID, queue_id: uuid.UUID) -> Offer | None | object:
-        now = self.clock()
-        async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            call = await session.scalar(
-                select(Call)
+    async def load_routing_facts(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, queue_id: uuid.UUID, now: datetime
+    ) -> tuple[Queue, list[tuple[routing.WaitingCall, str | None]], list[routing.Candidate]] | None:
+        """The queue, its waiting calls in order (with caller names) and its free members."""
+        queue = await session.scalar(select(Queue).where(Queue.tenant_id == tenant_id, Queue.id == queue_id))
+        if queue is None:
+            return None
+        rows = (
+            await session.execute(
+                select(Call.id, Call.priority, Call.queued_at, Call.skills, Call.preferred_agent_id, Call.preferred_until, Call.caller_name)
                 .where(Call.tenant_id == tenant_id, Call.queue_id == queue_id, Call.status == "queued")
                 .order_by(Call.priority.desc(), Call.queued_at, Call.id)
-                .limit(1)
+                .limit(ROUTE_WINDOW)
             )
-            if call is None:
-                return None
-            candidates = (
-                await session.execute(
-                    select(Agent.id, Agent.state_changed_at)
-                    .join(QueueMember, (QueueMember.tenant_id == Agent.tenant_id) & (QueueMember.agent_id == Agent.id))
-                    .where(
-                        Agent.tenant_id == tenant_id, QueueMember.queue_id == queue_id, Agent.status == "available",
-                        Agent.system_state == "idle", Agent.lease_expires_at > now,
-                    )
-                    .order_by(Agent.state_changed_at, Agent.id)
+        ).all()
+        if not rows:
+            return queue, [], []
+        members = (
+            await session.execute(
+                select(Agent.id, Agent.state_changed_at, QueueMember.position, QueueMember.last_offered_at, QueueMember.counters_day,
+                       QueueMember.calls_answered, QueueMember.talk_s)
+                .join(QueueMember, (QueueMember.tenant_id == Agent.tenant_id) & (QueueMember.agent_id == Agent.id))
+                .where(
+                    Agent.tenant_id == tenant_id, QueueMember.queue_id == queue_id, Agent.status == "available",
+                    Agent.system_state == "idle", Agent.lease_expires_at > now,
                 )
-            ).all()
-        if not candidates:
-            return None
-        eligible = [
-            {"agent_id": str(agent_id), "idle_since": since.isoformat(), "idle_s": round((now - since).total_seconds(), 3)}
-            for agent_id, since in candidates
+            )
+        ).all()
+        if not members:
+            return queue, [], []
+        queue_skills = [
+            routing.SkillNeed(skill_id, min_proficiency, required)
+            for skill_id, min_proficiency, required in await session.execute(
+                select(QueueSkill.skill_id, QueueSkill.min_proficiency, QueueSkill.required)
+                .where(QueueSkill.tenant_id == tenant_id, QueueSkill.queue_id == queue_id)
+            )
         ]
+        calls = [
+            (routing.WaitingCall(r.id, r.priority, r.queued_at or now, call_needs(r.skills, queue_skills), r.preferred_agent_id, r.preferred_until), r.caller_name)
+            for r in rows
+        ]
+        skills: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
+        if any(c.needs for c, _ in calls):
+            free_members = select(QueueMember.agent_id).where(QueueMember.tenant_id == tenant_id, QueueMember.queue_id == queue_id)
+            for agent_id, skill_id, proficiency in await session.execute(
+                select(AgentSkill.agent_id, AgentSkill.skill_id, AgentSkill.proficiency)
+                .where(AgentSkill.tenant_id == tenant_id, AgentSkill.agent_id.in_(free_members))
+            ):
+                skills.setdefault(agent_id, {})[skill_id] = proficiency
+        today = _today(now)
+        candidates = [
+            routing.Candidate(
+                agent_id=m.id, idle_since=m.state_changed_at, skills=skills.get(m.id, {}), position=m.position,
+                last_offered_at=m.last_offered_at,
+                calls_answered=m.calls_answered if m.counters_day == today else 0,
+                talk_s=m.talk_s if m.counters_day == today else 0,
+            )
+            for m in members
+        ]
+        return queue, calls, candidates
+
+    async def _route_pass(self, *, tenant_id: uuid.UUID, queue_id: uuid.UUID) -> tuple[list[Offer], bool]:
+        """One look at the queue: each waiting call, in order, to the best free agent.
+        Returns the offers and whether the facts went stale (look again)."""
+        now = self.clock()
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            facts = await self.load_routing_facts(session, tenant_id=tenant_id, queue_id=queue_id, now=now)
+        if facts is None:
+            return [], False
+        queue, calls, candidates = facts
+        free = {c.agent_id: c for c in candidates}
+        rules = queue_rules(queue)
+        ring_timeout = queue.ring_timeout_s or self.ring_timeout_s
+        offers: list[Offer] = []
+        stale = False
+        for call, caller_name in calls:
+            if not free:
+                break
+            while free:
+                decision = routing.decide(call, free.values(), rules, now, self.rng)
+                if decision is None:
+                    break
+                if decision.strategy == "ring_all":
+                    booked, taken = await self._reserve_group(tenant_id, queue_id, call, caller_name, decision, now, ring_timeout)
+                    for agent_id in taken:
+                        free.pop(agent_id, None)
+                    if booked is None:
+                        stale = True
+                        if not taken:
+                            break
+                        continue
+                    offers.extend(booked)
+                    break
+                outcome = await self._reserve_first(tenant_id, queue_id, call, caller_name, decision, now, ring_timeout, free)
+                if outcome == "call_taken":
+                    stale = True
+                    break
+                if isinstance(outcome, Offer):
+                    offers.append(outcome)
+                    free.pop(outcome.agent_id, None)
+                    break
+                stale = True  # every ranked agent was booked elsewhere: decide again without them
+        return offers, stale and bool(offers or free)
+
+    async def _reserve_first(
+        self, tenant_id: uuid.UUID, queue_id: uuid.UUID, call: routing.WaitingCall, caller_name: str | None,
+        decision: routing.Decision, now: datetime, ring_timeout: float, free: dict[uuid.UUID, routing.Candidate],
+    ) -> Offer | str | None:
+        """Book the first ranked agent that is still free; 'call_taken' when another router
+        claimed the call; None when every ranked agent was gone (removed from ``free``)."""
         skipped: list[str] = []
-        for (agent_id, since), explained in zip(candidates, eligible):
+        for agent_id in decision.agents:
             try:
                 async with self.db.tenant_session(tenant_id=tenant_id) as session:
                     reserved = await lock_agent(
                         session, tenant_id=tenant_id, agent_id=agent_id,
                         when=(Agent.status == "available", Agent.system_state == "idle", Agent.lease_expires_at > now),
-                        values={"system_state": "ringing", "current_call_id": call.id, "state_changed_at": now},
+                        values={"system_state": "ringing", "current_call_id": call.call_id, "state_changed_at": now},
                     )
                     if reserved is None:
                         skipped.append(str(agent_id))
+                        free.pop(agent_id, None)
                         continue
                     claimed = await session.execute(
                         update(Call)
-                        .where(Call.tenant_id == tenant_id, Call.id == call.id, Call.status == "queued")
-                        .values(status="ringing", agent_id=agent_id, offered_at=now)
+                        .where(Call.tenant_id == tenant_id, Call.id == call.call_id, Call.status == "queued", Call.queue_id == queue_id)
+                        .values(status="ringing", agent_id=agent_id, offered_at=now, ring_group=False)
                     )
                     if claimed.rowcount != 1:
                         raise _CallTaken
-                    reason = (
-                        f"longest idle: idle since {explained['idle_since']} ({explained['idle_s']} s), "
-                        f"the longest of {len(eligible)} eligible agent(s)"
+                    await session.execute(
+                        update(QueueMember)
+                        .where(QueueMember.tenant_id == tenant_id, QueueMember.queue_id == queue_id, QueueMember.agent_id == agent_id)
+                        .values(last_offered_at=now)
                     )
+                    data = decision.log_data([agent_id])
                     if skipped:
-                        reason += f"; {len(skipped)} idler agent(s) were reserved by another router first"
-                    await append_event(
-                        session, tenant_id=tenant_id, call_id=call.id, type="offered", actor="acd", at=now,
-                        data={"agent_id": str(agent_id), "strategy": "longest_idle", "eligible": eligible, "skipped": skipped, "reason": reason},
-                    )
+                        data["skipped"] = skipped
+                        data["reason"] += f"; {len(skipped)} better-ranked agent(s) were reserved by another router first"
+                    await append_event(session, tenant_id=tenant_id, call_id=call.call_id, type="offered", actor="acd", at=now, data=data)
                     await agent_state_changed(session, reserved)
-                    await call_state_changed(session, tenant_id=tenant_id, call_id=call.id, status="ringing", queue_id=queue_id, agent_id=agent_id)
-                    agent = reserved
+                    await call_state_changed(session, tenant_id=tenant_id, call_id=call.call_id, status="ringing", queue_id=queue_id, agent_id=agent_id)
             except _CallTaken:
-                return _RETRY
-            assert agent is not None
-            offer = Offer(tenant_id, call.id, agent_id, queue_id, call.caller_name, now)
-            self._after_offer(offer, agent)
+                return "call_taken"
+            offer = Offer(tenant_id, call.call_id, agent_id, queue_id, caller_name, now)
+            self._after_offer([offer], [reserved], ring_timeout, group=False)
             return offer
         return None
 
-    def _after_offer(self, offer: Offer, agent: Agent) -> None:
-        channel = agent_channel(offer.tenant_id, offer.agent_id)
-        self.hub.publish(channel, agent_state_message(agent))
-        self.hub.publish(channel, {"type": "call.offered", "call_id": str(offer.call_id), "caller_name": offer.caller_name})
-        self.publish_call(offer.tenant_id, offer.call_id, "ringing")
+    async def _reserve_group(
+        self, tenant_id: uuid.UUID, queue_id: uuid.UUID, call: routing.WaitingCall, caller_name: str | None,
+        decision: routing.Decision, now: datetime, ring_timeout: float,
+    ) -> tuple[list[Offer] | None, list[uuid.UUID]]:
+        """Ring all: book every eligible agent still free and ring them together.  Returns
+        the offers (None when nobody or the call could be booked) and the agents no longer free."""
+        gone: list[uuid.UUID] = []
+        try:
+            async with self.db.tenant_session(tenant_id=tenant_id) as session:
+                reserved: list[Agent] = []
+                for agent_id in decision.agents:
+                    agent = await lock_agent(
+                        session, tenant_id=tenant_id, agent_id=agent_id,
+                        when=(Agent.status == "available", Agent.system_state == "idle", Agent.lease_expires_at > now),
+                        values={"system_state": "ringing", "current_call_id": call.call_id, "state_changed_at": now},
+                    )
+                    gone.append(agent_id)
+                    if agent is not None:
+                        reserved.append(agent)
+                if not reserved:
+                    return None, gone
+                claimed = await session.execute(
+                    update(Call)
+                    .where(Call.tenant_id == tenant_id, Call.id == call.call_id, Call.status == "queued", Call.queue_id == queue_id)
+                    .values(status="ringing", agent_id=None, offered_at=now, ring_group=True)
+                )
+                if claimed.rowcount != 1:
+                    raise _CallTaken
+                ids = [a.id for a in reserved]
+                await session.execute(
+                    update(QueueMember)
+                    .where(QueueMember.tenant_id == tenant_id, QueueMember.queue_id == queue_id, QueueMember.agent_id.in_(ids))
+                    .values(last_offered_at=now)
+                )
+                await append_event(session, tenant_id=tenant_id, call_id=call.call_id, type="offered", actor="acd", at=now, data=decision.log_data(ids))
+                for agent in reserved:
+                    await agent_state_changed(session, agent)
+                await call_state_changed(session, tenant_id=tenant_id, call_id=call.call_id, status="ringing", queue_id=queue_id)
+        except _CallTaken:
+            return None, []
+        offers = [Offer(tenant_id, call.call_id, a.id, queue_id, caller_name, now) for a in reserved]
+        self._after_offer(offers, reserved, ring_timeout, group=True)
+        return offers, gone
+
+    def _after_offer(self, offers: list[Offer], agents: list[Agent], ring_timeout: float, *, group: bool) -> None:
+        first = offers[0]
+        for offer, agent in zip(offers, agents):
+            channel = agent_channel(offer.tenant_id, offer.agent_id)
+            self.hub.publish(channel, agent_state_message(agent))
+            self.hub.publish(channel, {"type": "call.offered", "call_id": str(offer.call_id), "caller_name": offer.caller_name})
+        self.publish_call(first.tenant_id, first.call_id, "ringing")
 
         async def timeout() -> None:
-            await self.ring_timeout(tenant_id=offer.tenant_id, call_id=offer.call_id, agent_id=offer.agent_id, offered_at=offer.offered_at)
+            if group:
+                await self.ring_group_timeout(tenant_id=first.tenant_id, call_id=first.call_id, offered_at=first.offered_at)
+            else:
+                await self.ring_timeout(tenant_id=first.tenant_id, call_id=first.call_id, agent_id=first.agent_id, offered_at=first.offered_at)
 
-        self.timers.call_at(offer.offered_at + timedelta(seconds=self.ring_timeout_s), timeout)
+        self.timers.call_at(first.offered_at + timedelta(seconds=ring_timeout), timeout)
+
+    async def _ring_timeout_of(self, session: AsyncSession, *, tenant_id: uuid.UUID, queue_id: uuid.UUID | None) -> float:
+        configured = None
+        if queue_id is not None:
+            configured = await session.scalar(select(Queue.ring_timeout_s).where(Queue.tenant_id == tenant_id, Queue.id == queue_id))
+        return float(configured or self.ring_timeout_s)
 
     async def ring_timeout(
         self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, agent_id: uuid.UUID, offered_at: datetime | None = None
@@ -406,7 +997,7 @@ class Acd:
         """No answer: the agent becomes not ready (``no_answer``) and the call is offered again.
 
         With ``offered_at`` (the timer's own offer) only that offer times out;
-        without it (the sweep) any offer older than the ring timeout does.
+        without it (the sweep) any offer older than its queue's ring timeout does.
         """
         now = self.clock()
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
@@ -420,7 +1011,8 @@ class Acd:
                 return False
             if offered_at is not None and call.offered_at != offered_at:
                 return False
-            if offered_at is None and call.offered_at > now - timedelta(seconds=self.ring_timeout_s):
+            ring_timeout = await self._ring_timeout_of(session, tenant_id=tenant_id, queue_id=call.queue_id)
+            if offered_at is None and call.offered_at > now - timedelta(seconds=ring_timeout):
                 return False
             agent.status, agent.not_ready_reason = "not_ready", "no_answer"
             queue_id = await self._withdraw_offer(
@@ -432,26 +1024,138 @@ class Acd:
             await self.route_queue(tenant_id=tenant_id, queue_id=queue_id)
         return True
 
-    async def sweep(self) -> None:
-        """Safety net across tenants: expired leases and rings left by a crashed node."""
+    async def ring_group_timeout(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, offered_at: datetime | None = None) -> bool:
+        """Nobody of a ring-all group answered: they are freed (without the no-answer
+        not-ready a single offer gets) and the call goes back to its queue."""
         now = self.clock()
-        ring_cutoff = now - timedelta(seconds=self.ring_timeout_s)
-        async with self.db.platform_session(reason="ACD sweep: expired presence leases and stale offers") as session:
-            leases = (
-                await session.execute(
-                    select(Agent.tenant_id, Agent.id).where(Agent.status != "offline", Agent.lease_expires_at <= now)
+        try:
+            async with self.db.tenant_session(tenant_id=tenant_id) as session:
+                ringing = list(await session.scalars(
+                    select(Agent.id).where(Agent.tenant_id == tenant_id, Agent.current_call_id == call_id, Agent.system_state == "ringing")
+                    .order_by(Agent.id)
+                ))
+                freed: list[Agent] = []
+                for agent_id in ringing:
+                    agent = await lock_agent(
+                        session, tenant_id=tenant_id, agent_id=agent_id, when=(Agent.current_call_id == call_id, Agent.system_state == "ringing"),
+                        values={"system_state": "idle", "current_call_id": None, "state_changed_at": now},
+                    )
+                    if agent is not None:
+                        freed.append(agent)
+                call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
+                if call is None or call.status != "ringing" or not call.ring_group or call.offered_at is None:
+                    raise _Unchanged
+                ring_timeout = await self._ring_timeout_of(session, tenant_id=tenant_id, queue_id=call.queue_id)
+                if (offered_at is not None and call.offered_at != offered_at) or (
+                    offered_at is None and call.offered_at > now - timedelta(seconds=ring_timeout)
+                ):
+                    raise _Unchanged
+                call.status, call.offered_at, call.ring_group = "queued", None, False
+                await session.flush()
+                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="offer_timeout", actor="acd", at=now,
+                                   data={"agent_ids": [str(a.id) for a in freed], "reason": "no_answer"})
+                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="requeued", actor="acd", at=now,
+                                   data={"queue_id": str(call.queue_id), "priority": call.priority})
+                await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="queued", queue_id=call.queue_id)
+                for agent in freed:
+                    await agent_state_changed(session, agent)
+                queue_id = call.queue_id
+        except _Unchanged:
+            return False
+        for agent in freed:
+            self.publish_agent(tenant_id, agent)
+            self.hub.publish(agent_channel(tenant_id, agent.id), {"type": "call.withdrawn", "call_id": str(call_id), "reason": "no_answer"})
+        self.publish_call(tenant_id, call_id, "queued")
+        if queue_id is not None:
+            await self.route_queue(tenant_id=tenant_id, queue_id=queue_id)
+        return True
+
+    async def release_offers(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, reason: str, keep: uuid.UUID | None = None) -> list[Agent]:
+        """Free every agent still reserved or ringing for ``call_id`` (but ``keep``): the
+        rest of a ring-all group once one answered, or everyone once the call ended."""
+        now = self.clock()
+        freed: list[Agent] = []
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            stale = list(await session.scalars(
+                select(Agent.id).where(Agent.tenant_id == tenant_id, Agent.current_call_id == call_id, Agent.system_state.in_(("reserved", "ringing")))
+                .order_by(Agent.id)
+            ))
+            for agent_id in stale:
+                if agent_id == keep:
+                    continue
+                agent = await lock_agent(
+                    session, tenant_id=tenant_id, agent_id=agent_id,
+                    when=(Agent.current_call_id == call_id, Agent.system_state.in_(("reserved", "ringing"))),
+                    values={"system_state": "idle", "current_call_id": None, "state_changed_at": now},
                 )
+                if agent is not None:
+                    freed.append(agent)
+                    await agent_state_changed(session, agent)
+        for agent in freed:
+            self.publish_agent(tenant_id, agent)
+            self.hub.publish(agent_channel(tenant_id, agent.id), {"type": "call.withdrawn", "call_id": str(call_id), "reason": reason})
+        for agent in freed:
+            if agent.status == "available":
+                await self.route_for_agent(tenant_id=tenant_id, agent_id=agent.id)
+        return freed
+
+    async def sweep(self) -> None:
+        """Safety net across tenants for what a crashed node's timers would have done:
+        expired leases, stale offers, ended wrap-ups, waiting calls past their limits."""
+        now = self.clock()
+        async with self.db.platform_session(reason="ACD sweep: expired presence leases, stale offers, due queue rules") as session:
+            leases = (
+                await session.execute(select(Agent.tenant_id, Agent.id).where(Agent.status != "offline", Agent.lease_expires_at <= now))
             ).all()
+            timeout = func.coalesce(Queue.ring_timeout_s, self.ring_timeout_s)
             rings = (
                 await session.execute(
-                    select(Call.tenant_id, Call.id, Call.agent_id).where(Call.status == "ringing", Call.offered_at <= ring_cutoff)
+                    select(Call.tenant_id, Call.id, Call.agent_id, Call.ring_group, Call.offered_at, timeout)
+                    .join(Queue, (Queue.tenant_id == Call.tenant_id) & (Queue.id == Call.queue_id))
+                    .where(Call.status == "ringing", Call.offered_at <= now - timedelta(seconds=5))
                 )
             ).all()
-        for tenant_id, call_id, agent_id in rings:
-            if agent_id is not None:
+            wrap_ups = (
+                await session.execute(select(Agent.tenant_id, Agent.id).where(Agent.system_state == "wrap_up", Agent.wrap_up_until <= now))
+            ).all()
+            waiting = (
+                await session.execute(
+                    select(Call.tenant_id, Call.id, Call.queue_id, Call.queue_entered_at, Queue.max_wait_s, Queue.overflow_after_s, Queue.overflow_action)
+                    .join(Queue, (Queue.tenant_id == Call.tenant_id) & (Queue.id == Call.queue_id))
+                    .where(Call.status == "queued", Call.callback_requested_at.is_(None), Call.queue_entered_at <= now - timedelta(seconds=1))
+                )
+            ).all()
+            orphans = (
+                await session.execute(
+                    select(Agent.tenant_id, Agent.current_call_id)
+                    .join(Call, (Call.tenant_id == Agent.tenant_id) & (Call.id == Agent.current_call_id))
+                    .where(
+                        Agent.system_state.in_(("reserved", "ringing")), Call.status != "ringing",
+                        or_(Call.consult_agent_id.is_(None), Call.consult_agent_id != Agent.id),  # a consultation rings on a live call
+                    )
+                    .distinct()
+                )
+            ).all()
+        for tenant_id, call_id, agent_id, group, offered_at, ring_s in rings:
+            if offered_at > now - timedelta(seconds=ring_s):
+                continue
+            if group:
+                await self.ring_group_timeout(tenant_id=tenant_id, call_id=call_id)
+            elif agent_id is not None:
                 await self.ring_timeout(tenant_id=tenant_id, call_id=call_id, agent_id=agent_id)
+        for tenant_id, call_id in orphans:
+            await self.release_offers(tenant_id=tenant_id, call_id=call_id, reason="call_gone")
         for tenant_id, agent_id in leases:
             await self.expire_lease(tenant_id=tenant_id, agent_id=agent_id)
+        for tenant_id, agent_id in wrap_ups:
+            await self.end_wrap_up(tenant_id=tenant_id, agent_id=agent_id, by="timer")
+        for tenant_id, call_id, queue_id, entered, max_wait_s, overflow_after_s, overflow_action in waiting:
+            waited = (now - entered).total_seconds()
+            overflow_due = overflow_action is not None and overflow_after_s is not None and waited >= overflow_after_s
+            if overflow_due and await self.leave_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id, cause="overflow", due=True):
+                continue
+            if waited >= max_wait_s:
+                await self.leave_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id, cause="max_wait", due=True)
 
 
 @dataclass(frozen=True)
@@ -535,10 +1239,13 @@ async def log_out_all_agents(session: AsyncSession, *, tenant_id: uuid.UUID, now
 async def withdraw_offer(
     session: AsyncSession, *, tenant_id: uuid.UUID, agent: Agent, now: datetime, reason: str,
     event_type: str = "offer_withdrawn", actor: str = "acd",
-) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """Free a ringing (locked) agent and put its call back in the queue (ahead of new calls).
+) -> tuple[uuid.UUID, uuid.UUID | None] | None:
+    """Free a ringing (locked) agent and put its call back in the queue, keeping its
+    priority and its place (``queued_at``): it is offered again before any call that
+    came after it.
 
-    Returns ``(call_id, queue_id)`` of the re-queued call, or None when nothing was ringing.
+    Returns ``(call_id, queue_id)`` of the re-queued call — queue_id None while other
+    agents of a ring-all group still ring — or None when nothing was ringing.
     """
     if agent.system_state not in ("reserved", "ringing"):
         return None
@@ -547,19 +1254,34 @@ async def withdraw_offer(
     await session.flush()
     if call_id is None:
         return None
-    result = await session.execute(
-        update(Call)
-        .where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "ringing", Call.agent_id == agent.id)
-        .values(
-            status="queued", agent_id=None, offered_at=None,
-            priority=case((Call.priority < REQUEUE_PRIORITY, REQUEUE_PRIORITY), else_=Call.priority),
+    group = await session.scalar(select(Call.ring_group).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "ringing"))
+    if group:
+        others = await session.scalar(
+            select(func.count()).select_from(Agent).where(
+                Agent.tenant_id == tenant_id, Agent.current_call_id == call_id, Agent.system_state.in_(("reserved", "ringing"))
+            )
         )
-    )
+        call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
+        assert call is not None
+        await append_event(session, tenant_id=tenant_id, call_id=call_id, type=event_type, actor=actor, at=now, data={"agent_id": str(agent.id), "reason": reason})
+        if others:
+            return call_id, None
+        result = await session.execute(
+            update(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "ringing", Call.ring_group.is_(True))
+            .values(status="queued", offered_at=None, ring_group=False)
+        )
+    else:
+        result = await session.execute(
+            update(Call)
+            .where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "ringing", Call.agent_id == agent.id)
+            .values(status="queued", agent_id=None, offered_at=None)
+        )
     if result.rowcount != 1:
         return None
     call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).execution_options(populate_existing=True))
     assert call is not None
-    await append_event(session, tenant_id=tenant_id, call_id=call_id, type=event_type, actor=actor, at=now, data={"agent_id": str(agent.id), "reason": reason})
+    if not group:
+        await append_event(session, tenant_id=tenant_id, call_id=call_id, type=event_type, actor=actor, at=now, data={"agent_id": str(agent.id), "reason": reason})
     await append_event(session, tenant_id=tenant_id, call_id=call_id, type="requeued", actor=actor, at=now, data={"queue_id": str(call.queue_id), "priority": call.priority})
     await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="queued", queue_id=call.queue_id)
     return call_id, call.queue_id

@@ -22,11 +22,11 @@ from kefu.tenants.models import Agent, QueueMember
 
 
 def ui_state(agent: Agent) -> str:
-    """What the agent desktop shows: offline | available | not_ready | ringing | on_call."""
+    """What the agent desktop shows: offline | available | not_ready | ringing | on_call | wrap_up."""
     if agent.system_state in ("reserved", "ringing"):
         return "ringing"
-    if agent.system_state == "on_call":
-        return "on_call"
+    if agent.system_state in ("on_call", "wrap_up"):
+        return agent.system_state
     return agent.status
 
 

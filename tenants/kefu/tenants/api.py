@@ -293,13 +293,21 @@ class WidgetController(Controller):
 
     @post("/{widget_key:str}/calls", status_code=201)
     async def start_call(self, widget_key: FromPath[str], data: JSONBody[WebCallCreate], runtime: RuntimeDep) -> WebCallOut:
-        created = await _cc(runtime).calls.start_web_call(widget_key=widget_key, caller_name=data.caller_name, offer_sdp=data.offer_sdp)
+        created = await _cc(runtime).calls.start_web_call(
+            widget_key=widget_key, caller_name=data.caller_name, offer_sdp=data.offer_sdp, caller_ref=data.caller_ref
+        )
         return WebCallOut(call_id=created.call_id, answer_sdp=created.answer_sdp, caller_token=created.caller_token)
 
     @get("/calls/{call_id:uuid}")
     async def call_state(self, call_id: FromPath[uuid.UUID], runtime: RuntimeDep, caller_token: CallerToken = None) -> CallerCallOut:
-        call = await _cc(runtime).calls.caller_call(call_id=call_id, caller_token=caller_token)
-        return CallerCallOut(call_id=call.id, status=call.status, end_reason=call.end_reason)
+        cc = _cc(runtime)
+        call = await cc.calls.caller_call(call_id=call_id, caller_token=caller_token)
+        place = await cc.acd.position_of(tenant_id=call.tenant_id, call_id=call.id) if call.status == "queued" else None
+        expected = None if place is None or place[1] == float("inf") else round(place[1])
+        return CallerCallOut(
+            call_id=call.id, status=call.status, end_reason=call.end_reason, position=place[0] if place else None,
+            expected_wait_s=expected, callback=call.callback_requested_at is not None,
+        )
 
     @post("/calls/{call_id:uuid}/hangup", status_code=204)
     async def hangup(self, call_id: FromPath[uuid.UUID], runtime: RuntimeDep, caller_token: CallerToken = None) -> None:

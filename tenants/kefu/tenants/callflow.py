@@ -10,14 +10,12 @@ open across a media operation.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
-
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.db import Database
 from kefu.platform.db.session import on_commit
@@ -25,11 +23,18 @@ from kefu.platform.identity.passwords import token_hash
 from kefu.platform.identity.services import tenant_of_token, tenant_token
 from kefu.platform.models import Tenant, TenantStatus
 from kefu.platform.problems import Problem, check_text, not_found
-from kefu.tenants.acd import Acd, end_tenant_activity
-from kefu.tenants.call_log import append_event, lock_agent, lock_agent_of_call, lock_call
+from kefu.tenants.acd import Acd, count_for_strategies, end_tenant_activity
+from kefu.tenants.call_log import (
+    append_event,
+    lock_agent,
+    lock_agent_of_call,
+    lock_call,
+)
 from kefu.tenants.events import agent_state_changed, call_state_changed
-from kefu.tenants.models import Agent, Call, EntryPoint, Recording
+from kefu.tenants.models import Agent, Call, EntryPoint, Queue, Recording
 from kefu.tenants.notify import agent_channel
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,9 @@ MediaProvider = Callable[[], Any]
 DEFAULT_NODE = "embedded"
 # Ending retries when the call moves to another agent between reading and locking it.
 MAX_END_ATTEMPTS = 20
+# The longest voicemail message.
+VOICEMAIL_MAX_S = 120
+CALLBACK_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 
 
 class _AgentChanged(Exception):
@@ -74,6 +82,8 @@ class CallFlow:
         # Asked first when an agent hangs up (tenant_id, call_id, user_id); True: handled
         # (hanging up during a consultation transfers the call).
         self.agent_leaving: list[Callable[[uuid.UUID, uuid.UUID, uuid.UUID], Any]] = []
+        acd.actions = self
+        acd.media = media
         acd.on_start.append(self.recover_lost_calls)
         acd.on_start.append(self._attach_media_nodes)
 
@@ -208,8 +218,14 @@ class CallFlow:
             raise Problem(403, f"tenant_{status}", "this service is not taking calls at the moment")
         return entry
 
-    async def start_web_call(self, *, widget_key: str, caller_name: str, offer_sdp: str) -> NewCall:
+    async def start_web_call(self, *, widget_key: str, caller_name: str, offer_sdp: str, caller_ref: str | None = None) -> NewCall:
+        """A web caller arrives: the call is created queued in the entry point's queue (at
+        the entry point's priority), its caller leg answered, then the queue's rules apply
+        (closed, overflow) or it is routed.  ``caller_ref`` identifies a returning caller
+        (a customer reference the tenant's site passes) for preferred-agent routing."""
         caller_name = check_text(caller_name, code="invalid_caller_name", what="the caller name")
+        if caller_ref is not None:
+            caller_ref = check_text(caller_ref, code="invalid_caller_ref", what="the caller reference")
         check_sdp(offer_sdp)
         entry = await self.resolve_widget(widget_key)
         tenant_id = entry.tenant_id
@@ -221,23 +237,82 @@ class CallFlow:
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             call = Call(
                 id=call_id, tenant_id=tenant_id, entry_point_id=entry.id, queue_id=entry.queue_id, caller_name=caller_name,
-                status="queued", started_at=now, queued_at=now, priority=0, caller_token_hash=token_hash(caller_token),
+                status="queued", started_at=now, queued_at=now, priority=entry.priority, caller_token_hash=token_hash(caller_token),
                 media_node=media_node,  # the call's legs live there; when that node dies the call ends
+                caller_ref=caller_ref, skills=[],
             )
             session.add(call)
             await session.flush()
             await append_event(session, tenant_id=tenant_id, call_id=call.id, type="created", actor="caller", at=now,
                                data={"entry_point_id": str(entry.id), "caller_name": caller_name, "channel": "web"})
+            cause = await self.acd.admit(session, call=call, now=now)
             await append_event(session, tenant_id=tenant_id, call_id=call.id, type="queued", actor="acd", at=now,
-                               data={"queue_id": str(entry.queue_id), "priority": 0})
+                               data={"queue_id": str(entry.queue_id), "priority": entry.priority,
+                                     **({"preferred_agent_id": str(call.preferred_agent_id)} if call.preferred_agent_id else {})})
             await call_state_changed(session, tenant_id=tenant_id, call_id=call.id, status="queued", queue_id=entry.queue_id)
         try:
             answer_sdp = await self.answer_leg(tenant_id=tenant_id, call_id=call.id, party="caller", offer_sdp=offer_sdp)
         except Problem as problem:
             await self.end_call(tenant_id=tenant_id, call_id=call.id, reason="media_failed", actor="media")
-            raise problem
-        await self.acd.route_queue(tenant_id=tenant_id, queue_id=entry.queue_id)
+            raise
+        await self.acd.call_queued(tenant_id=tenant_id, call_id=call.id, cause=cause)
         return NewCall(call.id, tenant_id, answer_sdp, caller_token)
+
+    # --- queue rules the ACD hands over (kefu.tenants.acd.QueueActions) ---------------
+
+    async def queue_action(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, action: str, cause: str) -> None:
+        """A waiting call leaves its queue by rule (``cause``: closed, overflow, max_wait):
+        hang up, take a voicemail, or become a callback that keeps its place."""
+        if action == "callback":
+            if await self.acd.request_callback(tenant_id=tenant_id, call_id=call_id, number=None, actor="acd"):
+                await self._release_leg(tenant_id=tenant_id, call_id=call_id, party="caller")
+            return
+        if action == "voicemail":
+            await self.start_voicemail(tenant_id=tenant_id, call_id=call_id, cause=cause)
+            return
+        await self.end_call(tenant_id=tenant_id, call_id=call_id, reason=cause, actor="acd")
+
+    async def start_voicemail(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, cause: str) -> bool:
+        """The caller leaves a message: a prompt, then the caller's leg is recorded alone
+        until it hangs up or ``VOICEMAIL_MAX_S`` passed (the call ends ``voicemail``)."""
+        now = self.acd.clock()
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            result = await session.execute(
+                update(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "queued").values(status="voicemail")
+            )
+            if result.rowcount != 1:
+                return False
+            queue_id = await session.scalar(select(Call.queue_id).where(Call.tenant_id == tenant_id, Call.id == call_id))
+            await append_event(session, tenant_id=tenant_id, call_id=call_id, type="voicemail_started", actor="acd", at=now, data={"cause": cause})
+            await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="voicemail", queue_id=queue_id)
+        self.acd.publish_call(tenant_id, call_id, "voicemail")
+        media = self._media_provider()
+        if media is not None:
+            try:
+                if hasattr(media, "record_party"):
+                    await media.record_party(tenant_id=tenant_id, call_id=call_id, party="caller", enabled=True)
+                if hasattr(media, "play_prompt"):
+                    await media.play_prompt(tenant_id=tenant_id, call_id=call_id, party="caller", prompt_id="voicemail",
+                                            text="Please leave a message after the tone. Hang up when you are done.")
+            except Exception:
+                log.exception("voicemail media for call %s failed", call_id)
+
+        async def limit() -> None:
+            await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="voicemail", actor="acd")
+
+        self.acd.timers.call_at(now + timedelta(seconds=VOICEMAIL_MAX_S), limit)
+        return True
+
+    async def request_callback(self, *, call_id: uuid.UUID, caller_token: str | None, number: str | None) -> None:
+        """The waiting caller asks to be called back: it hangs up and keeps its place."""
+        call = await self.caller_call(call_id=call_id, caller_token=caller_token)
+        if number is not None:
+            number = number.strip()
+            if not CALLBACK_NUMBER.fullmatch(number):
+                raise Problem(400, "invalid_callback_number", "give a phone number of 3 to 20 digits, optionally starting with +")
+        if not await self.acd.request_callback(tenant_id=call.tenant_id, call_id=call.id, number=number, actor="caller"):
+            raise Problem(409, "call_not_waiting", "only a call waiting in a queue can become a callback")
+        await self._release_leg(tenant_id=call.tenant_id, call_id=call.id, party="caller")
 
     async def caller_call(self, *, call_id: uuid.UUID, caller_token: str | None) -> Call:
         """The call a caller's secret opens; anything else answers 404."""
@@ -266,21 +341,40 @@ class CallFlow:
         return agent_id
 
     async def answer(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID, offer_sdp: str) -> str:
-        """The agent answers the call ringing at it; returns the media answer and bridges the legs."""
+        """The agent answers the call ringing at it; returns the media answer and bridges the legs.
+
+        A call ringing at a ring-all group is claimed first (the first to answer
+        wins; the others are released), then its agent leg is negotiated.
+        """
         check_sdp(offer_sdp)
         agent_id = await self.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.agent_id == agent_id))
+            if call is None:
+                rings_here = await session.scalar(
+                    select(Agent.id).where(Agent.tenant_id == tenant_id, Agent.id == agent_id, Agent.current_call_id == call_id)
+                )
+                if rings_here is not None:
+                    call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.ring_group.is_(True)))
         if call is None:
             raise not_found("call")
         if call.status != "ringing":
             raise Problem(409, "call_not_ringing", f"the call is {call.status}, not ringing at you")
-        answer_sdp = await self.answer_leg(tenant_id=tenant_id, call_id=call_id, party="agent", offer_sdp=offer_sdp)
-        try:
+        if call.ring_group:
             agent = await self._connect(tenant_id=tenant_id, user_id=user_id, agent_id=agent_id, call=call)
-        except BaseException:
-            await self._release_leg(tenant_id=tenant_id, call_id=call_id, party="agent")
-            raise
+            await self.acd.release_offers(tenant_id=tenant_id, call_id=call_id, reason="answered_elsewhere", keep=agent_id)
+            try:
+                answer_sdp = await self.answer_leg(tenant_id=tenant_id, call_id=call_id, party="agent", offer_sdp=offer_sdp)
+            except Problem:
+                await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="media_failed", actor="media")
+                raise
+        else:
+            answer_sdp = await self.answer_leg(tenant_id=tenant_id, call_id=call_id, party="agent", offer_sdp=offer_sdp)
+            try:
+                agent = await self._connect(tenant_id=tenant_id, user_id=user_id, agent_id=agent_id, call=call)
+            except BaseException:
+                await self._release_leg(tenant_id=tenant_id, call_id=call_id, party="agent")
+                raise
         self.acd.publish_agent(tenant_id, agent)
         self.acd.publish_call(tenant_id, call_id, "connected")
         try:
@@ -309,13 +403,15 @@ class CallFlow:
             )
             if agent is None:
                 raise Problem(409, "call_not_ringing", "the call stopped ringing at you before it was answered")
+            mine = (Call.agent_id == agent_id) | (Call.ring_group.is_(True) & Call.agent_id.is_(None))
             connected = await session.execute(
                 update(Call)
-                .where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "ringing", Call.agent_id == agent_id)
-                .values(status="connected", answered_at=func.coalesce(Call.answered_at, now), offered_at=None)
+                .where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "ringing", mine)
+                .values(status="connected", agent_id=agent_id, ring_group=False, answered_at=func.coalesce(Call.answered_at, now), offered_at=None)
             )
             if connected.rowcount != 1:
                 raise Problem(409, "call_not_ringing", "the call stopped ringing at you before it was answered")
+            await count_for_strategies(session, tenant_id=tenant_id, queue_id=call.queue_id, agent_id=agent_id, now=now, answered=1)
             await append_event(session, tenant_id=tenant_id, call_id=call_id, type="answered", actor=f"user:{user_id}", at=now,
                                data={"agent_id": str(agent_id), "ring_s": round((now - call.offered_at).total_seconds(), 3) if call.offered_at else None})
             await agent_state_changed(session, agent)
@@ -358,7 +454,15 @@ class CallFlow:
     # --- ending --------------------------------------------------------------------
 
     async def on_leg_closed(self, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str) -> None:
-        """The media plane reports a leg that failed or closed."""
+        """The media plane reports a leg that failed or closed.  The caller's leg of a
+        callback closes on purpose: the call keeps waiting without it."""
+        if party == "caller":
+            async with self.db.tenant_session(tenant_id=tenant_id) as session:
+                row = (await session.execute(
+                    select(Call.status, Call.callback_requested_at).where(Call.tenant_id == tenant_id, Call.id == call_id)
+                )).first()
+            if row is not None and row.callback_requested_at is not None and row.status in ("queued", "ringing", "connected"):
+                return
         await self.end_call(tenant_id=tenant_id, call_id=call_id, reason=None, actor="media", party=party, disconnected=True)
 
     async def _end_in_db(
@@ -387,7 +491,11 @@ class CallFlow:
             if call.agent_id != locked_agent:
                 raise _AgentChanged
             if reason is None:
-                if party == "caller" and call.status != "connected":
+                if party == "caller" and call.status == "voicemail":
+                    reason = "voicemail"
+                elif party == "caller" and call.callback_requested_at is not None and call.status != "connected":
+                    reason = "callback_cancelled"
+                elif party == "caller" and call.status != "connected":
                     reason = "abandoned"
                 elif disconnected:
                     reason = f"{party}_disconnected"
@@ -398,9 +506,17 @@ class CallFlow:
             await session.flush()
             freed = None
             if call.agent_id is not None:
+                values: dict[str, Any] = {"system_state": "idle", "current_call_id": None, "state_changed_at": now, "last_call_ended_at": now}
+                queue = None
+                if was == "connected":
+                    queue = await session.scalar(select(Queue).where(Queue.tenant_id == tenant_id, Queue.id == call.queue_id))
+                    talked = int((now - call.answered_at).total_seconds()) if call.answered_at else 0
+                    await count_for_strategies(session, tenant_id=tenant_id, queue_id=call.queue_id, agent_id=call.agent_id, now=now, talk_s=talked)
+                if queue is not None and queue.wrap_up_mode != "none":
+                    until = None if queue.wrap_up_mode == "agent_ended" else now + timedelta(seconds=queue.wrap_up_s)
+                    values.update(system_state="wrap_up", wrap_up_call_id=call_id, wrap_up_started_at=now, wrap_up_until=until)
                 freed = await lock_agent(
-                    session, tenant_id=tenant_id, agent_id=call.agent_id, when=(Agent.current_call_id == call_id,),
-                    values={"system_state": "idle", "current_call_id": None, "state_changed_at": now, "last_call_ended_at": now},
+                    session, tenant_id=tenant_id, agent_id=call.agent_id, when=(Agent.current_call_id == call_id,), values=values,
                 )
                 if was == "ringing":
                     # The offer was never answered: the agent keeps no trace of this call.
@@ -411,6 +527,9 @@ class CallFlow:
                 session, tenant_id=tenant_id, call_id=call_id, status="ended", queue_id=call.queue_id, agent_id=call.agent_id, end_reason=reason
             )
             if freed is not None:
+                if freed.system_state == "wrap_up":
+                    await append_event(session, tenant_id=tenant_id, call_id=call_id, type="wrap_up_started", actor="acd", at=now,
+                                       data={"agent_id": str(freed.id), "until": freed.wrap_up_until.isoformat() if freed.wrap_up_until else None})
                 await agent_state_changed(session, freed)
         return reason, freed
 
@@ -435,6 +554,10 @@ class CallFlow:
             await self._collect_recordings(tenant_id=tenant_id, call_id=call_id)
             return False
         reason, freed = ended
+        # A ring-all group (or an offer a crash left behind) may still ring for this call.
+        await self.acd.release_offers(tenant_id=tenant_id, call_id=call_id, reason="call_ended")
+        if freed is not None and freed.system_state == "wrap_up":
+            self.acd.watch_wrap_up(tenant_id, freed.id, call_id, freed.wrap_up_until)
         for hook in self.after_end:
             try:
                 await hook(tenant_id, call_id)

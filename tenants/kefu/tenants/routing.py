@@ -178,7 +178,10 @@ def _strategy_key(strategy: str, now: datetime):  # type: ignore[no-untyped-def]
 
 
 def _explain(candidate: Candidate, strategy: str, now: datetime, score: int | None) -> dict[str, Any]:
-    facts: dict[str, Any] = {"agent_id": str(candidate.agent_id), "idle_s": round((now - candidate.idle_since).total_seconds(), 3)}
+    facts: dict[str, Any] = {"agent_id": str(candidate.agent_id)}
+    if strategy in ("longest_idle", "ring_all", "random"):
+        facts["idle_since"] = candidate.idle_since.isoformat()
+    facts["idle_s"] = round((now - candidate.idle_since).total_seconds(), 3)
     if strategy == "round_robin":
         facts["last_offered_at"] = candidate.last_offered_at.isoformat() if candidate.last_offered_at else None
     elif strategy == "fewest_calls":
@@ -194,7 +197,7 @@ def _explain(candidate: Candidate, strategy: str, now: datetime, score: int | No
 
 def _reason(strategy: str, first: dict[str, Any], count: int) -> str:
     if strategy == "longest_idle":
-        return f"longest idle: idle {first['idle_s']} s, the longest of {count} eligible agent(s)"
+        return f"longest idle: idle since {first['idle_since']} ({first['idle_s']} s), the longest of {count} eligible agent(s)"
     if strategy == "round_robin":
         when = first["last_offered_at"] or "never"
         return f"round robin: last offered a call of this queue {when}, the least recently of {count} eligible agent(s)"

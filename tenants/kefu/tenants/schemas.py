@@ -179,6 +179,8 @@ class AnswerOut(msgspec.Struct):
 class WebCallCreate(Request):
     caller_name: str
     offer_sdp: str
+    # The tenant's own reference for a returning caller (preferred-agent routing).
+    caller_ref: str | None = None
 
 
 class WebCallOut(msgspec.Struct):
@@ -187,10 +189,14 @@ class WebCallOut(msgspec.Struct):
     caller_token: str
 
 
-class CallerCallOut(msgspec.Struct):
+class CallerCallOut(msgspec.Struct, omit_defaults=True):
     call_id: uuid.UUID
     status: str
     end_reason: str | None
+    # While queued: the place in the queue (from 1) and the expected wait.
+    position: int | None = None
+    expected_wait_s: int | None = None
+    callback: bool = False
 
 
 # --- call log ------------------------------------------------------------------
