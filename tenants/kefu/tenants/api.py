@@ -67,12 +67,18 @@ from kefu.tenants.services import ContactCenter, contact_center
 def install(runtime: Runtime) -> list[Any]:
     from kefu.tenants.clock import AsyncioTimers
 
+    from kefu.tenants.notify import Hub, RedisHub
+
     clock = runtime.components.get("acd.clock", utcnow)
+    hub: Hub = RedisHub(runtime.settings.redis_url) if runtime.settings.redis_url else Hub()
+    if isinstance(hub, RedisHub):
+        runtime.add_service(hub)  # before the ACD: pushes flow once routing starts
     acd = Acd(
         runtime.db,
         ring_timeout_s=runtime.settings.ring_timeout_s,
         clock=clock,
         timers=runtime.components.get("acd.timers") or AsyncioTimers(clock),
+        hub=hub,
         sweep_interval_s=runtime.components.get("acd.sweep_interval_s", 5.0),
     )
     flow = CallFlow(runtime.db, acd, lambda: runtime.components.get("media"), node_id=runtime.settings.node_id)

@@ -1,22 +1,29 @@
 """Pushes to live browser connections: an agent's desktop, a caller's page.
 
 Channels carry the tenant: ``("agent", tenant_id, agent_id)`` and
-``("call", tenant_id, call_id)``.  This hub is in-process (the embedded
-default and a single API node); several API nodes need it backed by Redis
-pub/sub, which is left for the scaling issue.  Messages are published only
-after the change they describe has committed.
+``("call", tenant_id, call_id)``.  ``Hub`` is in-process (the embedded
+default); with Redis (production, several API nodes) ``RedisHub`` sends every
+push through Redis pub/sub, so an agent whose desktop is connected to one API
+node gets the offers another node made.  Messages are published only after
+the change they describe has committed; one process's pushes reach Redis in
+the order they were made (one writer task).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 Channel = tuple[str, uuid.UUID, uuid.UUID]
+REDIS_PREFIX = "kefu:push:"
 
 
 def agent_channel(tenant_id: uuid.UUID, agent_id: uuid.UUID) -> Channel:
@@ -43,7 +50,111 @@ class Hub:
                 del self._subscribers[channel]
 
     def publish(self, channel: Channel, message: dict[str, Any]) -> None:
+        self.deliver(channel, message)
+
+    def deliver(self, channel: Channel, message: dict[str, Any]) -> None:
+        """Hand a push to this process's subscribers of ``channel``."""
         for queue in list(self._subscribers.get(channel, ())):
             if queue.full():  # a stalled browser loses old pushes, never blocks the ACD
                 queue.get_nowait()
             queue.put_nowait(message)
+
+
+def redis_channel(channel: Channel) -> str:
+    kind, tenant_id, target = channel
+    return f"{REDIS_PREFIX}{kind}:{tenant_id}:{target}"
+
+
+def parse_redis_channel(name: str) -> Channel | None:
+    if not name.startswith(REDIS_PREFIX):
+        return None
+    try:
+        kind, tenant, target = name[len(REDIS_PREFIX):].split(":")
+        return (kind, uuid.UUID(tenant), uuid.UUID(target))
+    except ValueError:
+        return None
+
+
+class RedisHub(Hub):
+    """Pushes through Redis pub/sub: every API node's subscribers get every push.
+
+    A service (``start``/``stop``): one pattern subscription per process reads
+    ``kefu:push:*`` and delivers locally; ``publish`` queues the push for one
+    writer task, so this process's pushes keep their order.  While Redis is
+    unreachable pushes are delivered locally only (and logged): a browser on
+    another node then catches up from its next state push or its reconnect.
+    """
+
+    name = "push hub"
+
+    def __init__(self, redis_url: str) -> None:
+        super().__init__()
+        self.redis_url = redis_url
+        self._outbox: asyncio.Queue[tuple[str, str, Channel, dict[str, Any]]] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._redis: Any = None
+        self._ready: asyncio.Event | None = None
+
+    async def start(self) -> None:
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.from_url(self.redis_url)
+        self._outbox = asyncio.Queue()
+        self._ready = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._read(), name="kefu-push-reader"),
+            asyncio.create_task(self._write(), name="kefu-push-writer"),
+        ]
+        await asyncio.wait_for(self._ready.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    def publish(self, channel: Channel, message: dict[str, Any]) -> None:
+        if self._outbox is None:
+            self.deliver(channel, message)  # not started (tests building an Acd by hand)
+            return
+        self._outbox.put_nowait((redis_channel(channel), json.dumps(message, default=str), channel, message))
+
+    async def _write(self) -> None:
+        assert self._outbox is not None
+        while True:
+            name, payload, channel, message = await self._outbox.get()
+            try:
+                await self._redis.publish(name, payload)
+            except Exception:
+                log.warning("push to %s could not go through Redis; delivered on this node only", name, exc_info=True)
+                self.deliver(channel, message)
+
+    async def _read(self) -> None:
+        assert self._ready is not None
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.psubscribe(f"{REDIS_PREFIX}*")
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "psubscribe":
+                        self._ready.set()
+                        continue
+                    if message["type"] != "pmessage":
+                        continue
+                    name = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+                    channel = parse_redis_channel(name)
+                    if channel is not None:
+                        self.deliver(channel, json.loads(message["data"]))
+            except asyncio.CancelledError:
+                await pubsub.aclose()
+                raise
+            except Exception:
+                log.warning("push subscription to Redis lost; subscribing again", exc_info=True)
+                await pubsub.aclose()
+                await asyncio.sleep(0.5)
