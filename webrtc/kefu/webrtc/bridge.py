@@ -24,6 +24,8 @@ Recording: each party's channel holds what that party said while someone in
 the call could hear it, written from its packets as received (no decoding).
 A muted agent, a caller on hold or a supervisor only listening in is not
 recorded; the gap is silence, so every party's file keeps the call's clock.
+A party the control plane asked to record (``record_party``: a caller
+leaving a voicemail, whom nobody hears) is recorded whether heard or not.
 Pausing the recording silences every channel until it is resumed.
 """
 
@@ -311,6 +313,8 @@ class Bridge:
         self.recorders: dict[str, Recorder] = {}
         self.bridged = False
         self.recording_paused = False
+        # Parties recorded even while nobody hears them (a caller leaving a voicemail).
+        self.always_recorded: set[str] = set()
         self.prompts: dict[str, PlayingPrompt] = {}
         # Parties whose in-band DTMF is listened for (digits sent as RFC 4733 events always arrive).
         self.dtmf_parties: set[str] = set()
@@ -397,6 +401,16 @@ class Bridge:
         self._wire()
         return True
 
+    def record_party(self, party: str, enabled: bool) -> None:
+        """Record ``party`` from now on whether or not anyone hears it (``enabled``), or
+        only while someone does again.  The call need not be bridged."""
+        check_party(party)
+        if enabled:
+            self.always_recorded.add(party)
+        else:
+            self.always_recorded.discard(party)
+        self._wire()
+
     def set_recording_paused(self, paused: bool) -> None:
         self.recording_paused = paused
         for recorder in self.recorders.values():
@@ -422,6 +436,12 @@ class Bridge:
         for listener in self.legs:
             heard.update(s for s in self._sources_of(listener) if s in self.legs)
         return heard
+
+    def recorded(self) -> set[str]:
+        """Parties whose audio is written now: those someone hears once the call is
+        bridged, and those always recorded."""
+        heard = self.audible() if self.bridged else set()
+        return (heard | self.always_recorded) & self.legs.keys()
 
     def _wire(self, *, replaced: str | None = None, replaced_prompt: str | None = None) -> None:
         sinks: dict[str, list[Sink]] = {party: [] for party in self.legs}
@@ -476,13 +496,10 @@ class Bridge:
             if party in self.dtmf_parties and party in self._dtmf and not self._dtmf[party].rfc4733:
                 decoded(party).listeners.append(self._dtmf[party].feed_pcm)
 
-        if self.bridged:
-            audible = self.audible()
-            for party, leg in self.legs.items():
-                if party in audible:
-                    recorder = self._recorder(party, leg)
-                    if recorder is not None:
-                        sinks[party].insert(0, recorder)  # type: ignore[arg-type]
+        for party in self.recorded():
+            recorder = self._recorder(party, self.legs[party])
+            if recorder is not None:
+                sinks[party].insert(0, recorder)  # type: ignore[arg-type]
 
         for listener, output in old.outputs.items():
             if new.outputs.get(listener) is not output:

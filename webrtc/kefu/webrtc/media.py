@@ -51,7 +51,7 @@ class MediaPlane:
     name = "media"
     COMMANDS = (
         "answer_leg", "add_ice_candidate", "bridge", "set_routes", "play_prompt", "stop_prompt",
-        "listen_dtmf", "set_recording_paused", "move_leg", "close_leg", "end_call", "leg_states",
+        "listen_dtmf", "record_party", "set_recording_paused", "move_leg", "close_leg", "end_call", "leg_states",
     )
     CALLBACKS = ("on_leg_closed", "on_dtmf", "on_prompt_done")
 
@@ -215,6 +215,24 @@ class MediaPlane:
             raise OfferRejected("no_call", "the media server has no such call")
         async with bridge.lock:
             bridge.listen_dtmf(party, enabled)
+
+    async def record_party(self, *, tenant_id: UUID, call_id: UUID, party: str, enabled: bool = True) -> None:
+        """Record ``party`` from now on even while nobody hears it (a caller leaving a
+        voicemail), or, with ``enabled=False``, only while someone does again.
+
+        Its file starts now (not at the end of a prompt playing to it) and holds only
+        what the party sends: prompts played to it are never in it.  ``end_call``
+        returns the file as usual.
+        """
+        try:
+            check_party(party)
+        except ValueError:
+            raise OfferRejected("invalid_party", "party must be a short lower-case name such as caller, agent or supervisor") from None
+        bridge = self._bridge(tenant_id, call_id)
+        if bridge is None:
+            raise OfferRejected("no_call", "the media server has no such call")
+        async with bridge.lock:
+            bridge.record_party(party, enabled)
 
     async def set_recording_paused(self, *, tenant_id: UUID, call_id: UUID, paused: bool) -> None:
         bridge = self._bridge(tenant_id, call_id)
