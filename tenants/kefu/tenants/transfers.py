@@ -70,6 +70,7 @@ class Transfers:
                 call.status, call.agent_id, call.offered_at = "ringing", target.id, now
             else:
                 call.status, call.queue_id, call.agent_id, call.offered_at = "queued", queue_id, None, None
+                call.queue_entered_at = now  # the new queue's overflow and maximum wait count from now
             freed = await self._free(session, tenant_id=tenant_id, agent_id=me, call_id=call_id, now=now)
             to = {"agent_id": str(agent_id)} if agent_id is not None else {"queue_id": str(queue_id)}
             await append_event(session, tenant_id=tenant_id, call_id=call_id, type="transferred", actor=f"user:{user_id}", at=now,
@@ -92,10 +93,11 @@ class Transfers:
         self.acd.hub.publish(agent_channel(tenant_id, me), {"type": "call.transferred", "call_id": str(call_id)})
         await self._after_free(tenant_id, freed)
         if target is not None:
-            self.acd._after_offer(Offer(tenant_id, call_id, target.id, call.queue_id, call.caller_name, now), target)  # type: ignore[arg-type]
+            offer = Offer(tenant_id, call_id, target.id, call.queue_id, call.caller_name, now)  # type: ignore[arg-type]
+            self.acd._after_offer([offer], [target], self.acd.ring_timeout_s, group=False)
         else:
             self.acd.publish_call(tenant_id, call_id, "queued")
-            await self.acd.route_queue(tenant_id=tenant_id, queue_id=queue_id)  # type: ignore[arg-type]
+            await self.acd.call_queued(tenant_id=tenant_id, call_id=call_id)
         return call
 
     # --- consultation ---------------------------------------------------------------------
