@@ -19,9 +19,6 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select, update
-from tenants_support import OFFER, START, Admin, AgentSeat, InProcessMedia, MakeAgent
-
 from kefu.platform.db import Database
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
@@ -31,6 +28,8 @@ from kefu.tenants.clock import ManualClock, ManualTimers
 from kefu.tenants.models import Agent, Call, QueueMember
 from kefu.tenants.notify import agent_channel
 from kefu.tenants.services import ContactCenter
+from sqlalchemy import select, update
+from tenants_support import OFFER, START, Admin, AgentSeat, InProcessMedia, MakeAgent
 
 BOTH_BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
@@ -497,6 +496,20 @@ async def test_a_requeued_call_keeps_its_place_and_priority(
 
     await ready(client, ben)
     assert await ringing_call(client, ben) == v1["call_id"]
+
+
+async def test_an_agent_freeing_up_serves_its_most_urgent_queue_first(
+    client: AsyncClient, acme: Admin, make_agent: MakeAgent, timers: ManualTimers
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    sales, support = await make_queue(client, acme, [ann], "Sales"), await make_queue(client, acme, [ann], "Support")
+    older = await place(client, await make_entry(client, acme, sales), "Older, normal")
+    await timers.advance(5)
+    urgent = await place(client, await make_entry(client, acme, support, priority=9), "Newer, urgent")
+    await ready(client, ann)
+    assert await ringing_call(client, ann) == urgent["call_id"]
+    await talk(client, timers, ann, urgent, 5)
+    assert await ringing_call(client, ann) == older["call_id"]
 
 
 # --- returning caller ------------------------------------------------------------------------------
@@ -1000,7 +1013,6 @@ async def survivor_node(runtime: Runtime, clock: ManualClock, media: InProcessMe
         await db.dispose()
 
 
-@BOTH_BACKENDS
 async def test_sweep_applies_due_max_wait_and_overflow_when_timers_were_lost(
     runtime: Runtime, client: AsyncClient, acme: Admin, make_agent: MakeAgent, clock: ManualClock, media: InProcessMedia
 ) -> None:
@@ -1058,7 +1070,6 @@ async def test_sweep_ends_due_wrap_ups_and_times_out_stale_rings(
     assert [e["type"] for e in await events_of(client, acme, grouped)][2:] == ["offered", "offer_timeout", "requeued", "offered"]
 
 
-@BOTH_BACKENDS
 async def test_sweep_frees_agents_left_ringing_for_a_call_that_ended(
     runtime: Runtime, cc: ContactCenter, client: AsyncClient, acme: Admin, make_agent: MakeAgent, clock: ManualClock
 ) -> None:
@@ -1076,3 +1087,58 @@ async def test_sweep_frees_agents_left_ringing_for_a_call_that_ended(
     assert [await ringing_call(client, s) for s in (ann, ben)] == [later["call_id"]] * 2
     for seat in (ann, ben):
         assert (await agent_row(runtime, seat))["status"] == "available"
+
+
+# --- engine bugs found by these tests (strict xfail: they start passing once fixed) ----------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Acd.position_of counts only calls with a higher priority or an earlier queued_at, while routing orders by "
+    "(priority desc, queued_at, id): two calls queued at the same instant both report position 1"
+))
+async def test_calls_queued_at_the_same_instant_get_distinct_positions(client: AsyncClient, acme: Admin, make_agent: MakeAgent) -> None:
+    ann = await make_agent(acme, "Ann")
+    _, widget = await queue_with_entry(client, acme, [ann])
+    first, second = await place(client, widget, "First"), await place(client, widget, "Second")
+    assert sorted([(await caller_view(client, first))["position"], (await caller_view(client, second))["position"]]) == [1, 2]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "A call re-queued after an offer (ring timeout) is never announced again: the announcement timer that fired "
+    "while the call rang returned 0 and ended the chain, and withdraw_offer/ring_timeout do not re-arm it"
+))
+async def test_a_requeued_call_keeps_being_announced(client: AsyncClient, acme: Admin, make_agent: MakeAgent, timers: ManualTimers) -> None:
+    ann = await make_agent(acme, "Ann")
+    _, widget = await queue_with_entry(client, acme, [ann], announce_interval_s=30, ring_timeout_s=10)
+    await log_in(client, ann)
+    call = await place(client, widget, "Li Lei")
+    await timers.advance(25)  # announced at 0 s
+    await ready(client, ann)  # rings from 25 s; the 30 s announcement finds it ringing
+    assert await ringing_call(client, ann) == call["call_id"]
+    await timers.advance(10)  # Ann lets it ring out at 35 s: queued again
+    assert (await caller_view(client, call))["status"] == "queued"
+    await timers.advance(60)
+    announced = [e["at"][11:19] for e in of_type(await events_of(client, acme, call), "position_announced")]
+    assert announced[0] == "09:00:00"
+    assert [at for at in announced if at > "09:00:35"] != []  # waiting again from 35 s to 95 s: announced again
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "The max-wait (and overflow) timer fires once: if the call is ringing then, leave_queue returns None, and a "
+    "later re-queue (ring timeout) arms nothing, so the call waits past max_wait_s until a sweep happens to run"
+))
+async def test_max_wait_passed_while_ringing_applies_once_the_call_is_requeued(
+    runtime: Runtime, client: AsyncClient, acme: Admin, make_agent: MakeAgent, timers: ManualTimers
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    _, widget = await queue_with_entry(client, acme, [ann], max_wait_s=30, ring_timeout_s=10)
+    await log_in(client, ann)
+    call = await place(client, widget, "Li Lei")
+    await timers.advance(25)
+    await ready(client, ann)  # rings from 25 s to 35 s, across the 30 s maximum wait
+    assert await ringing_call(client, ann) == call["call_id"]
+    await timers.advance(10)
+    assert (await call_row(runtime, acme.tenant_id, call)).status == "queued"
+    await timers.advance(60)
+    row = await call_row(runtime, acme.tenant_id, call)
+    assert (row.status, row.end_reason) == ("ended", "max_wait")

@@ -11,9 +11,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from kefu.tenants import routing
-from kefu.tenants.routing import Candidate, Rules, SkillNeed, WaitingCall, decide, eligible_agents, relaxation, relaxation_times
+from kefu.tenants.routing import (
+    Candidate,
+    Rules,
+    SkillNeed,
+    WaitingCall,
+    decide,
+    eligible_agents,
+    relaxation,
+    relaxation_times,
+)
 
 NOW = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
 FRENCH = uuid.UUID("00000000-0000-0000-0000-00000000f001")
@@ -128,8 +136,8 @@ def test_random_with_a_seeded_rng_is_reproducible_and_shuffles_the_idle_order() 
     again = decide(call(), list(reversed(team)), Rules("random"), NOW, random.Random(42))
     assert order(first) == expected == order(again)
     assert first is not None
-    assert first.eligible[0] == {"agent_id": str(expected[0]), "idle_since": next(c.idle_since for c in team if c.agent_id == expected[0]).isoformat(),
-                                 "idle_s": next((NOW - c.idle_since).total_seconds() for c in team if c.agent_id == expected[0])}
+    head = next(c for c in team if c.agent_id == expected[0])
+    assert first.eligible[0] == {"agent_id": str(head.agent_id), "idle_since": head.idle_since.isoformat(), "idle_s": (NOW - head.idle_since).total_seconds()}
     assert first.reason == "random: drawn at random from 4 eligible agent(s)"
     # Different seeds do draw different agents.
     heads = {order(decide(call(), team, Rules("random"), NOW, random.Random(seed)))[0] for seed in range(40)}
