@@ -180,6 +180,8 @@ class Acd:
         # Plays announcements to waiting callers (the media plane), when there is one.
         self.media: Callable[[], Any] = lambda: None
         self._lease_timers: dict[tuple[uuid.UUID, uuid.UUID], TimerHandle] = {}
+        # The current announcement chain of each waiting call.
+        self._announcing: dict[uuid.UUID, int] = {}
         self._sweeper: asyncio.Task[None] | None = None
         # Run once when the service starts (the call flow recovers calls a restart left behind).
         self.on_start: list[Callable[[], Awaitable[object]]] = []
@@ -334,7 +336,7 @@ class Acd:
             agent = await self._lock_agent_of_user(session, tenant_id=tenant_id, user_id=user_id)
             if agent.system_state == "on_call":
                 raise Problem(409, "agent_on_call", "hang up the current call before logging out")
-            queue_id = await self._withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="agent_logged_out")
+            requeued = await self._withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="agent_logged_out")
             await self._close_wrap_up(session, tenant_id=tenant_id, agent=agent, now=now, by="logged_out")
             agent.status, agent.not_ready_reason, agent.lease_expires_at, agent.state_changed_at = "offline", None, None, now
             await session.flush()
@@ -343,8 +345,8 @@ class Acd:
         if handle is not None:
             handle.cancel()
         self.publish_agent(tenant_id, agent)
-        if queue_id is not None:
-            await self.route_queue(tenant_id=tenant_id, queue_id=queue_id)
+        if requeued is not None:
+            await self.back_in_queue(tenant_id=tenant_id, call_id=requeued[0], queue_id=requeued[1])
         return agent
 
     async def renew_lease(self, *, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
@@ -373,19 +375,20 @@ class Acd:
             )
             if agent is None:
                 return False
-            queue_id = await self._withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="lease_expired")
+            requeued = await self._withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="lease_expired")
             await self._close_wrap_up(session, tenant_id=tenant_id, agent=agent, now=now, by="lease_expired")
             await agent_state_changed(session, agent)
         log.info("agent %s lease expired", agent_id)
         self.publish_agent(tenant_id, agent)
-        if queue_id is not None:
-            await self.route_queue(tenant_id=tenant_id, queue_id=queue_id)
+        if requeued is not None:
+            await self.back_in_queue(tenant_id=tenant_id, call_id=requeued[0], queue_id=requeued[1])
         return True
 
     async def _withdraw_offer(
         self, session: AsyncSession, *, tenant_id: uuid.UUID, agent: Agent, now: datetime, reason: str, event_type: str = "offer_withdrawn"
-    ) -> uuid.UUID | None:
-        """Free a ringing (locked) agent and put its call back in the queue; returns the queue to re-route."""
+    ) -> tuple[uuid.UUID, uuid.UUID] | None:
+        """Free a ringing (locked) agent and put its call back in the queue; returns
+        ``(call_id, queue_id)`` for ``back_in_queue`` after commit."""
         withdrawn = await withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason=reason, event_type=event_type)
         if withdrawn is None:
             return None
@@ -393,7 +396,27 @@ class Acd:
         if queue_id is None:
             return None  # another agent of a ring-all group still rings
         self._after_commit(session, lambda: self.publish_call(tenant_id, call_id, "queued"))
-        return queue_id
+        return call_id, queue_id
+
+    async def back_in_queue(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, queue_id: uuid.UUID) -> None:
+        """A call went back to its queue (its offer timed out or was withdrawn): a rule
+        that came due meanwhile (overflow, maximum wait) applies now, its timers and
+        announcements run again, and the queue is routed."""
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            row = (
+                await session.execute(
+                    select(Call, Queue).join(Queue, (Queue.tenant_id == Call.tenant_id) & (Queue.id == Call.queue_id))
+                    .where(Call.tenant_id == tenant_id, Call.id == call_id)
+                )
+            ).first()
+        if row is not None and row[0].status == "queued" and row[0].queue_id == queue_id:
+            call, queue = row
+            for cause in ("overflow", "max_wait"):
+                if await self.leave_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id, cause=cause, due=True):
+                    await self.route_queue(tenant_id=tenant_id, queue_id=queue_id)
+                    return
+            self._arm_waiting(call, queue)
+        await self.route_queue(tenant_id=tenant_id, queue_id=queue_id)
 
     # --- after-call work -------------------------------------------------------
 
@@ -521,13 +544,14 @@ class Acd:
         tenant_id = call.tenant_id
         queue = await session.scalar(select(Queue).where(Queue.tenant_id == tenant_id, Queue.id == call.queue_id))
         assert queue is not None
-        call.queue_entered_at = now
         if queue.preferred_agent_timeout_s > 0 and call.caller_ref:
             last_agent = await session.scalar(
                 select(Call.agent_id)
                 .where(
                     Call.tenant_id == tenant_id, Call.caller_ref == call.caller_ref, Call.id != call.id, Call.answered_at.is_not(None),
                     Call.agent_id.is_not(None), Call.started_at >= now - timedelta(days=RETURNING_CALLER_DAYS),
+                    # Only an agent who can be offered this queue's calls is worth waiting for.
+                    Call.agent_id.in_(select(QueueMember.agent_id).where(QueueMember.tenant_id == tenant_id, QueueMember.queue_id == queue.id)),
                 )
                 .order_by(Call.answered_at.desc())
                 .limit(1)
@@ -535,7 +559,7 @@ class Acd:
             if last_agent is not None:
                 call.preferred_agent_id = last_agent
                 call.preferred_until = now + timedelta(seconds=queue.preferred_agent_timeout_s)
-        await session.flush()
+                await session.flush()
         if queue.schedule_id is not None:
             schedule = await session.scalar(select(Schedule).where(Schedule.tenant_id == tenant_id, Schedule.id == queue.schedule_id))
             if schedule is not None and not schedules.is_open(schedule, now):
@@ -681,7 +705,11 @@ class Acd:
             ahead = await session.scalar(
                 select(func.count()).select_from(Call).where(
                     Call.tenant_id == tenant_id, Call.queue_id == call.queue_id, Call.status == "queued",
-                    or_(Call.priority > call.priority, and_(Call.priority == call.priority, Call.queued_at < call.queued_at)),
+                    or_(
+                        Call.priority > call.priority,
+                        and_(Call.priority == call.priority, Call.queued_at < call.queued_at),
+                        and_(Call.priority == call.priority, Call.queued_at == call.queued_at, Call.id < call.id),
+                    ),
                 )
             ) or 0
             handle = await self._handle_time(session, tenant_id=tenant_id, queue_id=call.queue_id)
@@ -709,10 +737,20 @@ class Acd:
         return sum((ended - answered).total_seconds() for answered, ended in rows) / len(rows) + wrap_up
 
     def _arm_announcement(self, tenant_id: uuid.UUID, call_id: uuid.UUID, queue_id: uuid.UUID, at: datetime, *, first: bool = False) -> None:
+        """One chain of announcements per waiting call: arming again (the call came back
+        to its queue) supersedes the chain running before."""
+        if first:
+            self._announcing[call_id] = self._announcing.get(call_id, 0) + 1
+        chain = self._announcing.get(call_id)
+
         async def announce() -> None:
+            if self._announcing.get(call_id) != chain:
+                return
             interval = await self.announce(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id)
-            if interval:
+            if interval and self._announcing.get(call_id) == chain:
                 self._arm_announcement(tenant_id, call_id, queue_id, self.clock() + timedelta(seconds=interval))
+            elif self._announcing.get(call_id) == chain:
+                del self._announcing[call_id]
 
         self.timers.call_at(at, announce)
 
@@ -1015,13 +1053,13 @@ class Acd:
             if offered_at is None and call.offered_at > now - timedelta(seconds=ring_timeout):
                 return False
             agent.status, agent.not_ready_reason = "not_ready", "no_answer"
-            queue_id = await self._withdraw_offer(
+            requeued = await self._withdraw_offer(
                 session, tenant_id=tenant_id, agent=agent, now=now, reason="no_answer", event_type="offer_timeout"
             )
             await agent_state_changed(session, agent)
         self.publish_agent(tenant_id, agent)
-        if queue_id is not None:
-            await self.route_queue(tenant_id=tenant_id, queue_id=queue_id)
+        if requeued is not None:
+            await self.back_in_queue(tenant_id=tenant_id, call_id=requeued[0], queue_id=requeued[1])
         return True
 
     async def ring_group_timeout(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, offered_at: datetime | None = None) -> bool:
@@ -1067,7 +1105,7 @@ class Acd:
             self.hub.publish(agent_channel(tenant_id, agent.id), {"type": "call.withdrawn", "call_id": str(call_id), "reason": "no_answer"})
         self.publish_call(tenant_id, call_id, "queued")
         if queue_id is not None:
-            await self.route_queue(tenant_id=tenant_id, queue_id=queue_id)
+            await self.back_in_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id)
         return True
 
     async def release_offers(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, reason: str, keep: uuid.UUID | None = None) -> list[Agent]:

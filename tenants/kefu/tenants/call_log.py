@@ -77,14 +77,25 @@ async def append_event(
     at: datetime,
     data: dict[str, Any] | None = None,
 ) -> CallEvent:
-    """Append one event; the caller's transaction must hold the call row's lock."""
-    last = await session.scalar(
-        select(func.max(CallEvent.seq)).where(CallEvent.tenant_id == tenant_id, CallEvent.call_id == call_id)
-    )
-    event = CallEvent(tenant_id=tenant_id, call_id=call_id, seq=(last or 0) + 1, at=at, type=type, actor=actor, data=dict(data or {}))
+    """Append one event; the caller's transaction must hold the call row's lock.
+
+    The call's last ``seq`` is read once per transaction (the lock keeps it
+    ours) and the rows go in with the transaction's next flush, together.
+    """
+    numbers: dict[uuid.UUID, int] = session.info.setdefault(_LAST_SEQ, {})
+    last = numbers.get(call_id)
+    if last is None:
+        last = await session.scalar(
+            select(func.max(CallEvent.seq)).where(CallEvent.tenant_id == tenant_id, CallEvent.call_id == call_id)
+        ) or 0
+    numbers[call_id] = last + 1
+    event = CallEvent(tenant_id=tenant_id, call_id=call_id, seq=last + 1, at=at, type=type, actor=actor, data=dict(data or {}))
     session.add(event)
-    await session.flush()
     return event
+
+
+# Per transaction: the last event number given to each call (kept in session.info).
+_LAST_SEQ = "kefu.call_log.last_seq"
 
 
 async def list_events(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> list[CallEvent]:

@@ -237,7 +237,7 @@ class CallFlow:
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             call = Call(
                 id=call_id, tenant_id=tenant_id, entry_point_id=entry.id, queue_id=entry.queue_id, caller_name=caller_name,
-                status="queued", started_at=now, queued_at=now, priority=entry.priority, caller_token_hash=token_hash(caller_token),
+                status="queued", started_at=now, queued_at=now, queue_entered_at=now, priority=entry.priority, caller_token_hash=token_hash(caller_token),
                 media_node=media_node,  # the call's legs live there; when that node dies the call ends
                 caller_ref=caller_ref, skills=[],
             )

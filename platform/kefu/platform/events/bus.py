@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from kefu.platform.db import Database
 from kefu.platform.db.base import utcnow
@@ -259,10 +259,12 @@ class EventBus:
                     if not rows:
                         return 0
                     await self._deliver([to_published(row) for row in rows])
-                    now = self.clock()
-                    for row in rows:
-                        row.published_at = now
-                        row.attempts = row.attempts + 1
+                    await session.execute(
+                        update(OutboxEvent)
+                        .where(OutboxEvent.id.in_([row.id for row in rows]))
+                        .values(published_at=self.clock(), attempts=OutboxEvent.attempts + 1)
+                        .execution_options(synchronize_session=False)
+                    )
             except Exception:
                 log.exception("publishing outbox events failed; the relay will retry")
                 return 0

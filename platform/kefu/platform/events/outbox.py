@@ -36,14 +36,21 @@ async def emit(session: AsyncSession, event: TenantEvent) -> uuid.UUID:
         created_at=utcnow(),
         attempts=0,
     )
-    session.add(row)
-    await session.flush()
+    session.add(row)  # inserted with the transaction's next flush (in one batch with its siblings)
     bus = bindings.bus_for(session)
     if bus is not None:
-        row_id = row.id
+        pending: list[OutboxEvent] | None = session.info.get(_PENDING)
+        if pending is None:
+            pending = session.info[_PENDING] = []
 
-        async def publish_after_commit() -> None:
-            await bus.publish_committed([row_id])
+            async def publish_after_commit() -> None:
+                rows = session.info.pop(_PENDING, [])
+                await bus.publish_committed([r.id for r in rows])
 
-        on_commit(session, publish_after_commit)
+            on_commit(session, publish_after_commit)
+        pending.append(row)
     return row.event_id
+
+
+# The transaction's outbox rows, published together after its commit.
+_PENDING = "kefu.outbox.pending"
