@@ -4,13 +4,21 @@
 // transfer or a cancel.  The other side of a consultation is this page too: an
 // agent being consulted answers with its own softphone (#consult-offer), and
 // when the transfer completes that leg simply goes on as its call.
-// #agent-state: offline | available | not_ready | ringing | on_call (a code, hidden;
+// #agent-state: offline | available | not_ready | ringing | on_call | wrap_up (a code, hidden;
 //               #agent-state-label shows it in words)
 // #call-state:  idle | ringing | connecting | connected | ended
 // The agent socket (/ws/agent) pushes state, offers, the call's audio state
 // (call.audio with its consult, call.taken_over), call.transferred (the call left
 // us), consult.offered / consult.ended (we are consulted) and
 // call.transferred_to_you; its pings renew the presence lease.
+// Not ready carries the reason chosen in #not-ready-reason (the tenant's active reason
+// codes, or Kefu's defaults while it defined none).  After a call the seat may be in
+// after-call work (#agent-state wrap_up, #wrap-up-countdown to wrap_up_until when the
+// queue sets an end); #disposition-panel gives the connected call, or the call in
+// after-call work, a wrap-up code, first-call resolution and notes, and ends (Ready,
+// End wrap-up) or extends the after-call work.  A ringing offer taken back
+// (call.withdrawn: answered elsewhere in a ring-all group, or not answered in time)
+// clears the ringing call (#offer-withdrawn-notice).
 // Media: every peer connection gets fresh ICE servers (GET /api/v1/media/ice-servers);
 // its offer goes on the agent socket ({"type":"offer"}: it answers a ringing call or
 // a consultation, or re-attaches our connected call) with its candidates trickled
@@ -25,6 +33,8 @@ import {
 } from "./common.js";
 
 const PING_MS = 10_000;
+// What PUT /api/v1/agent/status accepts while the tenant defined no reason codes (kefu.tenants.acd.DEFAULT_REASON_CODES).
+const DEFAULT_REASON_CODES = ["break", "lunch", "meeting", "training", "coaching", "other"];
 const NO_AUDIO = { on_hold: false, muted: false, recording_paused: false, supervisor: null, taken_over: false, consult: null };
 let socket = null;
 let pinger = null;
@@ -33,7 +43,17 @@ let outbox = new CandidateOutbox();  // the latest offer's candidates
 let currentCall = null;
 let closing = false;
 let reattaching = false;
-let agentState = { state: "offline", reason: null };
+// state: the desktop's code; status: the agent's own choice; wrapUpCallId / wrapUpUntil: after-call work (the agent.state push).
+let agentState = { state: "offline", status: "offline", reason: null, wrapUpCallId: null, wrapUpUntil: null };
+// agent.state pushes so far: an HTTP answer is older than a push that came while it was under way.
+let statePushes = 0;
+// Not-ready reasons offered: [{code, label}]; label null for Kefu's defaults (their words are in i18n.py).
+let reasonCodes = DEFAULT_REASON_CODES.map((code) => ({ code, label: null }));
+// The tenant's active wrap-up codes: [{code, label}]; null until read (when a disposition is first possible).
+let wrapUpCodes = null;
+// The call #disposition-panel was last filled for: a new call empties the form.
+let dispositionFor = null;
+let countdown = null;
 let audio = { ...NO_AUDIO };
 // Transfer targets: GET /api/v1/agent/directory, read when a call connects (and on Refresh).
 let directory = { queues: [], agents: [] };
@@ -46,20 +66,146 @@ let consultation = null;
 
 // --- what the page shows ----------------------------------------------------------------
 
+function reasonWords(code) {
+  const tenantCode = reasonCodes.find((r) => r.code === code && r.label);
+  if (tenantCode) return tenantCode.label;
+  const key = `reason_${code}`;
+  return t(key) === key ? code : t(key);
+}
+
 function stateWords(state, reason) {
   const word = t(`state_${state}`);
   if (state !== "not_ready" || !reason || reason === "not_ready") return word;
-  const key = `reason_${reason}`;
-  return `${word} (${t(key) === key ? reason : t(key)})`;
+  return `${word} (${reasonWords(reason)})`;
 }
 
-function setAgentState(state, reason = null) {
-  agentState = { state, reason };
+/** The seat's state; `status` and the after-call work's call and end come with the pushes
+ *  (an HTTP answer has no wrap-up fields: a seat still in after-call work keeps the pushed ones). */
+function setAgentState(state, reason = null, { status, wrapUpCallId, wrapUpUntil } = {}) {
+  const wrapping = state === "wrap_up";
+  agentState = {
+    state,
+    reason,
+    status: status || agentState.status,
+    wrapUpCallId: wrapping ? (wrapUpCallId !== undefined ? wrapUpCallId : agentState.wrapUpCallId) : null,
+    wrapUpUntil: wrapping ? (wrapUpUntil !== undefined ? wrapUpUntil : agentState.wrapUpUntil) : null,
+  };
+  renderAgentState();
+}
+
+/** An HTTP answer's seat state, unless an agent.state push came meanwhile (the push is as new or newer). */
+function answeredState(state, pushesBefore) {
+  if (statePushes === pushesBefore) setAgentState(state.state, state.not_ready_reason, { status: state.status });
+}
+
+function renderAgentState() {
+  const { state, reason } = agentState;
   $("agent-state").textContent = state;
   $("agent-state-label").textContent = stateWords(state, reason);
   $("agent-state-label").dataset.state = state;
   $("ready-button").disabled = state === "available" || state === "offline";
-  $("not-ready-button").disabled = state === "not_ready" || state === "offline";
+  renderReasonChoice();
+  renderCountdown();
+  renderDisposition();
+}
+
+function renderReasonChoice() {
+  // Not ready again with another reason is a change; with the same one it is not.
+  const chosen = $("not-ready-reason").value;
+  $("not-ready-button").disabled = agentState.state === "offline" || !chosen || (agentState.status === "not_ready" && agentState.reason === chosen);
+}
+
+function renderReasonOptions() {
+  const select = $("not-ready-reason");
+  const chosen = select.value;
+  select.replaceChildren(...reasonCodes.map((r) => Object.assign(document.createElement("option"), { value: r.code, textContent: r.label || reasonWords(r.code) })));
+  if (reasonCodes.some((r) => r.code === chosen)) select.value = chosen;
+  renderReasonChoice();
+}
+
+async function loadReasonCodes() {
+  try {
+    const codes = await api("GET", "/api/v1/agent/reason-codes");
+    // None defined: PUT /api/v1/agent/status takes Kefu's defaults.
+    reasonCodes = codes.length ? codes.map(({ code, label }) => ({ code, label })) : DEFAULT_REASON_CODES.map((code) => ({ code, label: null }));
+  } catch (error) {
+    showError(error.message);
+  }
+  renderReasonOptions();
+  renderAgentState();  // a tenant code's label in "Not ready (…)"
+}
+
+/** "2:05 left" until wrap_up_until (the browser's clock against the server's time). */
+function renderCountdown() {
+  const until = agentState.state === "wrap_up" && agentState.wrapUpUntil ? Date.parse(agentState.wrapUpUntil) : null;
+  const element = $("wrap-up-countdown");
+  if (until === null || Number.isNaN(until)) {
+    clearInterval(countdown);
+    countdown = null;
+    element.hidden = true;
+    element.textContent = "";
+    delete element.dataset.secondsLeft;
+    return;
+  }
+  const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+  element.textContent = t("wrap_up_left").replace("{time}", `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`);
+  element.dataset.secondsLeft = String(left);
+  element.hidden = false;
+  if (!countdown) countdown = setInterval(renderCountdown, 500);
+}
+
+// --- disposition and after-call work --------------------------------------------------------
+
+/** The call a disposition is for now: the call in after-call work, else our connected call. */
+function dispositionCallId() {
+  if (agentState.state === "wrap_up") return agentState.wrapUpCallId;
+  return $("call-state").textContent === "connected" && !audio.taken_over ? currentCall : null;
+}
+
+function resetDisposition() {
+  $("wrap-up-code").value = "";
+  // Indeterminate until the agent says: first_call_resolution null.
+  $("first-call-resolution").checked = false;
+  $("first-call-resolution").indeterminate = true;
+  $("disposition-notes").value = "";
+  $("disposition-saved").hidden = true;
+  showError("", "wrap-up-error");
+}
+
+function renderDisposition() {
+  const callId = dispositionCallId();
+  // The same call going from connected to after-call work keeps what the agent entered.
+  if (callId && callId !== dispositionFor) {
+    dispositionFor = callId;
+    resetDisposition();
+    loadWrapUpCodes();
+  }
+  const panel = $("disposition-panel");
+  panel.hidden = !callId;
+  panel.dataset.callId = callId || "";
+  $("wrap-up-controls").hidden = agentState.state !== "wrap_up";
+  $("extend-wrap-up-button").hidden = !agentState.wrapUpUntil;  // after-call work the agent ends has no time to extend
+  $("save-disposition-button").disabled = !callId || !$("wrap-up-code").value;
+}
+
+function renderWrapUpCodes() {
+  const select = $("wrap-up-code");
+  const chosen = select.value;
+  const option = (value, text) => Object.assign(document.createElement("option"), { value, textContent: text });
+  const codes = wrapUpCodes || [];
+  select.replaceChildren(option("", t(wrapUpCodes && !codes.length ? "no_wrap_up_codes" : "choose_wrap_up_code")), ...codes.map((c) => option(c.code, c.label)));
+  select.value = codes.some((c) => c.code === chosen) ? chosen : "";
+  renderDisposition();
+}
+
+async function loadWrapUpCodes() {
+  try {
+    wrapUpCodes = (await api("GET", "/api/v1/agent/wrap-up-codes")).map(({ code, label }) => ({ code, label }));
+  } catch (error) {
+    showError(error.message, "wrap-up-error");
+    return;
+  }
+  renderWrapUpCodes();
 }
 
 function setCallState(state) {
@@ -69,6 +215,7 @@ function setCallState(state) {
   $("answer-button").disabled = state !== "ringing";
   $("hangup-button").disabled = !["connecting", "connected"].includes(state);
   renderAudio();
+  renderDisposition();
 }
 
 function toggle(id, pressed, whenPressed, whenNot, enabled) {
@@ -175,7 +322,9 @@ function applyAudio(state) {
 }
 
 function render() {
-  setAgentState(agentState.state, agentState.reason);
+  renderReasonOptions();
+  renderWrapUpCodes();
+  renderAgentState();
   renderDirectory();
   renderConsultation();
 }
@@ -229,15 +378,33 @@ function hangUpLocally() {
   softphone = null;
 }
 
-function offered(callId, callerName) {
+/** A call rings here; `callback` when the offer says it is a caller waiting to be called back. */
+function offered(callId, callerName, callback = false) {
   currentCall = callId;
   audio = { ...NO_AUDIO };
   consultEnded = false;
   $("call-id").textContent = callId;
-  $("caller-label").textContent = callerName || "";
+  $("caller-label").textContent = [callerName, callback && `(${t("callback_offer")})`].filter(Boolean).join(" ");
+  $("caller-label").dataset.callback = String(callback);
   $("taken-over-notice").hidden = true;
   $("transferred-notice").hidden = true;
+  $("offer-withdrawn-notice").hidden = true;
   setCallState("ringing");
+}
+
+/** The ringing offer was taken back (answered elsewhere, or not answered in time): nothing rings here any more. */
+function offerWithdrawn(callId, reason) {
+  if (callId !== currentCall || $("call-state").textContent === "connected") return;
+  hangUpLocally();  // an answer under way lost the race: its leg goes too
+  currentCall = null;
+  $("call-id").textContent = "";
+  $("caller-label").textContent = "";
+  setCallState("idle");
+  const notice = $("offer-withdrawn-notice");
+  const key = `withdrawn_${reason}`;
+  notice.dataset.reason = reason || "";
+  notice.textContent = t(key) === key ? t("withdrawn_other") : t(key);
+  notice.hidden = false;
 }
 
 function ended() {
@@ -331,11 +498,16 @@ async function reattach() {
 function onMessage(message) {
   const consulted = consultation !== null && message.call_id === consultation.callId;
   if (message.type === "agent.state") {
-    setAgentState(message.state, message.reason);
+    statePushes += 1;
+    setAgentState(message.state, message.reason, {
+      status: message.status, wrapUpCallId: message.wrap_up_call_id || null, wrapUpUntil: message.wrap_up_until || null,
+    });
     if (message.state === "ringing" && message.call_id && message.call_id !== currentCall && !consulted) offered(message.call_id, "");
     if (message.state !== "ringing" && message.state !== "on_call" && $("call-state").textContent === "ringing") ended();
   } else if (message.type === "call.offered" && !consulted) {
-    offered(message.call_id, message.caller_name);
+    offered(message.call_id, message.caller_name, Boolean(message.callback));
+  } else if (message.type === "call.withdrawn") {
+    offerWithdrawn(message.call_id, message.reason);
   } else if (message.type === "call.audio" && message.call_id === currentCall) {
     applyAudio(message);
   } else if (message.type === "call.audio" && consulted) {
@@ -377,8 +549,9 @@ async function start() {
   $("login-form").hidden = true;
   $("desktop").hidden = false;
   $("agent-name").textContent = state.display_name;
-  setAgentState(state.state, state.not_ready_reason);
+  setAgentState(state.state, state.not_ready_reason, { status: state.status });
   setCallState("idle");
+  loadReasonCodes();
   connect();  // first: a re-attach below offers on it
   if (state.state === "ringing" && state.current_call_id) offered(state.current_call_id, "");
   if (state.state === "on_call" && state.current_call_id) {
@@ -404,14 +577,60 @@ $("login-form").addEventListener("submit", async (event) => {
 });
 
 async function setStatus(status, reason) {
+  showError("");
+  const pushes = statePushes;
   try {
-    const state = await api("PUT", "/api/v1/agent/status", reason ? { status, reason } : { status });
-    setAgentState(state.state, state.not_ready_reason);
+    answeredState(await api("PUT", "/api/v1/agent/status", reason ? { status, reason } : { status }), pushes);
   } catch (error) { showError(error.message); }
 }
 
-$("ready-button").addEventListener("click", () => setStatus("available"));
-$("not-ready-button").addEventListener("click", () => setStatus("not_ready", "break"));
+/** End after-call work (refused while the queue requires a disposition and none was saved); `ready`: available after it. */
+async function endWrapUp({ ready }) {
+  showError("", "wrap-up-error");
+  const pushes = statePushes;
+  let state;
+  try {
+    state = await api("POST", "/api/v1/agent/wrap-up/end");
+  } catch (error) {
+    showError(error.message, "wrap-up-error");
+    return;
+  }
+  answeredState(state, pushes);
+  if (ready && state.status !== "available") await setStatus("available");
+}
+
+$("ready-button").addEventListener("click", () => (agentState.state === "wrap_up" ? endWrapUp({ ready: true }) : setStatus("available")));
+$("not-ready-button").addEventListener("click", () => setStatus("not_ready", $("not-ready-reason").value));
+$("not-ready-reason").addEventListener("change", () => renderReasonChoice());
+$("end-wrap-up-button").addEventListener("click", () => endWrapUp({ ready: false }));
+$("extend-wrap-up-button").addEventListener("click", async () => {
+  showError("", "wrap-up-error");
+  // The agent.state push brings the new wrap_up_until.
+  try { await api("POST", "/api/v1/agent/wrap-up/extend"); } catch (error) { showError(error.message, "wrap-up-error"); }
+});
+
+$("save-disposition-button").addEventListener("click", async () => {
+  const callId = dispositionCallId();
+  const code = $("wrap-up-code").value;
+  if (!callId || !code) return;
+  showError("", "wrap-up-error");
+  $("disposition-saved").hidden = true;
+  const resolved = $("first-call-resolution");
+  const notes = $("disposition-notes").value.trim();
+  try {
+    await api("PUT", `/api/v1/agent/calls/${callId}/disposition`, {
+      code, first_call_resolution: resolved.indeterminate ? null : resolved.checked, notes: notes || null,
+    });
+    if (callId === dispositionFor) $("disposition-saved").hidden = false;
+  } catch (error) {
+    showError(error.message, "wrap-up-error");
+  }
+});
+// A change after saving is not saved yet.
+for (const id of ["wrap-up-code", "first-call-resolution", "disposition-notes"]) {
+  $(id).addEventListener("input", () => { $("disposition-saved").hidden = true; renderDisposition(); });
+  $(id).addEventListener("change", () => { $("disposition-saved").hidden = true; renderDisposition(); });
+}
 
 $("answer-button").addEventListener("click", async () => {
   showError("");
