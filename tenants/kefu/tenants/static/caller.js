@@ -1,6 +1,10 @@
 // The caller page: one click-to-call through the tenant's widget key.
-// State in #call-state: idle | connecting | queued | connected | ended.
+// State in #call-state: idle | connecting | queued | connected | voicemail | callback | ended
+// (callback: the caller left the queue to be called back and keeps its place; the page has no audio then).
 // The page follows its call on the caller socket /ws/caller/{call_id}?caller_token=…
+// While the call waits, #queue-position says its place and expected wait (from the socket's
+// announcements, and GET /api/v1/widget/calls/{id} when a push has none) and #callback-form
+// offers "Call me back" (POST …/callback; the server closes our media leg).
 // Every peer connection gets fresh ICE servers (GET /api/v1/widget/{key}/ice-servers)
 // and trickles its candidates on that socket (docs/signalling.md).  The first offer
 // creates the call over HTTP; its candidates wait for the answer (and the call's id).
@@ -9,7 +13,7 @@
 // connection drops (a network change), on a fresh peer connection.
 import { Softphone } from "/static/webrtc/softphone.js";
 import {
-  $, CandidateOutbox, SignallingSocket, callIsGone, candidateMessage, config, publicApi, showError, widgetIceServers,
+  $, CandidateOutbox, SignallingSocket, callIsGone, candidateMessage, config, publicApi, showError, t, widgetIceServers,
 } from "./common.js";
 
 const STORE = `kefu.call.${config.widget_key}`;
@@ -24,15 +28,69 @@ let softphone = null;
 let socket = null;
 let reattaching = false;
 let outbox = new CandidateOutbox();  // the latest offer's candidates
+// The call's place while it waits in a queue: { position, expected_wait_s } (null: unknown or not waiting).
+let place = null;
+// Pushes that carried a place: a GET answer older than one of them is not shown.
+let placePushes = 0;
+// A callback request under way: our leg is about to close on purpose.
+let leavingForCallback = false;
 
 function setState(state) {
   $("call-state").textContent = state;
   $("call-button").disabled = !["idle", "ended"].includes(state);
+  // Hanging up a callback cancels it.
   $("hangup-button").disabled = ["idle", "ended"].includes(state);
+  $("callback-notice").hidden = state !== "callback";
+  $("voicemail-notice").hidden = state !== "voicemail";
+  renderPlace();
 }
 
 function live() {
-  return ["queued", "connected"].includes($("call-state").textContent);
+  return ["queued", "connected", "voicemail"].includes($("call-state").textContent);
+}
+
+function renderPlace() {
+  const waiting = $("call-state").textContent === "queued" && place !== null;
+  const shown = $("queue-position");
+  shown.hidden = !waiting;
+  $("callback-form").hidden = !waiting;
+  if (!waiting) return;
+  const wait = place.expected_wait_s;
+  const minutes = wait == null ? null : Math.max(1, Math.round(wait / 60));
+  const key = minutes === null ? "queue_position" : minutes === 1 ? "queue_position_wait_one" : "queue_position_wait";
+  shown.textContent = t(key).replace("{position}", place.position).replace("{minutes}", minutes);
+  shown.dataset.position = String(place.position);
+  shown.dataset.expectedWaitS = wait == null ? "" : String(wait);
+}
+
+/** The place of a waiting call from GET /api/v1/widget/calls/{id} (a push without one: the socket's first message, a re-queue). */
+async function readPlace() {
+  if (!call) return;
+  const asked = call;
+  const pushes = placePushes;
+  let found;
+  try {
+    found = await publicApi("GET", `/api/v1/widget/calls/${asked.call_id}`, undefined, { "X-Caller-Token": asked.caller_token });
+  } catch {
+    return;  // the socket says what happens next
+  }
+  if (asked !== call || pushes !== placePushes) return;
+  if (found.callback) becomeCallback();
+  else if (found.status === "queued" && found.position != null) place = { position: found.position, expected_wait_s: found.expected_wait_s ?? null };
+  else place = null;
+  renderPlace();
+}
+
+/** The call waits for its callback: no audio here any more (the server closed our leg), the place is kept. */
+function becomeCallback() {
+  if (!call || $("call-state").textContent === "callback") return;
+  leavingForCallback = false;
+  setState("callback");
+  const stored = saved.load();
+  if (stored) saved.save({ ...stored, callback: true });
+  if (softphone) softphone.hangup();
+  softphone = null;
+  $("remote-audio").srcObject = null;
 }
 
 function attachAudio() {
@@ -50,7 +108,7 @@ function newSoftphone() {
       if (phone !== softphone) return;
       attachAudio();
       // A network change: restart ICE on a fresh connection (the server keeps the call meanwhile).
-      if ((state === "failed" || state === "disconnected") && live()) reattach();
+      if ((state === "failed" || state === "disconnected") && live() && !leavingForCallback) reattach();
     },
   });
   softphone = phone;
@@ -59,6 +117,8 @@ function newSoftphone() {
 }
 
 function finish() {
+  place = null;
+  leavingForCallback = false;
   setState("ended");
   call = null;
   saved.clear();
@@ -71,9 +131,22 @@ function follow() {
   socket = new SignallingSocket(`/ws/caller/${call.call_id}?caller_token=${encodeURIComponent(call.caller_token)}`, {
     onMessage: (message) => {
       if (message.type !== "call.state") return;
-      if (message.status === "connected") { setState("connected"); attachAudio(); }
-      else if (message.status === "ended") finish();
-      else if ($("call-state").textContent !== "connected") setState("queued");
+      const now = $("call-state").textContent;
+      if (message.status === "ended") finish();
+      else if (now === "callback") return;  // no audio here: the call waits for its callback
+      else if (message.callback) becomeCallback();  // the caller's request, or the queue's rule
+      else if (message.status === "connected") { place = null; setState("connected"); attachAudio(); }
+      else if (message.status === "voicemail") { place = null; setState("voicemail"); attachAudio(); }
+      else if (now !== "connected") {
+        // queued, or ringing at an agent (shown as queued: the caller still waits)
+        if (message.status !== "queued") place = null;
+        else if (message.position != null) {
+          placePushes += 1;
+          place = { position: message.position, expected_wait_s: message.expected_wait_s ?? null };
+        }
+        setState("queued");
+        if (message.status === "queued" && message.position == null) readPlace();
+      }
     },
   });
 }
@@ -112,6 +185,7 @@ $("call-button").addEventListener("click", async () => {
   const name = $("caller-name").value.trim();
   if (!name) { $("caller-name").focus(); return; }
   setState("connecting");
+  place = null;
   try {
     const phone = newSoftphone();
     const offerOutbox = outbox = new CandidateOutbox();
@@ -129,6 +203,23 @@ $("call-button").addEventListener("click", async () => {
   }
 });
 
+$("callback-button").addEventListener("click", async () => {
+  if (!call) return;
+  showError("");
+  const number = $("callback-number").value.trim();
+  leavingForCallback = true;
+  $("callback-button").disabled = true;
+  try {
+    await publicApi("POST", `/api/v1/widget/calls/${call.call_id}/callback`, number ? { number } : {}, { "X-Caller-Token": call.caller_token });
+    becomeCallback();
+  } catch (error) {
+    leavingForCallback = false;
+    showError(error.message);  // a bad number, or the call is no longer waiting (an agent is being offered it)
+  } finally {
+    $("callback-button").disabled = false;
+  }
+});
+
 $("hangup-button").addEventListener("click", async () => {
   if (call) {
     try {
@@ -143,9 +234,15 @@ if (previous) {
   // A reload during the call: carry on with it.
   call = previous;
   $("caller-name").value = previous.caller_name || "";
-  setState("connecting");
-  follow();
-  reattach();
+  if (previous.callback) {
+    // Waiting for a callback: nothing to re-attach, just follow the call.
+    setState("callback");
+    follow();
+  } else {
+    setState("connecting");
+    follow();
+    reattach();
+  }
 } else {
   setState("idle");
 }
