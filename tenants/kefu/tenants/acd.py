@@ -579,24 +579,21 @@ class Acd:
                 return "overflow"
         return None
 
-    async def call_queued(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, cause: str | None = None) -> list[Offer]:
+    async def call_queued(
+        self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, cause: str | None = None, queue_id: uuid.UUID | None = None
+    ) -> list[Offer]:
         """After the call's creation committed (and its caller leg is up): apply the rule
-        ``admit`` named, or arm the call's timers and route its queue."""
-        async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            row = (
-                await session.execute(
-                    select(Call, Queue).join(Queue, (Queue.tenant_id == Call.tenant_id) & (Queue.id == Call.queue_id))
-                    .where(Call.tenant_id == tenant_id, Call.id == call_id)
-                )
-            ).first()
-        if row is None:
-            return []
-        call, queue = row
+        ``admit`` named, or route its queue and arm the call's timers (one transaction
+        reads the call with the routing facts)."""
+        if queue_id is None or cause is not None:
+            async with self.db.tenant_session(tenant_id=tenant_id) as session:
+                queue_id = await session.scalar(select(Call.queue_id).where(Call.tenant_id == tenant_id, Call.id == call_id))
+            if queue_id is None:
+                return []
         if cause is not None:
-            await self.leave_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue.id, cause=cause)
+            await self.leave_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id, cause=cause)
             return []
-        self._arm_waiting(call, queue)
-        return await self.route_queue(tenant_id=tenant_id, queue_id=queue.id)
+        return await self.route_queue(tenant_id=tenant_id, queue_id=queue_id, arrived=call_id)
 
     def _arm_waiting(self, call: Call, queue: Queue) -> None:
         """The timers of a waiting call: re-route when its eligibility widens, leave the
@@ -669,7 +666,7 @@ class Acd:
                 await append_event(session, tenant_id=tenant_id, call_id=call_id, type="overflowed", actor="acd", at=now,
                                    data={"cause": cause, "from_queue_id": str(queue_id), "action": action})
         if action == "queue" and target is not None and target != queue_id:
-            await self.call_queued(tenant_id=tenant_id, call_id=call_id)
+            await self.call_queued(tenant_id=tenant_id, call_id=call_id, queue_id=target)
             return action
         if self.actions is not None:
             await self.actions.queue_action(tenant_id=tenant_id, call_id=call_id, action=action, cause=cause)
@@ -788,11 +785,13 @@ class Acd:
 
     # --- routing ---------------------------------------------------------------
 
-    async def route_queue(self, *, tenant_id: uuid.UUID, queue_id: uuid.UUID) -> list[Offer]:
-        """Offer the queue's waiting calls to its free agents, in order, until one side runs out."""
+    async def route_queue(self, *, tenant_id: uuid.UUID, queue_id: uuid.UUID, arrived: uuid.UUID | None = None) -> list[Offer]:
+        """Offer the queue's waiting calls to its free agents, in order, until one side runs
+        out.  ``arrived``: a call that just entered the queue, whose timers are armed."""
         offers: list[Offer] = []
         for _ in range(1000):
-            booked, stale = await self._route_pass(tenant_id=tenant_id, queue_id=queue_id)
+            booked, stale = await self._route_pass(tenant_id=tenant_id, queue_id=queue_id, arrived=arrived)
+            arrived = None
             offers.extend(booked)
             if not stale:
                 break
@@ -875,15 +874,20 @@ class Acd:
         ]
         return queue, calls, candidates
 
-    async def _route_pass(self, *, tenant_id: uuid.UUID, queue_id: uuid.UUID) -> tuple[list[Offer], bool]:
+    async def _route_pass(
+        self, *, tenant_id: uuid.UUID, queue_id: uuid.UUID, arrived: uuid.UUID | None = None
+    ) -> tuple[list[Offer], bool]:
         """One look at the queue: each waiting call, in order, to the best free agent.
         Returns the offers and whether the facts went stale (look again)."""
         now = self.clock()
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             facts = await self.load_routing_facts(session, tenant_id=tenant_id, queue_id=queue_id, now=now)
+            new_call = await session.get(Call, arrived) if arrived is not None and facts is not None else None
         if facts is None:
             return [], False
         queue, calls, candidates = facts
+        if new_call is not None and new_call.tenant_id == tenant_id and new_call.status == "queued" and new_call.queue_id == queue_id:
+            self._arm_waiting(new_call, queue)
         free = {c.agent_id: c for c in candidates}
         rules = queue_rules(queue)
         ring_timeout = queue.ring_timeout_s or self.ring_timeout_s

@@ -24,13 +24,10 @@ from kefu.tenants.models import Agent, Call, CallEvent, Queue, Recording
 async def lock_call(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> Call | None:
     """Lock the call row for this transaction (a no-op UPDATE comes first, on both
     SQLite and PostgreSQL) and return it, or None when it does not exist."""
-    result = await session.execute(
-        update(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).values(status=Call.status)
-    )
-    if result.rowcount != 1:
-        return None
+    # One statement: the UPDATE takes the lock and RETURNING hands back the fresh row.
     return await session.scalar(
-        select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).execution_options(populate_existing=True)
+        update(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).values(status=Call.status).returning(Call),
+        execution_options={"populate_existing": True},
     )
 
 
@@ -47,13 +44,10 @@ async def lock_agent(
 
     Lock order everywhere: the agent row first, then the call row (as the router does).
     """
-    result = await session.execute(
-        update(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id, *when).values(values or {"status": Agent.status})
-    )
-    if result.rowcount != 1:
-        return None
     return await session.scalar(
-        select(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id).execution_options(populate_existing=True)
+        update(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id, *when)
+        .values(values or {"status": Agent.status}).returning(Agent),
+        execution_options={"populate_existing": True},
     )
 
 

@@ -255,7 +255,7 @@ class CallFlow:
         except Problem as problem:
             await self.end_call(tenant_id=tenant_id, call_id=call.id, reason="media_failed", actor="media")
             raise
-        await self.acd.call_queued(tenant_id=tenant_id, call_id=call.id, cause=cause)
+        await self.acd.call_queued(tenant_id=tenant_id, call_id=call.id, cause=cause, queue_id=entry.queue_id)
         return NewCall(call.id, tenant_id, answer_sdp, caller_token)
 
     # --- queue rules the ACD hands over (kefu.tenants.acd.QueueActions) ---------------

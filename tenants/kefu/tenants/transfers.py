@@ -97,7 +97,7 @@ class Transfers:
             self.acd._after_offer([offer], [target], self.acd.ring_timeout_s, group=False)
         else:
             self.acd.publish_call(tenant_id, call_id, "queued")
-            await self.acd.call_queued(tenant_id=tenant_id, call_id=call_id)
+            await self.acd.call_queued(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id)  # type: ignore[arg-type]
         return call
 
     # --- consultation ---------------------------------------------------------------------

@@ -44,8 +44,7 @@ async def emit(session: AsyncSession, event: TenantEvent) -> uuid.UUID:
             pending = session.info[_PENDING] = []
 
             async def publish_after_commit() -> None:
-                rows = session.info.pop(_PENDING, [])
-                await bus.publish_committed([r.id for r in rows])
+                await bus.publish_rows(session.info.pop(_PENDING, []))
 
             on_commit(session, publish_after_commit)
         pending.append(row)
