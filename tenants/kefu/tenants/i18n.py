@@ -100,6 +100,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "callback_offer": "callback",
         "withdrawn_answered_elsewhere": "Another agent answered the call.",
         "withdrawn_no_answer": "The call stopped ringing: nobody answered in time.",
+        "withdrawn_call_ended": "The caller hung up.",
         "withdrawn_other": "The call is no longer ringing here.",
         # in-call controls
         "hold": "Hold",
@@ -326,6 +327,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "callback_offer": "回呼",
         "withdrawn_answered_elsewhere": "其他坐席已接听该来电。",
         "withdrawn_no_answer": "来电已停止振铃：无人及时接听。",
+        "withdrawn_call_ended": "来电者已挂断。",
         "withdrawn_other": "该来电已不再向您振铃。",
         "hold": "保持",
         "resume": "恢复通话",
