@@ -92,6 +92,11 @@ async def append_event(
 _LAST_SEQ = "kefu.call_log.last_seq"
 
 
+def new_call_log(session: AsyncSession, *, call_id: uuid.UUID) -> None:
+    """The call was created in this transaction: its log starts at 1 (nothing to read)."""
+    session.info.setdefault(_LAST_SEQ, {})[call_id] = 0
+
+
 async def list_events(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> list[CallEvent]:
     rows = await session.scalars(
         select(CallEvent).where(CallEvent.tenant_id == tenant_id, CallEvent.call_id == call_id).order_by(CallEvent.seq)

@@ -29,6 +29,7 @@ from kefu.tenants.call_log import (
     lock_agent,
     lock_agent_of_call,
     lock_call,
+    new_call_log,
 )
 from kefu.tenants.events import agent_state_changed, call_state_changed
 from kefu.tenants.models import Agent, Call, EntryPoint, Queue, Recording
@@ -243,6 +244,7 @@ class CallFlow:
             )
             session.add(call)
             await session.flush()
+            new_call_log(session, call_id=call.id)
             await append_event(session, tenant_id=tenant_id, call_id=call.id, type="created", actor="caller", at=now,
                                data={"entry_point_id": str(entry.id), "caller_name": caller_name, "channel": "web"})
             cause = await self.acd.admit(session, call=call, now=now)
@@ -255,7 +257,7 @@ class CallFlow:
         except Problem as problem:
             await self.end_call(tenant_id=tenant_id, call_id=call.id, reason="media_failed", actor="media")
             raise
-        await self.acd.call_queued(tenant_id=tenant_id, call_id=call.id, cause=cause, queue_id=entry.queue_id)
+        await self.acd.call_queued(tenant_id=tenant_id, call_id=call.id, cause=cause, queue_id=entry.queue_id, arrived=call)
         return NewCall(call.id, tenant_id, answer_sdp, caller_token)
 
     # --- queue rules the ACD hands over (kefu.tenants.acd.QueueActions) ---------------
