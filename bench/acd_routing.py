@@ -222,6 +222,9 @@ async def _facts_with_a_waiting_call(db: Any, acd: Any, tenant_id: uuid.UUID, qu
 
 
 def api_node(env: dict[str, str], plan: dict[str, Any], rate: float, seconds: float, seed_: int, results: Any, start_at: float) -> None:
+    from kefu.webrtc.fastpath import install_event_loop_policy
+
+    install_event_loop_policy()  # uvloop, as `kefu api` gets it through uvicorn
     try:
         asyncio.run(_api_node(env, plan, rate, seconds, seed_, results, start_at))
     except BaseException:

@@ -227,11 +227,6 @@ def test_a_ring_all_offer_withdrawn_when_the_caller_hangs_up_clears_both_desktop
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(
-    strict=True,
-    reason="the agent socket's offer (signalling.AgentMessages._own_call) looks the call up by calls.agent_id, "
-    "which a ringing ring-all call does not have yet: the desktop's answer gets call_not_found",
-)
 def test_a_ring_all_offer_answered_at_one_desktop_is_withdrawn_from_the_other(
     demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -288,14 +288,14 @@ class Acd:
 
     async def check_reason(self, session: AsyncSession, *, tenant_id: uuid.UUID, reason: str) -> str:
         """A not-ready reason the agent may choose: one of the tenant's active codes
-        (or, while the tenant has defined none, one of ``DEFAULT_REASON_CODES``)."""
+        (or, while the tenant has none active, one of ``DEFAULT_REASON_CODES``)."""
         reason = reason.strip()
         if not reason or len(reason) > MAX_REASON_LENGTH:
             raise Problem(400, "invalid_reason", f"the reason must have 1 to {MAX_REASON_LENGTH} characters")
         if reason in SYSTEM_REASONS:
             raise Problem(400, "reserved_reason_code", f"'{reason}' is set by Kefu itself and cannot be chosen")
-        codes = dict((await session.execute(select(ReasonCode.code, ReasonCode.active).where(ReasonCode.tenant_id == tenant_id))).all())
-        allowed = {code for code, active in codes.items() if active} if codes else set(DEFAULT_REASON_CODES)
+        active = set(await session.scalars(select(ReasonCode.code).where(ReasonCode.tenant_id == tenant_id, ReasonCode.active.is_(True))))
+        allowed = active or set(DEFAULT_REASON_CODES)  # as GET /api/v1/agent/reason-codes offers them
         if reason not in allowed:
             raise Problem(400, "unknown_reason_code", "not one of the tenant's not-ready reason codes", allowed=sorted(allowed))
         return reason

@@ -245,7 +245,7 @@ def _state_out(agent: Agent) -> AgentStateOut:
     return AgentStateOut(
         agent_id=agent.id, display_name=agent.display_name, state=agents_service.ui_state(agent), status=agent.status,
         system_state=agent.system_state, not_ready_reason=agent.not_ready_reason, current_call_id=agent.current_call_id,
-        lease_expires_at=agent.lease_expires_at,
+        lease_expires_at=agent.lease_expires_at, wrap_up_call_id=agent.wrap_up_call_id, wrap_up_until=agent.wrap_up_until,
     )
 
 

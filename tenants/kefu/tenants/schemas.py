@@ -163,6 +163,9 @@ class AgentStateOut(msgspec.Struct):
     not_ready_reason: str | None
     current_call_id: uuid.UUID | None
     lease_expires_at: datetime | None
+    # After-call work: the call being wrapped up and when it ends by itself (None: the agent ends it).
+    wrap_up_call_id: uuid.UUID | None = None
+    wrap_up_until: datetime | None = None
 
 
 class AnswerRequest(Request):

@@ -32,23 +32,28 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
+from kefu.platform.deps import ActiveTenantId, CurrentPrincipal, RuntimeDep
+from kefu.platform.deps import (
+    check_active as check_tenant_and_user_active,  # the HTTP dependencies' own check
+)
+from kefu.platform.identity.principal import Principal, current_principal
+from kefu.platform.identity.ratelimit import (
+    LoginLimiter,
+    MemoryLoginLimiter,
+    RedisLoginLimiter,
+)
+from kefu.platform.problems import Problem, problem_response
+from kefu.platform.runtime import Runtime
+from kefu.platform.settings import Settings
+from kefu.tenants.controls import audio_message
+from kefu.tenants.models import Agent, Call
+from kefu.tenants.services import contact_center
 from litestar import Request, Response, WebSocket, get
 from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketDisconnect
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
-from sqlalchemy import or_, select
-
-from kefu.platform.deps import ActiveTenantId, CurrentPrincipal, RuntimeDep
-from kefu.platform.deps import check_active as check_tenant_and_user_active  # the HTTP dependencies' own check
-from kefu.platform.identity.principal import Principal, current_principal
-from kefu.platform.identity.ratelimit import LoginLimiter, MemoryLoginLimiter, RedisLoginLimiter
-from kefu.platform.problems import Problem, problem_response
-from kefu.platform.runtime import Runtime
-from kefu.platform.settings import Settings
-from kefu.tenants.controls import audio_message
-from kefu.tenants.models import Call
-from kefu.tenants.services import contact_center
+from sqlalchemy import and_, or_, select
 
 log = logging.getLogger(__name__)
 
@@ -471,17 +476,23 @@ class AgentMessages:
         return await self._offer(message)
 
     async def _own_call(self, call_id: uuid.UUID) -> tuple[Call, str]:
-        """The call and the agent's party on it: ``agent`` (its call) or ``consult`` (consulted on it)."""
+        """The call and the agent's party on it: ``agent`` (its call, or a ring-all call
+        ringing at it) or ``consult`` (consulted on it)."""
         async with self.runtime.db.tenant_session(tenant_id=self.tenant_id) as session:
+            rings_here = select(Agent.current_call_id).where(Agent.tenant_id == self.tenant_id, Agent.id == self.agent_id)
             call = await session.scalar(
                 select(Call).where(
                     Call.tenant_id == self.tenant_id, Call.id == call_id,
-                    or_(Call.agent_id == self.agent_id, Call.consult_agent_id == self.agent_id),
+                    or_(
+                        Call.agent_id == self.agent_id,
+                        Call.consult_agent_id == self.agent_id,
+                        and_(Call.ring_group.is_(True), Call.status == "ringing", Call.id.in_(rings_here)),
+                    ),
                 )
             )
         if call is None:
             raise SignallingError("call_not_found", "no such call")
-        return call, "agent" if call.agent_id == self.agent_id else "consult"
+        return call, "consult" if call.consult_agent_id == self.agent_id else "agent"
 
     async def _offer(self, message: OfferMessage) -> list[dict[str, Any]]:
         """Answer the ringing call, re-attach to the connected one, or answer a consultation."""
