@@ -13,6 +13,7 @@ from httpx import AsyncClient
 from kefu.platform.runtime import Runtime
 from kefu.tenants.clock import ManualClock, ManualTimers
 from kefu.tenants.reconnect import RECONNECT_GRACE_S
+from kefu.tenants.services import ContactCenter
 from tenants_support import OFFER, Admin, AgentSeat, InProcessMedia, MakeAgent
 from test_acd import events_of, go_ready, make_queue, place_call, state_of
 
@@ -215,3 +216,31 @@ async def test_a_caller_token_re_attaches_only_its_own_call(
     await timers.advance(RECONNECT_GRACE_S)
     assert await call_of(client, acme, call_id) == ("ended", "agent_disconnected")
     assert await call_of(client, globex, globex_call["call_id"]) == ("queued", None)
+
+
+async def test_a_grace_period_lost_with_its_node_is_ended_by_the_sweep_unless_the_party_came_back(
+    runtime: Runtime, cc: ContactCenter, client: AsyncClient, acme: Admin, make_agent: MakeAgent, media: InProcessMedia,
+    timers: ManualTimers,
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    _queue_id, widget = await make_queue(client, acme, [ann])
+    gone, back = await place_call(client, widget, "Gone"), await place_call(client, widget, "Back")  # both wait
+    for call in (gone, back):
+        await media.drop_leg(uuid.UUID(call["call_id"]), "caller")
+    reattached = await client.post(f"/api/v1/widget/calls/{back['call_id']}/media", json={"offer_sdp": OFFER},
+                                   headers={"X-Caller-Token": back["caller_token"]})
+    assert reattached.status_code == 200, reattached.text
+    grace = runtime.components["reconnect"]
+    for timer in list(grace._pending.values()):  # the node holding the timers dies with them
+        timer.handle.cancel()
+    grace._pending.clear()
+
+    await timers.advance(RECONNECT_GRACE_S + 0.5)
+    await cc.acd.sweep()  # too early: within the grace (plus its second of slack) nothing is decided
+    assert await call_of(client, acme, gone["call_id"]) == ("queued", None)
+    await timers.advance(1)
+    await cc.acd.sweep()
+    assert await call_of(client, acme, gone["call_id"]) == ("ended", "abandoned")
+    assert await call_of(client, acme, back["call_id"]) == ("queued", None)
+    await cc.acd.sweep()  # again: nothing more to do
+    assert await call_of(client, acme, back["call_id"]) == ("queued", None)

@@ -6,7 +6,8 @@ The production shape, as separate processes: replicas ``api-a`` and ``api-b``
 ``media-a`` carrying the aiortc legs of the test's callers and agents.  Tests
 read the outcome from the shared database.  The processes are started once for
 the module (each test has its own tenant); a replica a test killed is started
-again before the next test.  The last test pins a known engine gap (strict xfail).
+again before the next test.  The last test: calls whose callers left end even when the node
+holding their reconnect grace timers dies (the sweep reads the call log).
 """
 
 from __future__ import annotations
@@ -208,9 +209,6 @@ async def test_a_ring_left_by_a_killed_node_times_out_on_the_other_node_and_the_
         await caller.close()
 
 
-@pytest.mark.xfail(strict=True, reason="engine: reconnect grace timers live only in the replica that took the leg-closed event; "
-                   "a replica that dies loses them, and its restart's recover_lost_calls looks for calls placed on the "
-                   "replica's own node id, never on a media node, so nobody ends these calls")
 async def test_calls_whose_callers_left_end_even_when_the_node_holding_their_grace_timers_dies(nodes: ApiCluster) -> None:
     c = nodes
     center = await c.contact_center(["Ann"], via="api-a")
@@ -224,7 +222,7 @@ async def test_calls_whose_callers_left_end_even_when_the_node_holding_their_gra
         await until(lambda: _disconnected_and_acknowledged(c, center.tenant_id, len(calls)), timeout=15,
                     what="api-b handling both callers' leg-closed events")
         c.api["api-b"].kill()
-        await c.ensure_running()  # both replicas start again: the restart's recovery is meant to end such calls
+        await c.ensure_running()  # both replicas start again; their sweeps find the lost grace periods in the call log
         # RECONNECT_GRACE_S (8 s) since the legs closed and a sweep interval (5 s), with room to spare.
         await until(lambda: _all_ended(c, center.tenant_id), timeout=15, what="the abandoned calls ended")
     finally:

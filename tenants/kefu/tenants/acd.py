@@ -185,6 +185,8 @@ class Acd:
         self._sweeper: asyncio.Task[None] | None = None
         # Run once when the service starts (the call flow recovers calls a restart left behind).
         self.on_start: list[Callable[[], Awaitable[object]]] = []
+        # Run by every sweep with its time: other contexts' safety nets for timers a dead node held.
+        self.sweepers: list[Callable[[datetime], Awaitable[object]]] = []
 
     # --- service lifecycle ---------------------------------------------------
 
@@ -1202,6 +1204,11 @@ class Acd:
                 continue
             if waited >= max_wait_s:
                 await self.leave_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id, cause="max_wait", due=True)
+        for sweeper in self.sweepers:
+            try:
+                await sweeper(now)
+            except Exception:
+                log.exception("a sweep step failed")
 
 
 @dataclass(frozen=True)

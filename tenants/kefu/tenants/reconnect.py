@@ -21,8 +21,11 @@ makes a fresh ``RTCPeerConnection`` and the new leg replaces the old.  Each
 re-attach cancels the party's grace timer and appends ``reconnected``.
 
 Grace timers are in-process (like ring timeouts): they live where the media
-plane's reports arrive.  A process that restarts during a grace period loses
-it; ``CallFlow.recover_lost_calls`` then ends calls whose caller leg is gone.
+plane's reports arrive.  A process that dies during a grace period loses
+them; the ACD's sweep on any node then finds, from the call log, parties whose
+last ``disconnected`` is older than the grace (plus a second) with no
+``reconnected`` after it, and ends their calls as the timer would have
+(``Reconnect.sweep_lost_graces``).
 """
 
 from __future__ import annotations
@@ -35,10 +38,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, post
-from litestar.params import FromPath, HeaderParameter, JSONBody
-from sqlalchemy import select
-
 from kefu.platform.deps import ActiveTenantId, CurrentPrincipal, RuntimeDep
 from kefu.platform.identity.principal import requires
 from kefu.platform.problems import Problem, not_found
@@ -46,11 +45,16 @@ from kefu.platform.runtime import Runtime
 from kefu.tenants.call_log import append_event, lock_call
 from kefu.tenants.callflow import CallFlow, check_sdp
 from kefu.tenants.clock import TimerHandle
-from kefu.tenants.controls_api import CallAudioOut
-from kefu.tenants.controls_api import call_audio_out  # the controls' own answer, field for field
-from kefu.tenants.models import Call
+from kefu.tenants.controls_api import (
+    CallAudioOut,
+    call_audio_out,  # the controls' own answer, field for field
+)
+from kefu.tenants.models import Call, CallEvent
 from kefu.tenants.schemas import AnswerOut, AnswerRequest
 from kefu.tenants.services import contact_center
+from litestar import Controller, post
+from litestar.params import FromPath, HeaderParameter, JSONBody
+from sqlalchemy import select
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +132,32 @@ class Reconnect:
         if current.handle is not None:
             current.handle.cancel()
         return current
+
+    async def sweep_lost_graces(self, now: datetime) -> int:
+        """End the calls whose dropped party's grace ran out on a node that died
+        (the ACD's sweep runs this).  Returns how many leg reports it passed on."""
+        cutoff = now - timedelta(seconds=RECONNECT_GRACE_S + 1)
+        async with self.db.platform_session(reason="reconnect grace periods a dead node held") as session:
+            rows = (
+                await session.execute(
+                    select(CallEvent.tenant_id, CallEvent.call_id, CallEvent.type, CallEvent.data, CallEvent.at)
+                    .join(Call, (Call.tenant_id == CallEvent.tenant_id) & (Call.id == CallEvent.call_id))
+                    .where(Call.status != "ended", CallEvent.type.in_(("disconnected", "reconnected")))
+                    .order_by(CallEvent.call_id, CallEvent.seq)
+                )
+            ).all()
+        latest: dict[GraceKey, tuple[str, datetime]] = {}
+        for tenant_id, call_id, type_, data, at in rows:
+            party = (data or {}).get("party")
+            if party in RECONNECTING_PARTIES:
+                latest[(tenant_id, call_id, party)] = (type_, at)
+        passed = 0
+        for key, (type_, at) in latest.items():
+            if type_ == "disconnected" and at <= cutoff and key not in self._pending:
+                log.warning("the %s of call %s never came back and its grace timer was lost; ending the call", key[2], key[1])
+                await self._then(*key)
+                passed += 1
+        return passed
 
     # --- re-attaching ----------------------------------------------------------------
 
@@ -237,4 +267,5 @@ def install(runtime: Runtime) -> list[Any]:
     flow = contact_center(runtime).calls
     runtime.components["reconnect"] = grace = Reconnect(flow, then=flow.media_callbacks["on_leg_closed"])
     flow.media_callbacks["on_leg_closed"] = grace.on_leg_closed
+    flow.acd.sweepers.append(grace.sweep_lost_graces)
     return [AgentMediaController, CallerMediaController]
