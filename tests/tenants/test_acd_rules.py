@@ -776,6 +776,25 @@ async def test_overflow_by_wait_time_moves_the_call_to_another_queue_keeping_que
     assert events[2]["data"] == {"cause": "overflow", "from_queue_id": first_id, "to_queue_id": backup, "action": "queue"}
 
 
+async def test_queues_overflowing_into_each_other_end_the_call_after_ten_moves(
+    runtime: Runtime, client: AsyncClient, acme: Admin, make_agent: MakeAgent, timers: ManualTimers
+) -> None:
+    ann = await make_agent(acme, "Ann")
+    ping = await make_queue(client, acme, [ann], "Ping", max_wait_s=3600)
+    pong, widget = await queue_with_entry(client, acme, [ann], "Pong", max_wait_s=3600, overflow_after_s=10, overflow_action="queue", overflow_queue_id=ping)
+    patched = await client.patch(f"/api/v1/queues/{ping}", json={"overflow_after_s": 10, "overflow_action": "queue", "overflow_queue_id": pong},
+                                 headers=acme.headers)
+    assert patched.status_code == 200, patched.text
+    call = await place(client, widget, "Li Lei")  # nobody is ready: it goes round
+    await timers.advance(10 * 10 - 0.1)
+    assert (await call_row(runtime, acme.tenant_id, call)).status == "queued"
+    await timers.advance(10.1)
+    row = await call_row(runtime, acme.tenant_id, call)
+    assert (row.status, row.end_reason) == ("ended", "overflow")
+    moves = [e["data"] for e in await events_of(client, acme, call) if e["type"] == "overflowed"]
+    assert [m["action"] for m in moves] == ["queue"] * 10 + ["hangup"]
+
+
 async def test_overflow_by_waiting_calls_per_agent_on_arrival(
     runtime: Runtime, client: AsyncClient, acme: Admin, make_agent: MakeAgent, timers: ManualTimers
 ) -> None:

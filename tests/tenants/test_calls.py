@@ -3,6 +3,7 @@ and the call-detail record derived from the event log."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
@@ -203,3 +204,24 @@ async def test_caller_token_names_its_tenant_and_the_caller_endpoints_never_open
     assert hangup.status_code == 204
     ended = await client.get(url, headers={"X-Caller-Token": call["caller_token"]})
     assert ended.json() == {"call_id": call["call_id"], "status": "ended", "end_reason": "abandoned"}
+
+
+async def test_a_recording_keeps_the_media_type_the_media_plane_wrote(
+    client: AsyncClient, acme: Admin, make_agent: MakeAgent, media: InProcessMedia, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PCMU caller is recorded as mu-law WAV: the call's recording says audio/wav, not Ogg."""
+    ann = await make_agent(acme, "Ann")
+    _queue_id, widget = await make_queue(client, acme, [ann])
+    await go_ready(client, ann)
+    call = await place_call(client, widget, "Li Lei")
+    assert (await client.post(f"/api/v1/agent/calls/{call['call_id']}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)).status_code == 200
+    end_call = media.end_call
+
+    async def wav_caller(**kwargs: object) -> list:
+        files = await end_call(**kwargs)  # type: ignore[arg-type]
+        return [dataclasses.replace(f, media_type="audio/wav") if f.party == "caller" else f for f in files]
+
+    monkeypatch.setattr(media, "end_call", wav_caller)
+    assert (await client.post(f"/api/v1/agent/calls/{call['call_id']}/hangup", headers=ann.headers)).status_code == 204
+    recordings = (await client.get(f"/api/v1/calls/{call['call_id']}/recordings", headers=acme.headers)).json()
+    assert sorted((r["party"], r["media_type"]) for r in recordings) == [("agent", "audio/ogg"), ("caller", "audio/wav")]

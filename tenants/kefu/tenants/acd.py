@@ -46,6 +46,7 @@ from kefu.tenants.models import (
     Agent,
     AgentSkill,
     Call,
+    CallEvent,
     Queue,
     QueueMember,
     QueueSkill,
@@ -70,6 +71,8 @@ DEFAULT_REASON_CODES = ("break", "lunch", "meeting", "training", "coaching", "ot
 ROUTE_WINDOW = 1000
 # A returning caller's last agent is looked up this far back.
 RETURNING_CALLER_DAYS = 30
+# A call moved by overflow rules this many times is ended instead (queues overflowing into each other).
+MAX_QUEUE_MOVES = 10
 # Handle time assumed for expected-wait figures until a queue has answered calls.
 DEFAULT_HANDLE_S = 180.0
 
@@ -657,7 +660,14 @@ class Acd:
                     return None
             if action == "callback" and call.callback_requested_at is not None:
                 return None  # already a callback: it keeps waiting for its turn
-            if action == "queue" and target is not None and target != queue_id:
+            move = action == "queue" and target is not None and target != queue_id
+            if move:
+                moves = await session.scalar(
+                    select(func.count()).select_from(CallEvent)
+                    .where(CallEvent.tenant_id == tenant_id, CallEvent.call_id == call_id, CallEvent.type == "overflowed")
+                )
+                move = (moves or 0) < MAX_QUEUE_MOVES  # queues overflowing into each other end the loop here
+            if move:
                 call.queue_id, call.queue_entered_at = target, now
                 call.preferred_agent_id = call.preferred_until = None
                 await session.flush()
@@ -666,10 +676,10 @@ class Acd:
                 await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="queued", queue_id=target)
             else:
                 if action == "queue":
-                    action = "hangup"  # the target queue is gone: end rather than wait forever
+                    action = "hangup"  # the target is gone, or the call went round too often: end rather than wait forever
                 await append_event(session, tenant_id=tenant_id, call_id=call_id, type="overflowed", actor="acd", at=now,
                                    data={"cause": cause, "from_queue_id": str(queue_id), "action": action})
-        if action == "queue" and target is not None and target != queue_id:
+        if move:
             await self.call_queued(tenant_id=tenant_id, call_id=call_id, queue_id=target)
             return action
         if self.actions is not None:

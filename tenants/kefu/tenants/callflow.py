@@ -595,7 +595,7 @@ class CallFlow:
                     continue
                 recording = Recording(
                     tenant_id=tenant_id, call_id=call_id, party=recorded.party, path=str(recorded.relative_path),
-                    media_type="audio/ogg", started_at=recorded.started_at, ended_at=recorded.ended_at,
+                    media_type=recorded.media_type, started_at=recorded.started_at, ended_at=recorded.ended_at,
                     size_bytes=recorded.size_bytes, duration_ms=recorded.duration_ms,
                 )
                 session.add(recording)
