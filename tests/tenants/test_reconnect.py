@@ -244,3 +244,24 @@ async def test_a_grace_period_lost_with_its_node_is_ended_by_the_sweep_unless_th
     assert await call_of(client, acme, back["call_id"]) == ("queued", None)
     await cc.acd.sweep()  # again: nothing more to do
     assert await call_of(client, acme, back["call_id"]) == ("queued", None)
+
+
+async def test_the_sweep_leaves_a_callbacks_caller_alone(
+    runtime: Runtime, cc: ContactCenter, client: AsyncClient, acme: Admin, make_agent: MakeAgent, media: InProcessMedia,
+    timers: ManualTimers,
+) -> None:
+    """The caller of a callback left on purpose: its call keeps waiting, sweep after sweep."""
+    ann = await make_agent(acme, "Ann")
+    _queue_id, widget = await make_queue(client, acme, [ann])
+    call = await place_call(client, widget, "Li Lei")
+    asked = await client.post(f"/api/v1/widget/calls/{call['call_id']}/callback", json={}, headers={"X-Caller-Token": call["caller_token"]})
+    assert asked.status_code == 200, asked.text
+    await media.drop_leg(uuid.UUID(call["call_id"]), "caller")  # what the browser's closed connection reports
+    grace = runtime.components["reconnect"]
+    for timer in list(grace._pending.values()):
+        timer.handle.cancel()
+    grace._pending.clear()
+    for _ in range(3):
+        await timers.advance(RECONNECT_GRACE_S + 2)
+        await cc.acd.sweep()
+    assert await call_of(client, acme, call["call_id"]) == ("queued", None)

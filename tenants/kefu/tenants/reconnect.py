@@ -89,6 +89,8 @@ class Reconnect:
         self.db = flow.db
         self._then = then
         self._pending: dict[GraceKey, _Grace] = {}
+        # Drops the sweep already passed on (key, when): each only once per process.
+        self._swept: set[tuple[GraceKey, datetime]] = set()
 
     # --- the media plane's report -------------------------------------------------
 
@@ -140,23 +142,25 @@ class Reconnect:
         async with self.db.platform_session(reason="reconnect grace periods a dead node held") as session:
             rows = (
                 await session.execute(
-                    select(CallEvent.tenant_id, CallEvent.call_id, CallEvent.type, CallEvent.data, CallEvent.at)
+                    select(CallEvent.tenant_id, CallEvent.call_id, CallEvent.type, CallEvent.data, CallEvent.at, Call.callback_requested_at)
                     .join(Call, (Call.tenant_id == CallEvent.tenant_id) & (Call.id == CallEvent.call_id))
                     .where(Call.status != "ended", CallEvent.type.in_(("disconnected", "reconnected")))
                     .order_by(CallEvent.call_id, CallEvent.seq)
                 )
             ).all()
         latest: dict[GraceKey, tuple[str, datetime]] = {}
-        for tenant_id, call_id, type_, data, at in rows:
+        for tenant_id, call_id, type_, data, at, callback in rows:
             party = (data or {}).get("party")
-            if party in RECONNECTING_PARTIES:
+            if party in RECONNECTING_PARTIES and not (party == "caller" and callback is not None):  # a callback's caller left on purpose
                 latest[(tenant_id, call_id, party)] = (type_, at)
         passed = 0
         for key, (type_, at) in latest.items():
-            if type_ == "disconnected" and at <= cutoff and key not in self._pending:
+            if type_ == "disconnected" and at <= cutoff and key not in self._pending and (key, at) not in self._swept:
+                self._swept.add((key, at))  # passed on once per drop, whatever the handler then decides
                 log.warning("the %s of call %s never came back and its grace timer was lost; ending the call", key[2], key[1])
                 await self._then(*key)
                 passed += 1
+        self._swept = {entry for entry in self._swept if entry[0] in latest}  # forget calls that ended
         return passed
 
     # --- re-attaching ----------------------------------------------------------------
