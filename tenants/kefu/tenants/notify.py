@@ -93,6 +93,7 @@ class RedisHub(Hub):
         self._outbox: asyncio.Queue[tuple[str, str, Channel, dict[str, Any]]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Any = None
+        self._pubsub: Any = None
         self._ready: asyncio.Event | None = None
 
     async def start(self) -> None:
@@ -110,11 +111,21 @@ class RedisHub(Hub):
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # A Redis command cancelled mid-flight can hang its task: wait a bounded time only.
+            _done, stuck = await asyncio.wait(self._tasks, timeout=2.0)
+            if stuck:
+                where = [f"{t.get_name()} at {t.get_stack(limit=1)[-1].f_code.co_qualname if t.get_stack(limit=1) else '?'}" for t in stuck]
+                log.warning("the push hub's Redis tasks did not stop within 2 s; leaving them: %s", ", ".join(where))
         self._tasks = []
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        # A connection cancelled mid-read may never answer a polite close: bounded, then dropped.
+        for closing in (self._pubsub, self._redis):
+            if closing is not None:
+                try:
+                    await asyncio.wait_for(closing.aclose(), 2.0)
+                except (TimeoutError, OSError):
+                    log.warning("closing the push hub's Redis connection timed out")
+        self._pubsub = self._redis = None
 
     def publish(self, channel: Channel, message: dict[str, Any]) -> None:
         if self._outbox is None:
@@ -124,18 +135,24 @@ class RedisHub(Hub):
 
     async def _write(self) -> None:
         assert self._outbox is not None
+        task = asyncio.current_task()
         while True:
             name, payload, channel, message = await self._outbox.get()
             try:
                 await self._redis.publish(name, payload)
             except Exception:
+                if task is not None and task.cancelling():
+                    raise  # redis-py turned our cancellation into a connection error: still a stop
                 log.warning("push to %s could not go through Redis; delivered on this node only", name, exc_info=True)
                 self.deliver(channel, message)
+            if task is not None and task.cancelling():
+                # redis-py can swallow a cancellation that lands mid-command: honour it here.
+                raise asyncio.CancelledError
 
     async def _read(self) -> None:
         assert self._ready is not None
         while True:
-            pubsub = self._redis.pubsub()
+            pubsub = self._pubsub = self._redis.pubsub()
             try:
                 await pubsub.psubscribe(f"{REDIS_PREFIX}*")
                 while True:
@@ -152,9 +169,11 @@ class RedisHub(Hub):
                     if channel is not None:
                         self.deliver(channel, json.loads(message["data"]))
             except asyncio.CancelledError:
-                await pubsub.aclose()
-                raise
+                raise  # stop() closes it, with a bound
             except Exception:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
                 log.warning("push subscription to Redis lost; subscribing again", exc_info=True)
                 await pubsub.aclose()
                 await asyncio.sleep(0.5)
