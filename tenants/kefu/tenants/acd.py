@@ -38,6 +38,7 @@ from kefu.platform.db.base import utcnow
 from kefu.platform.db.session import on_commit
 from kefu.platform.problems import Problem
 from kefu.tenants import routing
+from kefu.tenants.acd_config import SYSTEM_REASON_CODES
 from kefu.tenants.agents import ui_state
 from kefu.tenants.call_log import append_event, lock_agent, lock_call
 from kefu.tenants.clock import AsyncioTimers, Clock, TimerHandle, Timers
@@ -63,8 +64,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LEASE_S = 30
 MAX_REASON_LENGTH = 64
 STATUSES = ("available", "not_ready")
-# Not-ready reasons Kefu sets itself; agents cannot choose them.
-SYSTEM_REASONS = ("logged_in", "no_answer", "not_ready", "lease_expired")
 # The reasons an agent may choose while its tenant has defined none.
 DEFAULT_REASON_CODES = ("break", "lunch", "meeting", "training", "coaching", "other")
 # Waiting calls one routing pass looks at (in order); a pass that books someone looks again.
@@ -297,7 +296,7 @@ class Acd:
         reason = reason.strip()
         if not reason or len(reason) > MAX_REASON_LENGTH:
             raise Problem(400, "invalid_reason", f"the reason must have 1 to {MAX_REASON_LENGTH} characters")
-        if reason in SYSTEM_REASONS:
+        if reason in SYSTEM_REASON_CODES:
             raise Problem(400, "reserved_reason_code", f"'{reason}' is set by Kefu itself and cannot be chosen")
         active = set(await session.scalars(select(ReasonCode.code).where(ReasonCode.tenant_id == tenant_id, ReasonCode.active.is_(True))))
         allowed = active or set(DEFAULT_REASON_CODES)  # as GET /api/v1/agent/reason-codes offers them
@@ -608,13 +607,11 @@ class Acd:
         tenant_id, call_id, queue_id = call.tenant_id, call.id, queue.id
         entered = call.queue_entered_at or call.queued_at or self.clock()
         queued = call.queued_at or entered
-        needs = call_needs(call.skills, [])  # the queue's own skills are checked by the rule times below
-
         async def reroute() -> None:
             await self.route_queue(tenant_id=tenant_id, queue_id=queue_id)
 
-        times = set(routing.relaxation_times(routing.WaitingCall(call_id, 0, queued, needs or (routing.SkillNeed(call_id),)), queue_rules(queue)))
-        for seconds in times:
+        # Eligibility widens at the queue's relaxation times (a pass with nothing to relax is harmless).
+        for seconds in {s for s in (queue.relax_after_s, queue.relax_any_after_s) if s is not None}:
             self.timers.call_at(queued + timedelta(seconds=seconds), reroute)
         if call.preferred_until is not None:
             self.timers.call_at(call.preferred_until, reroute)

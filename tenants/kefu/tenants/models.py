@@ -11,6 +11,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
+from kefu.platform.db.base import Base, TenantScoped, utcnow
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -23,9 +24,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
-
-from kefu.platform.db.base import Base, TenantScoped, utcnow
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 
 def _tenant_fk(columns: list[str], table: str) -> ForeignKeyConstraint:
@@ -195,30 +194,30 @@ class QueueSkill(TenantScoped, Base):
     required: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
-class ReasonCode(TenantScoped, Base):
+class _Code:
+    """A tenant's code with a label; deactivated rather than deleted (rows name it)."""
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[UniqueConstraint, ...]:  # new constraint objects per table
+        return (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "code"))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReasonCode(_Code, TenantScoped, Base):
     """A not-ready reason an agent may choose (break, lunch, training...)."""
 
     __tablename__ = "reason_codes"
-    __table_args__ = (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "code"))
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    code: Mapped[str] = mapped_column(String(64))
-    label: Mapped[str] = mapped_column(String(200))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class WrapUpCode(TenantScoped, Base):
+class WrapUpCode(_Code, TenantScoped, Base):
     """A disposition an agent gives a call in after-call work."""
 
     __tablename__ = "wrap_up_codes"
-    __table_args__ = (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "code"))
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    code: Mapped[str] = mapped_column(String(64))
-    label: Mapped[str] = mapped_column(String(200))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class EntryPoint(TenantScoped, Base):
