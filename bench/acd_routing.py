@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import random
 import sys
 import tempfile
@@ -66,6 +67,23 @@ class StandInMedia:
 
     async def close_leg(self, **_: Any) -> None:
         return None
+
+
+def server_cpu_s() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL and Redis processes."""
+    total = 0
+    for pid in Path("/proc").iterdir():
+        if not pid.name.isdigit():
+            continue
+        try:
+            if not (pid / "comm").read_text().startswith(("postgres", "redis")):
+                continue
+            fields = (pid / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime + stime, and cutime + cstime (backends that exited, reaped by the postmaster), in clock ticks
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -360,7 +378,10 @@ def main() -> int:
         ]
         for node in nodes:
             node.start()
+        time.sleep(max(0.0, start_at - time.time()))
+        servers_before = server_cpu_s()
         outcomes = [results.get(timeout=args.seconds + 600) for _ in nodes]
+        servers_cpu = server_cpu_s() - servers_before
         for node in nodes:
             node.join()
         for outcome in outcomes:
@@ -380,6 +401,9 @@ def main() -> int:
                   f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms", flush=True)
         print(f"offers: {ringing} calls ringing at one agent each, {not_ringing} not ringing, {conflicts} double bookings; "
               f"API CPU {cpu:.1f} s = {ringing / cpu if cpu else 0:,.0f} routed offers per CPU-second", flush=True)
+        if call_ids:
+            print(f"CPU per call: API {cpu / len(call_ids) * 1000:.2f} ms, PostgreSQL + Redis {servers_cpu / len(call_ids) * 1000:.2f} ms "
+                  f"(the machine has {os.cpu_count()} cores: {(cpu + servers_cpu) / wall:.2f} cores busy on average)", flush=True)
         print(f"routing_p99_ms={p99:.3f} decisions_per_s={per_core:.0f}")
         return 0 if conflicts == 0 and not failures else 1
     finally:

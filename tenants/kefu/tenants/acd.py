@@ -56,7 +56,7 @@ from kefu.tenants.models import (
     WrapUpCode,
 )
 from kefu.tenants.notify import Hub, agent_channel, call_channel
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,17 @@ class Offer:
     queue_id: uuid.UUID
     caller_name: str | None
     offered_at: datetime
+
+
+@dataclass
+class Arrival:
+    """What ``offer_on_arrival`` did in the arriving call's transaction."""
+
+    call: Call
+    queue: Any  # the queue's row (its rules)
+    offer: Offer | None = None
+    agent: Agent | None = None
+    route: bool = False  # a routing pass is still needed
 
 
 class QueueActions(Protocol):
@@ -116,6 +127,22 @@ def agent_state_message(agent: Agent) -> dict[str, Any]:
 
 def _today(now: datetime) -> date:
     return now.date()
+
+
+def _order_key(row: Any) -> tuple[int, datetime, uuid.UUID]:
+    return (-row.priority, row.queued_at, row.id)
+
+
+def _take_in_order(rows: list[Any], call: Call) -> None:
+    """Put ``call`` (not written yet) among the queue's waiting ``rows`` in routing order;
+    left out when it falls beyond a full routing window."""
+    if any(row.id == call.id for row in rows):
+        return  # already written (and read back)
+    key = _order_key(call)
+    at = next((i for i, row in enumerate(rows) if _order_key(row) > key), len(rows))
+    if at < ROUTE_WINDOW:
+        rows.insert(at, call)
+        del rows[ROUTE_WINDOW:]
 
 
 def call_needs(call_skills: list[dict[str, Any]] | None, queue_skills: list[routing.SkillNeed]) -> tuple[routing.SkillNeed, ...]:
@@ -152,6 +179,62 @@ async def count_for_strategies(
 
 def queue_rules(queue: Queue) -> routing.Rules:
     return routing.Rules(strategy=queue.strategy, relax_after_s=queue.relax_after_s, relax_any_after_s=queue.relax_any_after_s)
+
+
+# The routing path's statements, built once (building a statement costs about as much
+# CPU as running it) and over the tables (no ORM processing).  A queue is read as a plain
+# row (its rules), not an ORM object.
+_queues, _calls, _agents, _members = Queue.__table__.c, Call.__table__.c, Agent.__table__.c, QueueMember.__table__.c
+_queue_skills, _agent_skills = QueueSkill.__table__.c, AgentSkill.__table__.c
+_QUEUE_ROW = select(
+    Queue.__table__,
+    # How many skills the queue needs (most need none: their members' skills are not read).
+    select(func.count()).where(_queue_skills.tenant_id == _queues.tenant_id, _queue_skills.queue_id == _queues.id)
+    .scalar_subquery().label("skill_needs"),
+).where(_queues.tenant_id == bindparam("t"), _queues.id == bindparam("q"))
+_WAITING_CALLS = (
+    select(_calls.id, _calls.priority, _calls.queued_at, _calls.skills, _calls.preferred_agent_id, _calls.preferred_until, _calls.caller_name)
+    .where(_calls.tenant_id == bindparam("t"), _calls.queue_id == bindparam("q"), _calls.status == "queued")
+    .order_by(_calls.priority.desc(), _calls.queued_at, _calls.id)
+    .limit(ROUTE_WINDOW)
+)
+_FREE_MEMBERS = (
+    select(_agents.id, _agents.state_changed_at, _members.position, _members.last_offered_at, _members.counters_day,
+           _members.calls_answered, _members.talk_s)
+    .join(QueueMember.__table__, (_members.tenant_id == _agents.tenant_id) & (_members.agent_id == _agents.id))
+    .where(
+        _agents.tenant_id == bindparam("t"), _members.queue_id == bindparam("q"), _agents.status == "available",
+        _agents.system_state == "idle", _agents.lease_expires_at > bindparam("now"),
+    )
+)
+_QUEUE_SKILLS = select(_queue_skills.skill_id, _queue_skills.min_proficiency, _queue_skills.required).where(
+    _queue_skills.tenant_id == bindparam("t"), _queue_skills.queue_id == bindparam("q")
+)
+_MEMBER_SKILLS = select(_agent_skills.agent_id, _agent_skills.skill_id, _agent_skills.proficiency).where(
+    _agent_skills.tenant_id == bindparam("t"),
+    _agent_skills.agent_id.in_(select(_members.agent_id).where(_members.tenant_id == bindparam("t"), _members.queue_id == bindparam("q"))),
+)
+# Booking: the agent while still available, idle and leased (its row comes back, for the
+# events and the desktop); the call while still queued in the queue; the member's last offer.
+_RESERVE_AGENT = (
+    update(Agent.__table__)
+    .where(
+        _agents.tenant_id == bindparam("t"), _agents.id == bindparam("a"), _agents.status == "available",
+        _agents.system_state == "idle", _agents.lease_expires_at > bindparam("now"),
+    )
+    .values(system_state="ringing", current_call_id=bindparam("c"), state_changed_at=bindparam("now"))
+    .returning(*Agent.__table__.c)
+)
+_CLAIM_CALL = (
+    update(Call.__table__)
+    .where(_calls.tenant_id == bindparam("t"), _calls.id == bindparam("c"), _calls.status == "queued", _calls.queue_id == bindparam("q"))
+    .values(status="ringing", agent_id=bindparam("a"), offered_at=bindparam("now"), ring_group=False)
+)
+_MEMBER_OFFERED = (
+    update(QueueMember.__table__)
+    .where(_members.tenant_id == bindparam("t"), _members.queue_id == bindparam("q"), _members.agent_id == bindparam("a"))
+    .values(last_offered_at=bindparam("now"))
+)
 
 
 class Acd:
@@ -539,14 +622,15 @@ class Acd:
 
     # --- a call enters a queue ----------------------------------------------------
 
-    async def admit(self, session: AsyncSession, *, call: Call, now: datetime) -> str | None:
+    async def admit(self, session: AsyncSession, *, call: Call, now: datetime) -> tuple[str | None, Any]:
         """In the transaction creating ``call`` (queued, in its queue): set its routing
         facts.  Returns the rule that keeps it out of the queue — ``closed`` (outside
-        business hours) or ``overflow`` (too many waiting per agent) — or None."""
+        business hours) or ``overflow`` (too many waiting per agent) — or None, and the
+        queue's rules (a row) for ``offer_on_arrival``."""
         from kefu.tenants import schedules
 
         tenant_id = call.tenant_id
-        queue = await session.scalar(select(Queue).where(Queue.tenant_id == tenant_id, Queue.id == call.queue_id))
+        queue = (await session.execute(_QUEUE_ROW, {"t": tenant_id, "q": call.queue_id})).first()
         assert queue is not None
         if queue.preferred_agent_timeout_s > 0 and call.caller_ref:
             last_agent = await session.scalar(
@@ -567,7 +651,7 @@ class Acd:
         if queue.schedule_id is not None:
             schedule = await session.scalar(select(Schedule).where(Schedule.tenant_id == tenant_id, Schedule.id == queue.schedule_id))
             if schedule is not None and not schedules.is_open(schedule, now):
-                return "closed"
+                return "closed", queue
         if queue.overflow_ratio is not None and queue.overflow_action is not None:
             waiting = await session.scalar(
                 select(func.count()).select_from(Call).where(
@@ -580,8 +664,8 @@ class Acd:
                 .where(QueueMember.tenant_id == tenant_id, QueueMember.queue_id == queue.id, Agent.status != "offline")
             ) or 0
             if waiting + 1 > queue.overflow_ratio * staffed:
-                return "overflow"
-        return None
+                return "overflow", queue
+        return None, queue
 
     async def call_queued(
         self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, cause: str | None = None, queue_id: uuid.UUID | None = None,
@@ -600,6 +684,52 @@ class Acd:
             await self.leave_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id, cause=cause)
             return []
         return await self.route_queue(tenant_id=tenant_id, queue_id=queue_id, arrived=arrived or call_id)
+
+    async def offer_on_arrival(self, session: AsyncSession, *, call: Call, queue: Any, now: datetime) -> "Arrival":
+        """In the transaction creating ``call`` (admitted, queued): book it to its best free
+        agent at once when nothing ahead of it is waiting for one — the common case: one
+        transaction from entry point to offer (with autoflush off, as the call flow runs
+        it, the call's row is written once, already ringing).
+        Anything else (a call ahead could be served, ring all, every ranked agent taken
+        meanwhile) is left to an ordinary routing pass after the commit (``after_arrival``)."""
+        tenant_id, queue_id = call.tenant_id, queue.id
+        assert call.queue_id == queue_id and queue.tenant_id == tenant_id
+        arrival = Arrival(call, queue)
+        facts = await self.load_routing_facts(session, tenant_id=tenant_id, queue_id=queue_id, now=now, queue=queue, arriving=call)
+        assert facts is not None
+        _, calls, candidates = facts
+        rules = queue_rules(queue)
+        for waiting, caller_name in calls:
+            decision = routing.decide(waiting, candidates, rules, now, self.rng)
+            if waiting.call_id != call.id:
+                if decision is not None:
+                    arrival.route = True  # a call ahead can be served: a full pass, in order
+                    return arrival
+                continue
+            if decision is None:
+                return arrival
+            if decision.strategy == "ring_all":
+                arrival.route = True
+                return arrival
+            skipped: list[str] = []
+            for agent_id in decision.agents:
+                reserved = await self._book(session, tenant_id, queue_id, call.id, decision, agent_id, skipped, now, arriving=call)
+                if reserved is not None:
+                    arrival.offer, arrival.agent = Offer(tenant_id, call.id, agent_id, queue_id, caller_name, now), reserved
+                    return arrival
+            arrival.route = True  # every ranked agent was booked elsewhere meanwhile
+            return arrival
+        return arrival  # no free agent, or beyond the routing window: it waits its turn
+
+    async def after_arrival(self, arrival: "Arrival") -> None:
+        """After the arrival committed (and the caller's leg is up): arm the call's timers,
+        ring the agent it was booked to, or route its queue."""
+        call, queue = arrival.call, arrival.queue
+        self._arm_waiting(call, queue)
+        if arrival.offer is not None and arrival.agent is not None:
+            self._after_offer([arrival.offer], [arrival.agent], queue.ring_timeout_s or self.ring_timeout_s, group=False)
+        elif arrival.route:
+            await self.route_queue(tenant_id=call.tenant_id, queue_id=queue.id)
 
     def _arm_waiting(self, call: Call, queue: Queue) -> None:
         """The timers of a waiting call: re-route when its eligibility widens, leave the
@@ -827,53 +957,36 @@ class Acd:
         return offers
 
     async def load_routing_facts(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, queue_id: uuid.UUID, now: datetime
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, queue_id: uuid.UUID, now: datetime, queue: Queue | None = None,
+        arriving: Call | None = None,
     ) -> tuple[Queue, list[tuple[routing.WaitingCall, str | None]], list[routing.Candidate]] | None:
-        """The queue, its waiting calls in order (with caller names) and its free members."""
-        queue = await session.scalar(select(Queue).where(Queue.tenant_id == tenant_id, Queue.id == queue_id))
+        """The queue (``queue``: already loaded), its waiting calls in order (with caller
+        names; ``arriving``, a call this transaction is creating, in its place) and its
+        free members."""
+        ids = {"t": tenant_id, "q": queue_id}
+        if queue is None:
+            queue = (await session.execute(_QUEUE_ROW, ids)).first()
         if queue is None:
             return None
-        rows = (
-            await session.execute(
-                select(Call.id, Call.priority, Call.queued_at, Call.skills, Call.preferred_agent_id, Call.preferred_until, Call.caller_name)
-                .where(Call.tenant_id == tenant_id, Call.queue_id == queue_id, Call.status == "queued")
-                .order_by(Call.priority.desc(), Call.queued_at, Call.id)
-                .limit(ROUTE_WINDOW)
-            )
-        ).all()
+        rows: list[Any] = list((await session.execute(_WAITING_CALLS, ids)).all())
+        if arriving is not None:
+            _take_in_order(rows, arriving)
         if not rows:
             return queue, [], []
-        members = (
-            await session.execute(
-                select(Agent.id, Agent.state_changed_at, QueueMember.position, QueueMember.last_offered_at, QueueMember.counters_day,
-                       QueueMember.calls_answered, QueueMember.talk_s)
-                .join(QueueMember, (QueueMember.tenant_id == Agent.tenant_id) & (QueueMember.agent_id == Agent.id))
-                .where(
-                    Agent.tenant_id == tenant_id, QueueMember.queue_id == queue_id, Agent.status == "available",
-                    Agent.system_state == "idle", Agent.lease_expires_at > now,
-                )
-            )
-        ).all()
+        members = (await session.execute(_FREE_MEMBERS, {**ids, "now": now})).all()
         if not members:
             return queue, [], []
         queue_skills = [
             routing.SkillNeed(skill_id, min_proficiency, required)
-            for skill_id, min_proficiency, required in await session.execute(
-                select(QueueSkill.skill_id, QueueSkill.min_proficiency, QueueSkill.required)
-                .where(QueueSkill.tenant_id == tenant_id, QueueSkill.queue_id == queue_id)
-            )
-        ]
+            for skill_id, min_proficiency, required in await session.execute(_QUEUE_SKILLS, ids)
+        ] if getattr(queue, "skill_needs", 1) else []
         calls = [
             (routing.WaitingCall(r.id, r.priority, r.queued_at or now, call_needs(r.skills, queue_skills), r.preferred_agent_id, r.preferred_until), r.caller_name)
             for r in rows
         ]
         skills: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
         if any(c.needs for c, _ in calls):
-            free_members = select(QueueMember.agent_id).where(QueueMember.tenant_id == tenant_id, QueueMember.queue_id == queue_id)
-            for agent_id, skill_id, proficiency in await session.execute(
-                select(AgentSkill.agent_id, AgentSkill.skill_id, AgentSkill.proficiency)
-                .where(AgentSkill.tenant_id == tenant_id, AgentSkill.agent_id.in_(free_members))
-            ):
+            for agent_id, skill_id, proficiency in await session.execute(_MEMBER_SKILLS, ids):
                 skills.setdefault(agent_id, {})[skill_id] = proficiency
         today = _today(now)
         candidates = [
@@ -945,40 +1058,42 @@ class Acd:
         for agent_id in decision.agents:
             try:
                 async with self.db.tenant_session(tenant_id=tenant_id) as session:
-                    reserved = await lock_agent(
-                        session, tenant_id=tenant_id, agent_id=agent_id,
-                        when=(Agent.status == "available", Agent.system_state == "idle", Agent.lease_expires_at > now),
-                        values={"system_state": "ringing", "current_call_id": call.call_id, "state_changed_at": now},
-                    )
+                    reserved = await self._book(session, tenant_id, queue_id, call.call_id, decision, agent_id, skipped, now)
                     if reserved is None:
-                        skipped.append(str(agent_id))
                         free.pop(agent_id, None)
                         continue
-                    claimed = await session.execute(
-                        update(Call)
-                        .where(Call.tenant_id == tenant_id, Call.id == call.call_id, Call.status == "queued", Call.queue_id == queue_id)
-                        .values(status="ringing", agent_id=agent_id, offered_at=now, ring_group=False)
-                    )
-                    if claimed.rowcount != 1:
-                        raise _CallTaken
-                    await session.execute(
-                        update(QueueMember)
-                        .where(QueueMember.tenant_id == tenant_id, QueueMember.queue_id == queue_id, QueueMember.agent_id == agent_id)
-                        .values(last_offered_at=now)
-                    )
-                    data = decision.log_data([agent_id])
-                    if skipped:
-                        data["skipped"] = skipped
-                        data["reason"] += f"; {len(skipped)} better-ranked agent(s) were reserved by another router first"
-                    await append_event(session, tenant_id=tenant_id, call_id=call.call_id, type="offered", actor="acd", at=now, data=data)
-                    await agent_state_changed(session, reserved)
-                    await call_state_changed(session, tenant_id=tenant_id, call_id=call.call_id, status="ringing", queue_id=queue_id, agent_id=agent_id)
             except _CallTaken:
                 return "call_taken"
             offer = Offer(tenant_id, call.call_id, agent_id, queue_id, caller_name, now)
             self._after_offer([offer], [reserved], ring_timeout, group=False)
             return offer
         return None
+
+    async def _book(
+        self, session: AsyncSession, tenant_id: uuid.UUID, queue_id: uuid.UUID, call_id: uuid.UUID,
+        decision: routing.Decision, agent_id: uuid.UUID, skipped: list[str], now: datetime, *, arriving: Call | None = None,
+    ) -> Any:
+        """Reserve the agent (still available, idle, leased) for the call (still queued
+        here; ``arriving``: the call this transaction creates) and log the offer, returning
+        the agent's row as it is now; None (the agent noted in ``skipped``) when the agent
+        is gone; raises ``_CallTaken`` (roll back) when the call is."""
+        reserved = (await session.execute(_RESERVE_AGENT, {"t": tenant_id, "a": agent_id, "c": call_id, "now": now})).first()
+        if reserved is None:
+            skipped.append(str(agent_id))
+            return None
+        if arriving is not None:
+            arriving.status, arriving.agent_id, arriving.offered_at, arriving.ring_group = "ringing", agent_id, now, False
+        elif (await session.execute(_CLAIM_CALL, {"t": tenant_id, "c": call_id, "q": queue_id, "a": agent_id, "now": now})).rowcount != 1:
+            raise _CallTaken
+        await session.execute(_MEMBER_OFFERED, {"t": tenant_id, "q": queue_id, "a": agent_id, "now": now})
+        data = decision.log_data([agent_id])
+        if skipped:
+            data["skipped"] = skipped
+            data["reason"] += f"; {len(skipped)} better-ranked agent(s) were reserved by another router first"
+        await append_event(session, tenant_id=tenant_id, call_id=call_id, type="offered", actor="acd", at=now, data=data)
+        await agent_state_changed(session, reserved)
+        await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="ringing", queue_id=queue_id, agent_id=agent_id)
+        return reserved
 
     async def _reserve_group(
         self, tenant_id: uuid.UUID, queue_id: uuid.UUID, call: routing.WaitingCall, caller_name: str | None,

@@ -34,6 +34,7 @@ from kefu.tenants.call_log import (
 from kefu.tenants.events import agent_state_changed, call_state_changed
 from kefu.tenants.models import Agent, Call, EntryPoint, Queue, Recording
 from kefu.tenants.notify import agent_channel
+from kefu.tenants.widgets import WidgetDirectory, WidgetEntry
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,6 +63,18 @@ class NewCall:
     caller_token: str
 
 
+@dataclass(frozen=True)
+class NewArrival:
+    """A web call about to be created."""
+
+    entry: WidgetEntry
+    call_id: uuid.UUID
+    caller_name: str
+    caller_ref: str | None
+    caller_token_hash: str
+    media_node: str
+
+
 def check_sdp(sdp: str) -> str:
     if not sdp.strip().startswith("v=0") or len(sdp) > MAX_SDP_LENGTH:
         raise Problem(400, "invalid_sdp", "offer_sdp must be a session description (starting with v=0, at most 64 KiB)")
@@ -83,10 +96,12 @@ class CallFlow:
         # Asked first when an agent hangs up (tenant_id, call_id, user_id); True: handled
         # (hanging up during a consultation transfers the call).
         self.agent_leaving: list[Callable[[uuid.UUID, uuid.UUID, uuid.UUID], Any]] = []
+        self.widgets = WidgetDirectory(db, acd.hub)
         acd.actions = self
         acd.media = media
         acd.on_start.append(self.recover_lost_calls)
         acd.on_start.append(self._attach_media_nodes)
+        acd.on_start.append(self.widgets.warm)
 
     async def recover_lost_calls(self) -> int:
         """After a restart: end every live call of this media node whose caller leg is gone
@@ -200,30 +215,17 @@ class CallFlow:
 
     # --- caller side -------------------------------------------------------------
 
-    async def resolve_widget(self, widget_key: str) -> EntryPoint:
-        """The entry point behind a public widget key (the key names the tenant)."""
-        if not widget_key or len(widget_key) > 64:
-            raise not_found("entry point")
-        async with self.db.platform_session(reason="resolve a public widget key to its tenant") as session:
-            row = (
-                await session.execute(
-                    select(EntryPoint, Tenant.status)
-                    .join(Tenant, Tenant.id == EntryPoint.tenant_id)
-                    .where(EntryPoint.widget_key == widget_key, EntryPoint.enabled.is_(True))
-                )
-            ).first()
-        if row is None:
-            raise not_found("entry point")
-        entry, status = row
-        if status != TenantStatus.ACTIVE:
-            raise Problem(403, f"tenant_{status}", "this service is not taking calls at the moment")
-        return entry
+    async def resolve_widget(self, widget_key: str) -> WidgetEntry:
+        """The entry point behind a public widget key (kefu.tenants.widgets: remembered per
+        process, forgotten everywhere when the tenant's entry points or status change)."""
+        return await self.widgets.resolve(widget_key)
 
     async def start_web_call(self, *, widget_key: str, caller_name: str, offer_sdp: str, caller_ref: str | None = None) -> NewCall:
-        """A web caller arrives: the call is created queued in the entry point's queue (at
-        the entry point's priority), its caller leg answered, then the queue's rules apply
-        (closed, overflow) or it is routed.  ``caller_ref`` identifies a returning caller
-        (a customer reference the tenant's site passes) for preferred-agent routing."""
+        """A web caller arrives: its leg is answered, then one transaction creates the call
+        queued in the entry point's queue (at the entry point's priority), applies the
+        queue's rules (closed, overflow) and, when an agent is free and nothing older waits,
+        books it to that agent.  ``caller_ref`` identifies a returning caller (a customer
+        reference the tenant's site passes) for preferred-agent routing."""
         caller_name = check_text(caller_name, code="invalid_caller_name", what="the caller name")
         if caller_ref is not None:
             caller_ref = check_text(caller_ref, code="invalid_caller_ref", what="the caller reference")
@@ -233,32 +235,59 @@ class CallFlow:
         call_id = uuid.uuid4()
         # Fails (503 media_unavailable) before creating a call nobody can hear.
         media_node = await self._place_call(tenant_id=tenant_id, call_id=call_id)
-        now = self.acd.clock()
         caller_token = tenant_token(tenant_id)  # <tenant hex>.<secret>: the caller endpoints open only this tenant
-        async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            call = Call(
-                id=call_id, tenant_id=tenant_id, entry_point_id=entry.id, queue_id=entry.queue_id, caller_name=caller_name,
-                status="queued", started_at=now, queued_at=now, queue_entered_at=now, priority=entry.priority, caller_token_hash=token_hash(caller_token),
-                media_node=media_node,  # the call's legs live there; when that node dies the call ends
-                caller_ref=caller_ref, skills=[],
-            )
-            session.add(call)
-            await session.flush()
-            new_call_log(session, call_id=call.id)
-            await append_event(session, tenant_id=tenant_id, call_id=call.id, type="created", actor="caller", at=now,
-                               data={"entry_point_id": str(entry.id), "caller_name": caller_name, "channel": "web"})
-            cause = await self.acd.admit(session, call=call, now=now)
-            await append_event(session, tenant_id=tenant_id, call_id=call.id, type="queued", actor="acd", at=now,
-                               data={"queue_id": str(entry.queue_id), "priority": entry.priority,
-                                     **({"preferred_agent_id": str(call.preferred_agent_id)} if call.preferred_agent_id else {})})
-            await call_state_changed(session, tenant_id=tenant_id, call_id=call.id, status="queued", queue_id=entry.queue_id)
+        arrival = NewArrival(entry, call_id, caller_name, caller_ref, token_hash(caller_token), media_node)
         try:
-            answer_sdp = await self.answer_leg(tenant_id=tenant_id, call_id=call.id, party="caller", offer_sdp=offer_sdp)
-        except Problem as problem:
-            await self.end_call(tenant_id=tenant_id, call_id=call.id, reason="media_failed", actor="media")
+            # The leg first: nobody is offered a call whose caller cannot be heard yet.
+            answer_sdp = await self.answer_leg(tenant_id=tenant_id, call_id=call_id, party="caller", offer_sdp=offer_sdp)
+        except Problem:
+            # The attempt still leaves a call record, ended media_failed.
+            async with self.db.tenant_session(tenant_id=tenant_id) as session:
+                await self._create_call(session, arrival, self.acd.clock())
+            await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="media_failed", actor="media")
             raise
-        await self.acd.call_queued(tenant_id=tenant_id, call_id=call.id, cause=cause, queue_id=entry.queue_id, arrived=call)
-        return NewCall(call.id, tenant_id, answer_sdp, caller_token)
+        try:
+            now = self.acd.clock()
+            async with self.db.tenant_session(tenant_id=tenant_id) as session:
+                session.autoflush = False  # the call, its events and outbox rows go in together at commit
+                call = await self._create_call(session, arrival, now)
+                cause, queue = await self.acd.admit(session, call=call, now=now)
+                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="queued", actor="acd", at=now,
+                                   data={"queue_id": str(entry.queue_id), "priority": entry.priority,
+                                         **({"preferred_agent_id": str(call.preferred_agent_id)} if call.preferred_agent_id else {})})
+                await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="queued", queue_id=entry.queue_id)
+                offered = None if cause is not None else await self.acd.offer_on_arrival(session, call=call, queue=queue, now=now)
+        except BaseException:
+            await self._drop_media_quietly(tenant_id=tenant_id, call_id=call_id)
+            raise
+        if offered is not None:
+            await self.acd.after_arrival(offered)
+        else:
+            await self.acd.call_queued(tenant_id=tenant_id, call_id=call_id, cause=cause, queue_id=entry.queue_id)
+        return NewCall(call_id, tenant_id, answer_sdp, caller_token)
+
+    async def _create_call(self, session: AsyncSession, arrival: "NewArrival", now: datetime) -> Call:
+        """The call row, queued in the entry point's queue, and its ``created`` event."""
+        entry = arrival.entry
+        call = Call(
+            id=arrival.call_id, tenant_id=entry.tenant_id, entry_point_id=entry.id, queue_id=entry.queue_id, caller_name=arrival.caller_name,
+            status="queued", started_at=now, queued_at=now, queue_entered_at=now, priority=entry.priority,
+            caller_token_hash=arrival.caller_token_hash,
+            media_node=arrival.media_node,  # the call's legs live there; when that node dies the call ends
+            caller_ref=arrival.caller_ref, skills=[],
+        )
+        session.add(call)
+        new_call_log(session, call_id=call.id)
+        await append_event(session, tenant_id=entry.tenant_id, call_id=call.id, type="created", actor="caller", at=now,
+                           data={"entry_point_id": str(entry.id), "caller_name": arrival.caller_name, "channel": "web"})
+        return call
+
+    async def _drop_media_quietly(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
+        """The call was never created after all: its media goes (nothing was recorded)."""
+        try:
+            await self.media().end_call(tenant_id=tenant_id, call_id=call_id)
+        except Exception:  # the original error is what matters
+            log.warning("dropping the media of call %s that was never created failed", call_id, exc_info=True)
 
     # --- queue rules the ACD hands over (kefu.tenants.acd.QueueActions) ---------------
 

@@ -16,7 +16,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 Channel = tuple[str, uuid.UUID, uuid.UUID]
 REDIS_PREFIX = "kefu:push:"
+WRITE_BATCH = 500  # pushes sent in one Redis pipeline at most
 
 
 def agent_channel(tenant_id: uuid.UUID, agent_id: uuid.UUID) -> Channel:
@@ -37,6 +38,15 @@ def call_channel(tenant_id: uuid.UUID, call_id: uuid.UUID) -> Channel:
 class Hub:
     def __init__(self) -> None:
         self._subscribers: dict[Channel, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._watchers: dict[str, list[Callable[[Channel, dict[str, Any]], None]]] = defaultdict(list)
+
+    def watch(self, kind: str, callback: Callable[[Channel, dict[str, Any]], None]) -> None:
+        """Call ``callback`` for every push on a channel of ``kind`` (any tenant, any target)."""
+        self._watchers[kind].append(callback)
+
+    def wanted(self, channel: Channel) -> bool:
+        """Whether this process has anyone to hand a push on ``channel`` to."""
+        return channel in self._subscribers or channel[0] in self._watchers
 
     @asynccontextmanager
     async def subscribe(self, channel: Channel) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
@@ -53,7 +63,12 @@ class Hub:
         self.deliver(channel, message)
 
     def deliver(self, channel: Channel, message: dict[str, Any]) -> None:
-        """Hand a push to this process's subscribers of ``channel``."""
+        """Hand a push to this process's subscribers of ``channel`` (and watchers of its kind)."""
+        for callback in self._watchers.get(channel[0], ()):
+            try:
+                callback(channel, message)
+            except Exception:
+                log.exception("a push watcher failed")
         for queue in list(self._subscribers.get(channel, ())):
             if queue.full():  # a stalled browser loses old pushes, never blocks the ACD
                 queue.get_nowait()
@@ -134,17 +149,27 @@ class RedisHub(Hub):
         self._outbox.put_nowait((redis_channel(channel), json.dumps(message, default=str), channel, message))
 
     async def _write(self) -> None:
+        """Send queued pushes in order; what queued up meanwhile goes in one pipeline."""
         assert self._outbox is not None
         task = asyncio.current_task()
         while True:
-            name, payload, channel, message = await self._outbox.get()
+            batch = [await self._outbox.get()]
+            while len(batch) < WRITE_BATCH and not self._outbox.empty():
+                batch.append(self._outbox.get_nowait())
             try:
-                await self._redis.publish(name, payload)
+                if len(batch) == 1:
+                    await self._redis.publish(batch[0][0], batch[0][1])
+                else:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for name, payload, _, _ in batch:
+                            pipe.publish(name, payload)
+                        await pipe.execute()
             except Exception:
                 if task is not None and task.cancelling():
                     raise  # redis-py turned our cancellation into a connection error: still a stop
-                log.warning("push to %s could not go through Redis; delivered on this node only", name, exc_info=True)
-                self.deliver(channel, message)
+                log.warning("%d push(es) could not go through Redis; delivered on this node only", len(batch), exc_info=True)
+                for _, _, channel, message in batch:
+                    self.deliver(channel, message)
             if task is not None and task.cancelling():
                 # redis-py can swallow a cancellation that lands mid-command: honour it here.
                 raise asyncio.CancelledError
@@ -166,7 +191,7 @@ class RedisHub(Hub):
                         continue
                     name = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
                     channel = parse_redis_channel(name)
-                    if channel is not None:
+                    if channel is not None and self.wanted(channel):  # most pushes are for other nodes' browsers
                         self.deliver(channel, json.loads(message["data"]))
             except asyncio.CancelledError:
                 raise  # stop() closes it, with a bound

@@ -18,11 +18,13 @@ has committed, never after a rollback: that is how outbox events are published.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from kefu.platform.settings import DatabaseSettings
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 AfterCommit = Callable[[], Awaitable[None]]
 _AFTER_COMMIT = "kefu.after_commit"
 TENANT_SETTING = "kefu.tenant_id"
+_SET_TENANT = text("select set_config(:name, :tenant, true)")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -60,7 +63,34 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"isolation_level": None, "timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _ping_idle_connections(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before use (a restarted server
+# has closed it); one back from use moments ago is not (a ping per transaction costs
+# a round trip).  A connection that died in between fails its statement, and
+# SQLAlchemy then replaces every connection of the pool.
+PING_AFTER_IDLE_S = 2.0
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection, record):  # type: ignore[no-untyped-def]
+        record.info["kefu.idle_since"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy):  # type: ignore[no-untyped-def]
+        idle_since = record.info.get("kefu.idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return  # fresh from connect, or just used
+        try:
+            sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection did not answer a ping") from exc
 
 
 def on_commit(session: AsyncSession, callback: AfterCommit) -> None:
@@ -89,10 +119,7 @@ class Database:
             session.info["tenant_id"] = tenant_id
             async with session.begin():
                 if self.is_postgres:
-                    await session.execute(
-                        text("select set_config(:name, :tenant, true)"),
-                        {"name": TENANT_SETTING, "tenant": str(tenant_id)},
-                    )
+                    await session.execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": str(tenant_id)})
                 yield session
             await _run_after_commit(session)
 
