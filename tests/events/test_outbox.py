@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -144,3 +145,41 @@ async def test_failed_delivery_leaves_rows_for_the_relay(sqlite_settings) -> Non
         async with bus.subscribe(tenant_id=tenant_id) as events:
             assert await bus.relay() == 1
             assert (await events.next(timeout=10)).event_id == event_id
+
+
+async def test_rows_committed_during_a_publication_go_out_together_afterwards(settings) -> None:
+    async with started_runtime(settings) as runtime:
+        tenant_id = await make_tenant(runtime)
+        bus = bus_of(runtime)
+        batches: list[list[str]] = []
+        release = asyncio.Event()
+        original_deliver = bus._deliver
+
+        async def held_deliver(events):  # the first publication waits until released
+            batches.append([e.data["note"] for e in events])
+            if len(batches) == 1:
+                await release.wait()
+            await original_deliver(events)
+
+        bus._deliver = held_deliver  # type: ignore[method-assign]
+
+        async def commit(note: str) -> None:
+            async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
+                await emit(session, WidgetPinged(tenant_id=tenant_id, widget_id=uuid.uuid4(), note=note))
+
+        async with bus.subscribe(tenant_id=tenant_id) as events:
+            first = asyncio.create_task(commit("first"))
+            while not batches:
+                await asyncio.sleep(0)  # until the first publication is under way
+            others = [asyncio.create_task(commit(f"n{i}")) for i in range(5)]
+            while len(bus._waiting) < 5:
+                await asyncio.sleep(0)  # every other commit is waiting for it
+            assert not any(task.done() for task in others)  # a caller returns once its rows are out
+            release.set()
+            await asyncio.gather(first, *others)
+            received = sorted([(await events.next(timeout=10)).data["note"] for _ in range(6)])
+        assert [sorted(batch) for batch in batches] == [["first"], ["n0", "n1", "n2", "n3", "n4"]]  # commit order is theirs
+        assert received == sorted(["first", "n0", "n1", "n2", "n3", "n4"])
+        async with runtime.db.platform_session(reason="test check") as session:
+            unpublished = await session.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None)))
+        assert unpublished == 0 and bus.published_count == 6

@@ -1085,7 +1085,8 @@ class Acd:
             arriving.status, arriving.agent_id, arriving.offered_at, arriving.ring_group = "ringing", agent_id, now, False
         elif (await session.execute(_CLAIM_CALL, {"t": tenant_id, "c": call_id, "q": queue_id, "a": agent_id, "now": now})).rowcount != 1:
             raise _CallTaken
-        await session.execute(_MEMBER_OFFERED, {"t": tenant_id, "q": queue_id, "a": agent_id, "now": now})
+        if decision.strategy == "round_robin":  # the one strategy that reads a member's last offer
+            await session.execute(_MEMBER_OFFERED, {"t": tenant_id, "q": queue_id, "a": agent_id, "now": now})
         data = decision.log_data([agent_id])
         if skipped:
             data["skipped"] = skipped

@@ -251,6 +251,10 @@ class CallFlow:
             async with self.db.tenant_session(tenant_id=tenant_id) as session:
                 session.autoflush = False  # the call, its events and outbox rows go in together at commit
                 call = await self._create_call(session, arrival, now)
+                if not self.db.is_postgres:
+                    # SQLite: write first, so the transaction holds the write lock before it
+                    # reads (a read-then-write transaction can meet SQLITE_BUSY_SNAPSHOT).
+                    await session.flush()
                 cause, queue = await self.acd.admit(session, call=call, now=now)
                 await append_event(session, tenant_id=tenant_id, call_id=call_id, type="queued", actor="acd", at=now,
                                    data={"queue_id": str(entry.queue_id), "priority": entry.priority,
@@ -324,7 +328,7 @@ class CallFlow:
                     await media.record_party(tenant_id=tenant_id, call_id=call_id, party="caller", enabled=True)
                 if hasattr(media, "play_prompt"):
                     await media.play_prompt(tenant_id=tenant_id, call_id=call_id, party="caller", prompt_id="voicemail",
-                                            text="Please leave a message after the tone. Hang up when you are done.")
+                                            text="Please leave your message now. Hang up when you are done.")
             except Exception:
                 log.exception("voicemail media for call %s failed", call_id)
 

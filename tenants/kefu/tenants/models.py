@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     Float,
+    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -25,6 +26,12 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+
+def _tenant_column_without_index() -> Any:
+    """``tenant_id`` for a table written on every call whose composite indexes all lead
+    with it: a single-column index would only cost a write per row (migration 0007)."""
+    return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
 
 
 def _tenant_fk(columns: list[str], table: str) -> ForeignKeyConstraint:
@@ -252,6 +259,7 @@ class Call(TenantScoped, Base):
         Index("ix_calls_tenant_caller_ref", "tenant_id", "caller_ref"),
     )
 
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     entry_point_id: Mapped[uuid.UUID | None]
     queue_id: Mapped[uuid.UUID | None]
@@ -315,8 +323,9 @@ class CallEvent(TenantScoped, Base):
         _tenant_fk(["call_id"], "calls"),
     )
 
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    call_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    call_id: Mapped[uuid.UUID] = mapped_column()  # looked up with its tenant: the unique index serves
     seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     type: Mapped[str] = mapped_column(String(32))

@@ -282,13 +282,24 @@ class EventBus:
         async with self._lock:
             try:
                 await self._deliver(events)
-                async with self.db.platform_session(reason="mark published outbox events") as session:
-                    await session.execute(_MARK_PUBLISHED, {"ids": ids, "now": self.clock()})
+                await self._mark_published(ids)
             except Exception:
                 log.exception("publishing outbox events failed; the relay will retry")
                 return 0
             self.published_count += len(events)
             return len(events)
+
+    async def _mark_published(self, ids: list[int]) -> None:
+        values = {"ids": ids, "now": self.clock()}
+        if not self.db.is_postgres:
+            async with self.db.platform_session(reason="mark published outbox events") as session:
+                await session.execute(_MARK_PUBLISHED, values)
+            return
+        # One statement committed on its own, without BEGIN and COMMIT round trips: marking
+        # rows already delivered needs no transaction around it.
+        async with self.db.platform_engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(_MARK_PUBLISHED, values)
 
     async def relay(self) -> int:
         """Publish every row still unpublished; returns how many were sent."""
