@@ -60,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="load the demo tenant, agent, queue and caller page (idempotent)")
     demo.add_argument("--data-dir")
 
+    ivr = sub.add_parser("ivr", help="IVR call flows")
+    ivr_sub = ivr.add_subparsers(dest="ivr_command", metavar="ACTION", required=True)
+    walk = ivr_sub.add_parser("simulate", help="walk a flow document (a JSON file) without media")
+    walk.add_argument("flow", help="the flow document, a JSON file")
+    walk.add_argument("--input", default="", help="the caller's keypresses, one per question, comma-separated (e.g. 1,2,1234#); empty = silence")
+    walk.add_argument("--locale", default="en", help="the caller's locale (default en)")
+    walk.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a starting variable (caller_number=+8613800000000)")
+    walk.add_argument("--answer", action="append", default=[], metavar="NODE=JSON", help="what an HTTP lookup node gets back (none: its fallback)")
+    walk.add_argument("--closed", action="append", default=[], metavar="SCHEDULE", help="a schedule that is closed (others are open)")
+
     ops = sub.add_parser("ops", help="platform operator tasks")
     ops_sub = ops.add_subparsers(dest="ops_command", metavar="ACTION", required=True)
     client = ops_sub.add_parser("create-client", help="create OAuth2 client credentials for a platform operator")
@@ -81,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return 2
+    if args.command == "ivr":  # a file in, a walk out: no settings, no database
+        from kefu.tenants.ivr.cli import simulate_command
+
+        return simulate_command(
+            args.flow, inputs=args.input, locale=args.locale, variables=args.var, answers=args.answer, closed=args.closed, out=sys.stdout
+        )
     logging.basicConfig(level=os.environ.get("KEFU_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _apply_overrides(args)
     try:
