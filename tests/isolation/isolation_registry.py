@@ -170,6 +170,24 @@ async def make_schedule(h: "Harness", t: "TenantWorld") -> str:
     return str(created["id"])
 
 
+def ivr_document(queue_id: str | None = None) -> dict[str, Any]:
+    nodes: dict[str, Any] = {"bye": {"type": "hangup", "prompt": {"en": {"text": "Goodbye"}}}}
+    if queue_id is not None:
+        nodes = {"q": {"type": "queue", "queue_id": queue_id}}
+    return {"schema": "kefu.ivr/1", "start": next(iter(nodes)), "nodes": nodes}
+
+
+async def make_ivr_flow(h: "Harness", t: "TenantWorld") -> str:
+    created = await h.call_ok("POST", "/api/v1/ivr/flows", t, json={"name": f"{t.slug} main line", "document": ivr_document()})
+    await h.call_ok("POST", f"/api/v1/ivr/flows/{created['id']}/publish", t)
+    return str(created["id"])
+
+
+async def make_ivr_lookup_address(h: "Harness", t: "TenantWorld") -> str:
+    created = await h.call_ok("POST", "/api/v1/ivr/lookup-addresses", t, json={"prefix": f"https://crm.{t.slug}.test/"})
+    return str(created["id"])
+
+
 ID_FACTORIES: dict[str, Factory] = {
     "user_id": make_user,
     "client_id": make_integration_client,
@@ -182,6 +200,8 @@ ID_FACTORIES: dict[str, Factory] = {
     "reason_code_id": make_reason_code,
     "wrap_up_code_id": make_wrap_up_code,
     "schedule_id": make_schedule,
+    "ivr_flow_id": make_ivr_flow,
+    "ivr_lookup_address_id": make_ivr_lookup_address,
 }
 
 # --- roles and bodies ------------------------------------------------------------
@@ -240,6 +260,11 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PATCH", "/api/v1/reason-codes/{reason_code_id:uuid}"): {"label": "Mallory's reason", "active": False},
     ("PATCH", "/api/v1/wrap-up-codes/{wrap_up_code_id:uuid}"): {"label": "Mallory's disposition", "active": False},
     ("PATCH", "/api/v1/schedules/{schedule_id:uuid}"): {"name": "Mallory's hours", "weekly": {}},
+    ("PUT", "/api/v1/ivr/flows/{ivr_flow_id:uuid}/draft"): {"document": ivr_document()},
+    ("POST", "/api/v1/ivr/flows/{ivr_flow_id:uuid}/validate"): None,
+    ("POST", "/api/v1/ivr/flows/{ivr_flow_id:uuid}/publish"): None,
+    ("POST", "/api/v1/ivr/flows/{ivr_flow_id:uuid}/rollback"): {"version": 1},
+    ("POST", "/api/v1/ivr/flows/{ivr_flow_id:uuid}/simulate"): {"inputs": ["1"]},
 }
 
 # Write routes whose body names other resources: the path takes the caller's
@@ -290,6 +315,9 @@ LIST_ROUTES: dict[str, ListCheck] = {
     "/api/v1/reason-codes": ListCheck("reason_code_id"),
     "/api/v1/wrap-up-codes": ListCheck("wrap_up_code_id"),
     "/api/v1/schedules": ListCheck("schedule_id"),
+    "/api/v1/ivr/flows": ListCheck("ivr_flow_id"),
+    "/api/v1/ivr/lookup-addresses": ListCheck("ivr_lookup_address_id"),
+    "/api/v1/ivr/schema": ListCheck(None, "the published JSON Schema of a flow document, the same for every tenant"),
     "/api/v1/agent/reason-codes": ListCheck("reason_code_id", "the active reason codes the agent desktop offers"),
     "/api/v1/agent/wrap-up-codes": ListCheck("wrap_up_code_id", "the active wrap-up codes the agent desktop offers"),
 }
@@ -311,6 +339,11 @@ CREATE_ROUTES: dict[str, CreateCheck] = {
     "/api/v1/reason-codes": CreateCheck("the body names no other resource"),
     "/api/v1/wrap-up-codes": CreateCheck("the body names no other resource"),
     "/api/v1/schedules": CreateCheck("the body names no other resource"),
+    "/api/v1/ivr/flows": CreateCheck(
+        "the document's queues, skills, schedules, flows and agents are validated against the caller's tenant only "
+        "(another tenant's are unknown: tests/tenants/test_ivr_store.py and test_ivr_api.py)"
+    ),
+    "/api/v1/ivr/lookup-addresses": CreateCheck("the body names no other resource"),
     "/api/v1/entry-points": CreateCheck("the queue in the body is checked by BODY_REFERENCES"),
     "/api/v1/agent/session": CreateCheck("the signed-in agent's own seat (log in / log out)", ("POST", "DELETE")),
     "/api/v1/agent/status": CreateCheck("the signed-in agent's own status", ("PUT",)),

@@ -353,3 +353,47 @@ class Recording(TenantScoped, Base):
     ended_at: Mapped[datetime | None]
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class IvrFlow(TenantScoped, Base):
+    """An IVR call flow: its working draft and which of its versions is live (docs/ivr.md)."""
+
+    __tablename__ = "ivr_flows"
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "name"))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    draft: Mapped[dict[str, Any]] = mapped_column(JSON)
+    draft_updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_version: Mapped[int | None] = mapped_column(Integer)  # None: never published
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IvrFlowVersion(TenantScoped, Base):
+    """A published version of a flow, never changed; a live call keeps the one it started with."""
+
+    __tablename__ = "ivr_flow_versions"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "flow_id", "number"),
+        _tenant_fk(["flow_id"], "ivr_flows"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    flow_id: Mapped[uuid.UUID]
+    number: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_by: Mapped[str] = mapped_column(String(128))
+    restored_from: Mapped[int | None] = mapped_column(Integer)  # a rollback republishes that version
+
+
+class IvrLookupAddress(TenantScoped, Base):
+    """A URL prefix the tenant allows its flows' HTTP lookups to call."""
+
+    __tablename__ = "ivr_lookup_addresses"
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "prefix"))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    prefix: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

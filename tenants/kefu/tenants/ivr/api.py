@@ -1,0 +1,206 @@
+"""Routes for IVR flows: drafts, validation, publishing, versions, rollback, the
+simulator, lookup addresses and the published JSON Schema (docs/ivr.md).
+
+Admins write with ``ivr.flows.write``; supervisors read with ``ivr.flows.read``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from kefu.platform.db.base import utcnow
+from kefu.platform.deps import CurrentPrincipal, DbSession, TenantId
+from kefu.platform.identity.principal import requires
+from kefu.platform.problems import Problem
+from kefu.platform.runtime import Runtime
+from kefu.tenants import schedules
+from kefu.tenants.ivr import store
+from kefu.tenants.ivr.flow import FlowError
+from kefu.tenants.ivr.schema import flow_schema
+from kefu.tenants.ivr.simulate import simulate
+from kefu.tenants.models import IvrFlow, IvrFlowVersion, IvrLookupAddress, Schedule
+from litestar import Controller, delete, get, post, put
+from litestar.params import FromPath, JSONBody
+from sqlalchemy import select
+
+MAX_INPUTS = 200
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+class FlowCreate(Request):
+    name: str
+    document: dict[str, Any] | None = None
+
+
+class DraftIn(Request):
+    document: dict[str, Any]
+
+
+class RollbackIn(Request):
+    version: int
+
+
+class SimulateIn(Request):
+    inputs: list[str] = []
+    locale: str = "en"
+    variables: dict[str, str] = {}
+    answers: dict[str, Any] = {}  # node id -> what its HTTP lookup gets back (absent: its fallback)
+    closed: list[str] | None = None  # schedules taken as closed; None: the tenant's schedules, now (or at ``at``)
+    at: datetime | None = None
+    version: int | None = None  # None: the draft
+
+
+class LookupAddressIn(Request):
+    prefix: str
+
+
+class FlowErrorOut(msgspec.Struct):
+    code: str
+    message: str
+    node: str | None
+    exit: str | None
+
+
+class FlowOut(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    draft: dict[str, Any]
+    draft_updated_at: datetime
+    published_version: int | None
+    created_at: datetime
+    errors: list[FlowErrorOut] | None = None  # the draft's validation errors, when just saved or checked
+
+
+class VersionOut(msgspec.Struct):
+    number: int
+    document: dict[str, Any]
+    published_at: datetime
+    published_by: str
+    restored_from: int | None
+
+
+class LookupAddressOut(msgspec.Struct):
+    id: uuid.UUID
+    prefix: str
+    created_at: datetime
+
+
+def _errors(errors: list[FlowError]) -> list[FlowErrorOut]:
+    return [FlowErrorOut(e.code, e.message, e.node, e.exit) for e in errors]
+
+
+def _flow_out(flow: IvrFlow, errors: list[FlowError] | None = None) -> FlowOut:
+    return FlowOut(
+        id=flow.id, name=flow.name, draft=flow.draft, draft_updated_at=flow.draft_updated_at, published_version=flow.published_version,
+        created_at=flow.created_at, errors=None if errors is None else _errors(errors),
+    )
+
+
+def _version_out(version: IvrFlowVersion) -> VersionOut:
+    return VersionOut(version.number, version.document, version.published_at, version.published_by, version.restored_from)
+
+
+class IvrFlowsController(Controller):
+    path = "/api/v1/ivr"
+    tags = ["IVR"]
+
+    @get("/schema", guards=[requires("ivr.flows.read")])
+    async def schema(self) -> dict[str, Any]:
+        return flow_schema()
+
+    @get("/flows", guards=[requires("ivr.flows.read")])
+    async def list_flows(self, db: DbSession, tenant_id: TenantId) -> list[FlowOut]:
+        return [_flow_out(f) for f in await store.list_flows(db, tenant_id=tenant_id)]
+
+    @post("/flows", guards=[requires("ivr.flows.write")])
+    async def create_flow(self, data: JSONBody[FlowCreate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> FlowOut:
+        flow, errors = await store.create_flow(db, tenant_id=tenant_id, name=data.name, document=data.document, actor=principal.actor)
+        return _flow_out(flow, errors)
+
+    @get("/flows/{ivr_flow_id:uuid}", guards=[requires("ivr.flows.read")])
+    async def get_flow(self, ivr_flow_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId) -> FlowOut:
+        return _flow_out(await store.get_flow(db, tenant_id=tenant_id, flow_id=ivr_flow_id))
+
+    @put("/flows/{ivr_flow_id:uuid}/draft", guards=[requires("ivr.flows.write")])
+    async def save_draft(
+        self, ivr_flow_id: FromPath[uuid.UUID], data: JSONBody[DraftIn], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal
+    ) -> FlowOut:
+        flow, errors = await store.save_draft(db, tenant_id=tenant_id, flow_id=ivr_flow_id, document=data.document, actor=principal.actor)
+        return _flow_out(flow, errors)
+
+    @post("/flows/{ivr_flow_id:uuid}/validate", guards=[requires("ivr.flows.read")], status_code=200)
+    async def validate_draft(self, ivr_flow_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId) -> FlowOut:
+        errors = await store.check_draft(db, tenant_id=tenant_id, flow_id=ivr_flow_id)
+        return _flow_out(await store.get_flow(db, tenant_id=tenant_id, flow_id=ivr_flow_id), errors)
+
+    @post("/flows/{ivr_flow_id:uuid}/publish", guards=[requires("ivr.flows.write")], status_code=201)
+    async def publish(self, ivr_flow_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> VersionOut:
+        return _version_out(await store.publish(db, tenant_id=tenant_id, flow_id=ivr_flow_id, actor=principal.actor))
+
+    @post("/flows/{ivr_flow_id:uuid}/rollback", guards=[requires("ivr.flows.write")], status_code=201)
+    async def rollback(
+        self, ivr_flow_id: FromPath[uuid.UUID], data: JSONBody[RollbackIn], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal
+    ) -> VersionOut:
+        version = await store.rollback(db, tenant_id=tenant_id, flow_id=ivr_flow_id, number=data.version, actor=principal.actor)
+        return _version_out(version)
+
+    @get("/flows/{ivr_flow_id:uuid}/versions", guards=[requires("ivr.flows.read")])
+    async def versions(self, ivr_flow_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId) -> list[VersionOut]:
+        return [_version_out(v) for v in await store.list_versions(db, tenant_id=tenant_id, flow_id=ivr_flow_id)]
+
+    @post("/flows/{ivr_flow_id:uuid}/simulate", guards=[requires("ivr.flows.read")], status_code=200)
+    async def simulate_flow(self, ivr_flow_id: FromPath[uuid.UUID], data: JSONBody[SimulateIn], db: DbSession, tenant_id: TenantId) -> dict[str, Any]:
+        if len(data.inputs) > MAX_INPUTS or any(len(i) > 64 for i in data.inputs) or len(data.variables) > 50:
+            raise Problem(400, "invalid_simulation", f"at most {MAX_INPUTS} inputs of up to 64 keys, and 50 variables")
+        if data.version is None:
+            document = (await store.get_flow(db, tenant_id=tenant_id, flow_id=ivr_flow_id)).draft
+        else:
+            document = (await store.get_version(db, tenant_id=tenant_id, flow_id=ivr_flow_id, number=data.version)).document
+        flow = store.parse_or_problem(document)
+        if data.closed is not None:
+            closed = set(data.closed)
+
+            def is_open(schedule_id: str) -> str:
+                return "closed" if schedule_id in closed else "open"
+        else:
+            at = data.at or utcnow()
+            if at.tzinfo is None:
+                raise Problem(400, "invalid_simulation", "at must carry a time zone")
+            rows = {str(s.id): s for s in await db.scalars(select(Schedule).where(Schedule.tenant_id == tenant_id))}
+
+            def is_open(schedule_id: str) -> str:
+                schedule = rows.get(schedule_id)
+                return "open" if schedule is None or schedules.is_open(schedule, at) else "closed"
+
+        walk = simulate(
+            flow, inputs=list(data.inputs), locale=data.locale[:16], variables=dict(data.variables),
+            lookup=lambda node, _variables: data.answers.get(node.id), is_open=is_open,
+        )
+        return walk.as_dict()
+
+    @get("/lookup-addresses", guards=[requires("ivr.flows.read")])
+    async def list_lookup_addresses(self, db: DbSession, tenant_id: TenantId) -> list[LookupAddressOut]:
+        return [LookupAddressOut(a.id, a.prefix, a.created_at) for a in await store.list_lookup_addresses(db, tenant_id=tenant_id)]
+
+    @post("/lookup-addresses", guards=[requires("ivr.flows.write")])
+    async def add_lookup_address(
+        self, data: JSONBody[LookupAddressIn], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal
+    ) -> LookupAddressOut:
+        row: IvrLookupAddress = await store.add_lookup_address(db, tenant_id=tenant_id, prefix=data.prefix, actor=principal.actor)
+        return LookupAddressOut(row.id, row.prefix, row.created_at)
+
+    @delete("/lookup-addresses/{ivr_lookup_address_id:uuid}", guards=[requires("ivr.flows.write")], status_code=204)
+    async def remove_lookup_address(
+        self, ivr_lookup_address_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal
+    ) -> None:
+        await store.remove_lookup_address(db, tenant_id=tenant_id, address_id=ivr_lookup_address_id, actor=principal.actor)
+
+
+def install(runtime: Runtime) -> list[Any]:
+    return [IvrFlowsController]
