@@ -344,6 +344,7 @@ CREATE_ROUTES: dict[str, CreateCheck] = {
         "(another tenant's are unknown: tests/tenants/test_ivr_store.py and test_ivr_api.py)"
     ),
     "/api/v1/ivr/lookup-addresses": CreateCheck("the body names no other resource"),
+    "/api/v1/ivr/flows/import": CreateCheck("creates a flow in the caller's tenant; the document is validated against that tenant only"),
     "/api/v1/entry-points": CreateCheck("the queue in the body is checked by BODY_REFERENCES"),
     "/api/v1/agent/session": CreateCheck("the signed-in agent's own seat (log in / log out)", ("POST", "DELETE")),
     "/api/v1/agent/status": CreateCheck("the signed-in agent's own status", ("PUT",)),

@@ -21,6 +21,7 @@ from kefu.tenants.ivr import store
 from kefu.tenants.ivr.flow import FlowError
 from kefu.tenants.ivr.schema import flow_schema
 from kefu.tenants.ivr.simulate import simulate
+from kefu.tenants.ivr.vxml import VxmlInvalid, import_vxml
 from kefu.tenants.models import IvrFlow, IvrFlowVersion, IvrLookupAddress, Schedule
 from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, JSONBody
@@ -36,6 +37,11 @@ class Request(msgspec.Struct, forbid_unknown_fields=True):
 class FlowCreate(Request):
     name: str
     document: dict[str, Any] | None = None
+
+
+class ImportIn(Request):
+    name: str
+    vxml: str
 
 
 class DraftIn(Request):
@@ -121,6 +127,16 @@ class IvrFlowsController(Controller):
     @post("/flows", guards=[requires("ivr.flows.write")])
     async def create_flow(self, data: JSONBody[FlowCreate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> FlowOut:
         flow, errors = await store.create_flow(db, tenant_id=tenant_id, name=data.name, document=data.document, actor=principal.actor)
+        return _flow_out(flow, errors)
+
+    @post("/flows/import", guards=[requires("ivr.flows.write")])
+    async def import_flow(self, data: JSONBody[ImportIn], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> FlowOut:
+        """A new flow whose draft is a VoiceXML document of the subset (docs/ivr.md)."""
+        try:
+            document = import_vxml(data.vxml)
+        except VxmlInvalid as invalid:
+            raise Problem(400, "vxml_invalid", "the VoiceXML document is outside the supported subset", errors=[e.as_dict() for e in invalid.errors]) from None
+        flow, errors = await store.create_flow(db, tenant_id=tenant_id, name=data.name, document=document, actor=principal.actor)
         return _flow_out(flow, errors)
 
     @get("/flows/{ivr_flow_id:uuid}", guards=[requires("ivr.flows.read")])
