@@ -249,7 +249,7 @@ class IvrMachine:
                 exit_name = "next"
             else:  # branch
                 on = f["on"]
-                subject = self.variables.get(on[4:] if on.startswith("var:") else on)
+                subject = self.variables.get(on.removeprefix("var:"))
                 exit_name = next((str(c["exit"]) for c in f["cases"] if case_matches(c["op"], subject, c["value"])), "else")
             actions.append(Leave(node.id, exit_name))
             target = node.exits.get(exit_name)

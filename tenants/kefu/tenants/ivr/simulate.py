@@ -17,9 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kefu.tenants.ivr.flow import Flow, Node
-from kefu.tenants.ivr.machine import MAX_STEPS, Action, Ask, CheckHours, Enter, IvrMachine, Leave, Say
+from kefu.tenants.ivr.machine import (
+    MAX_STEPS,
+    Action,
+    Ask,
+    CheckHours,
+    Enter,
+    IvrMachine,
+    Leave,
+    Say,
+    render,
+)
 from kefu.tenants.ivr.machine import Lookup as LookupAction
-from kefu.tenants.ivr.machine import render as render
 
 __all__ = ["MAX_STEPS", "Step", "Walk", "render", "simulate"]
 
@@ -74,17 +83,17 @@ def simulate(
             elif isinstance(action, Ask):
                 pressed = left.pop(0) if left else ""
                 steps[-1].heard.append(pressed)
-                event = lambda pressed=pressed: machine.answer(pressed)  # noqa: E731
+                event = lambda pressed=pressed: machine.answer(pressed)
             elif isinstance(action, LookupAction):
                 node = flow.nodes[action.node]
                 try:
                     answer = lookup(node, dict(machine.variables)) if lookup else None
                 except Exception:  # noqa: BLE001 - a lookup that errors is a failed attempt
                     answer = None
-                event = lambda answer=answer: machine.looked_up(answer)  # noqa: E731
+                event = lambda answer=answer: machine.looked_up(answer)
             elif isinstance(action, CheckHours):
                 state = is_open(action.schedule_id) if is_open else "open"
-                event = lambda state=state: machine.hours(state)  # noqa: E731
+                event = lambda state=state: machine.hours(state)
         pending = event() if event is not None else []
     outcome = machine.outcome or {"action": "missing_exit"}
     return Walk(steps, outcome, machine.variables, left)
