@@ -40,7 +40,7 @@ CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 SYSTEM_REASON_CODES = frozenset({"logged_in", "no_answer", "not_ready", "lease_expired"})
 
 
-async def _add_unique(session: AsyncSession, row: Any, conflict: Problem) -> None:
+async def add_unique(session: AsyncSession, row: Any, conflict: Problem) -> None:
     """Insert ``row``; a unique-constraint race (the check before it passed) answers ``conflict``."""
     try:
         async with session.begin_nested():
@@ -92,7 +92,7 @@ async def create_skill(session: AsyncSession, *, tenant_id: uuid.UUID, name: str
     if await _skill_name_in_use(session, tenant_id=tenant_id, name=name):
         raise _skill_name_taken()
     skill = Skill(tenant_id=tenant_id, name=name, description=description, created_at=utcnow())
-    await _add_unique(session, skill, _skill_name_taken())
+    await add_unique(session, skill, _skill_name_taken())
     await audit.record(session, tenant_id=tenant_id, actor=actor, action="skill.created", target=f"skill:{skill.id}", detail={"name": name})
     return skill
 
@@ -280,7 +280,7 @@ async def create_code(session: AsyncSession, kind: CodeKind, *, tenant_id: uuid.
     if await session.scalar(select(model.id).where(model.tenant_id == tenant_id, model.code == code)) is not None:
         raise _code_taken(kind)
     row = model(tenant_id=tenant_id, code=code, label=label, active=True, created_at=utcnow())
-    await _add_unique(session, row, _code_taken(kind))
+    await add_unique(session, row, _code_taken(kind))
     await audit.record(session, tenant_id=tenant_id, actor=actor, action=f"{kind.audit_prefix}.created", target=f"{kind.audit_prefix}:{row.id}",
                        detail={"code": code, "label": label})
     return row
@@ -344,7 +344,7 @@ async def create_schedule(
     if await _schedule_name_in_use(session, tenant_id=tenant_id, name=name):
         raise _schedule_name_taken()
     schedule = Schedule(tenant_id=tenant_id, name=name, time_zone=time_zone, weekly=dict(weekly), holidays=_sorted_holidays(holidays), created_at=utcnow())
-    await _add_unique(session, schedule, _schedule_name_taken())
+    await add_unique(session, schedule, _schedule_name_taken())
     await audit.record(session, tenant_id=tenant_id, actor=actor, action="schedule.created", target=f"schedule:{schedule.id}",
                        detail={"name": name, "time_zone": time_zone})
     return schedule

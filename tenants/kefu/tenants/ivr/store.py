@@ -24,6 +24,7 @@ from kefu.platform import audit
 from kefu.platform.db.base import utcnow
 from kefu.platform.models import Tenant
 from kefu.platform.problems import Problem, check_text, not_found
+from kefu.tenants.acd_config import add_unique
 from kefu.tenants.ivr.flow import (
     Flow,
     FlowContext,
@@ -42,20 +43,9 @@ from kefu.tenants.models import (
     Skill,
 )
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 MAX_LOOKUP_ADDRESSES = 50
-
-
-async def _add_unique(session: AsyncSession, row: Any, conflict: Problem) -> None:
-    """Insert ``row``; a unique-constraint race answers ``conflict``."""
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError:
-        raise conflict from None
 
 
 def _errors(errors: list[FlowError]) -> list[dict[str, Any]]:
@@ -122,7 +112,7 @@ async def create_flow(
         raise _name_taken()
     now = utcnow()
     flow = IvrFlow(tenant_id=tenant_id, name=name, draft=document, draft_updated_at=now, created_at=now)
-    await _add_unique(session, flow, _name_taken())
+    await add_unique(session, flow, _name_taken())
     await audit.record(session, tenant_id=tenant_id, actor=actor, action="ivr_flow.created", target=f"ivr_flow:{flow.id}", detail={"name": name})
     return flow, validate(parsed, await flow_context(session, tenant_id=tenant_id))
 
@@ -156,7 +146,7 @@ async def _publish_document(
         published_by=actor, restored_from=restored_from,
     )
     # Another publication taking the number meanwhile: the client tries again.
-    await _add_unique(session, version, Problem(409, "flow_changed", "the flow was published meanwhile; try again"))
+    await add_unique(session, version, Problem(409, "flow_changed", "the flow was published meanwhile; try again"))
     flow.published_version = version.number
     await session.flush()
     await audit.record(
@@ -223,7 +213,7 @@ async def add_lookup_address(session: AsyncSession, *, tenant_id: uuid.UUID, pre
     if count >= MAX_LOOKUP_ADDRESSES:
         raise Problem(409, "too_many_lookup_addresses", f"a tenant has at most {MAX_LOOKUP_ADDRESSES} lookup addresses")
     row = IvrLookupAddress(tenant_id=tenant_id, prefix=prefix, created_at=utcnow())
-    await _add_unique(session, row, Problem(409, "lookup_address_exists", "this lookup address is configured already"))
+    await add_unique(session, row, Problem(409, "lookup_address_exists", "this lookup address is configured already"))
     await audit.record(session, tenant_id=tenant_id, actor=actor, action="ivr_lookup_address.added", target=f"ivr_lookup_address:{row.id}", detail={"prefix": prefix})
     return row
 
