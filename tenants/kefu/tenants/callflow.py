@@ -246,9 +246,16 @@ class CallFlow:
                 await self._create_call(session, arrival, self.acd.clock())
             await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="media_failed", actor="media")
             raise
+        committed = False
+
+        async def note_commit() -> None:
+            nonlocal committed
+            committed = True
+
         try:
             now = self.acd.clock()
             async with self.db.tenant_session(tenant_id=tenant_id) as session:
+                on_commit(session, note_commit)  # first of the after-commit work
                 session.autoflush = False  # the call, its events and outbox rows go in together at commit
                 call = await self._create_call(session, arrival, now)
                 if not self.db.is_postgres:
@@ -262,7 +269,8 @@ class CallFlow:
                 await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="queued", queue_id=entry.queue_id)
                 offered = None if cause is not None else await self.acd.offer_on_arrival(session, call=call, queue=queue, now=now)
         except BaseException:
-            await self._drop_media_quietly(tenant_id=tenant_id, call_id=call_id)
+            if not committed:  # a call that exists keeps its leg (its own rules end it)
+                await self._drop_media_quietly(tenant_id=tenant_id, call_id=call_id)
             raise
         if offered is not None:
             await self.acd.after_arrival(offered)
