@@ -93,7 +93,7 @@ class Arrival:
     call: Call
     queue: Any  # the queue's row (its rules)
     offer: Offer | None = None
-    agent: Agent | None = None
+    agent: Any = None  # the booked agent's row
     route: bool = False  # a routing pass is still needed
 
 
@@ -669,12 +669,10 @@ class Acd:
 
     async def call_queued(
         self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, cause: str | None = None, queue_id: uuid.UUID | None = None,
-        arrived: Call | None = None,
     ) -> list[Offer]:
-        """After the call's creation committed (and its caller leg is up): apply the rule
-        ``admit`` named, or route its queue and arm the call's timers (one transaction
-        reads the call with the routing facts; ``arrived``, the row as just committed,
-        spares that read)."""
+        """After the call entered a queue (its caller leg up): apply the rule ``admit``
+        named, or route its queue and arm the call's timers (one transaction reads the
+        call with the routing facts)."""
         if queue_id is None or cause is not None:
             async with self.db.tenant_session(tenant_id=tenant_id) as session:
                 queue_id = await session.scalar(select(Call.queue_id).where(Call.tenant_id == tenant_id, Call.id == call_id))
@@ -683,7 +681,7 @@ class Acd:
         if cause is not None:
             await self.leave_queue(tenant_id=tenant_id, call_id=call_id, queue_id=queue_id, cause=cause)
             return []
-        return await self.route_queue(tenant_id=tenant_id, queue_id=queue_id, arrived=arrived or call_id)
+        return await self.route_queue(tenant_id=tenant_id, queue_id=queue_id, arrived=call_id)
 
     async def offer_on_arrival(self, session: AsyncSession, *, call: Call, queue: Any, now: datetime) -> "Arrival":
         """In the transaction creating ``call`` (admitted, queued): book it to its best free
@@ -927,7 +925,7 @@ class Acd:
     # --- routing ---------------------------------------------------------------
 
     async def route_queue(
-        self, *, tenant_id: uuid.UUID, queue_id: uuid.UUID, arrived: uuid.UUID | Call | None = None
+        self, *, tenant_id: uuid.UUID, queue_id: uuid.UUID, arrived: uuid.UUID | None = None
     ) -> list[Offer]:
         """Offer the queue's waiting calls to its free agents, in order, until one side runs
         out.  ``arrived``: a call that just entered the queue, whose timers are armed."""
@@ -1001,14 +999,14 @@ class Acd:
         return queue, calls, candidates
 
     async def _route_pass(
-        self, *, tenant_id: uuid.UUID, queue_id: uuid.UUID, arrived: uuid.UUID | Call | None = None
+        self, *, tenant_id: uuid.UUID, queue_id: uuid.UUID, arrived: uuid.UUID | None = None
     ) -> tuple[list[Offer], bool]:
         """One look at the queue: each waiting call, in order, to the best free agent.
         Returns the offers and whether the facts went stale (look again)."""
         now = self.clock()
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             facts = await self.load_routing_facts(session, tenant_id=tenant_id, queue_id=queue_id, now=now)
-            new_call = await session.get(Call, arrived) if isinstance(arrived, uuid.UUID) and facts is not None else arrived
+            new_call = await session.get(Call, arrived) if arrived is not None and facts is not None else None
         if facts is None:
             return [], False
         queue, calls, candidates = facts
