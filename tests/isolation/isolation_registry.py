@@ -188,7 +188,33 @@ async def make_ivr_lookup_address(h: "Harness", t: "TenantWorld") -> str:
     return str(created["id"])
 
 
+async def make_voicemail(h: "Harness", t: "TenantWorld") -> str:
+    """A caller's message left for the tenant's queue (written as the call flow writes it)."""
+    from datetime import timedelta
+
+    from kefu.platform.db.base import utcnow
+    from kefu.tenants import call_log
+    from kefu.tenants.models import Call, Voicemail
+
+    entry_point_id = uuid.UUID(await h.resource(t, "entry_point_id"))
+    queue_id = uuid.UUID(await h.resource(t, "queue_id"))
+    started = utcnow() - timedelta(minutes=3)
+    call_id = uuid.uuid4()
+    async with h.db.tenant_session(tenant_id=t.id) as session:
+        session.add(Call(
+            id=call_id, tenant_id=t.id, entry_point_id=entry_point_id, queue_id=queue_id, caller_name=f"{t.slug} voicemail caller",
+            status="ended", started_at=started, ended_at=started + timedelta(seconds=40), end_reason="voicemail",
+        ))
+        await session.flush()
+        await call_log.append_event(session, tenant_id=t.id, call_id=call_id, type="voicemail_started", actor="acd", at=started, data={})
+        voicemail = Voicemail(tenant_id=t.id, call_id=call_id, queue_id=queue_id, status="new", created_at=started)
+        session.add(voicemail)
+        await session.flush()
+        return str(voicemail.id)
+
+
 ID_FACTORIES: dict[str, Factory] = {
+    "voicemail_id": make_voicemail,
     "user_id": make_user,
     "client_id": make_integration_client,
     "agent_id": make_agent,
@@ -265,6 +291,8 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/api/v1/ivr/flows/{ivr_flow_id:uuid}/publish"): None,
     ("POST", "/api/v1/ivr/flows/{ivr_flow_id:uuid}/rollback"): {"version": 1},
     ("POST", "/api/v1/ivr/flows/{ivr_flow_id:uuid}/simulate"): {"inputs": ["1"]},
+    ("PATCH", "/api/v1/entry-points/{entry_point_id:uuid}"): {"name": "Mallory's line"},
+    ("POST", "/api/v1/voicemails/{voicemail_id:uuid}/done"): None,
 }
 
 # Write routes whose body names other resources: the path takes the caller's
@@ -272,6 +300,8 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
 # harness from the request types (fields named *_id / *_ids); each needs a line.
 BODY_REFERENCES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/entry-points"): {"name": "smuggled", "queue_id": "{queue_id}"},
+    # The other tenant's (published) flow; its queue is checked the same way (tests/tenants/test_ivr_calls.py).
+    ("PATCH", "/api/v1/entry-points/{entry_point_id:uuid}"): {"flow_id": "{ivr_flow_id}"},
     ("PUT", "/api/v1/queues/{queue_id:uuid}/members"): {"agent_ids": ["{agent_id}"]},
     ("POST", "/api/v1/agent/calls/{call_id:uuid}/transfer"): {"agent_id": "{agent_id}"},
     ("POST", "/api/v1/agent/calls/{call_id:uuid}/consult"): {"queue_id": "{queue_id}"},
@@ -317,6 +347,7 @@ LIST_ROUTES: dict[str, ListCheck] = {
     "/api/v1/schedules": ListCheck("schedule_id"),
     "/api/v1/ivr/flows": ListCheck("ivr_flow_id"),
     "/api/v1/ivr/lookup-addresses": ListCheck("ivr_lookup_address_id"),
+    "/api/v1/voicemails": ListCheck("voicemail_id"),
     "/api/v1/ivr/schema": ListCheck(None, "the published JSON Schema of a flow document, the same for every tenant"),
     "/api/v1/agent/reason-codes": ListCheck("reason_code_id", "the active reason codes the agent desktop offers"),
     "/api/v1/agent/wrap-up-codes": ListCheck("wrap_up_code_id", "the active wrap-up codes the agent desktop offers"),

@@ -25,10 +25,10 @@ def test_a_live_walk_is_actions_out_and_events_in() -> None:
     machine = IvrMachine(FLOW, locale="zh", variables={"caller_number": "+861380000"})
     assert machine.start() == [Enter("hours", "hours"), CheckHours("hours", "s1")]
     assert machine.waiting_for == "hours"
-    assert machine.hours("open") == [Leave("hours", "open"), Enter("menu", "menu"), Say("menu", "账户请按1"), Ask("menu", "menu", 7, 1, None)]
-    assert machine.answer("") == [Say("menu", "账户请按1"), Ask("menu", "menu", 7, 1, None)]  # silence: asked again
+    assert machine.hours("open") == [Leave("hours", "open"), Enter("menu", "menu"), Say("menu", "账户请按1", locale="zh"), Ask("menu", "menu", 7, 1, None)]
+    assert machine.answer("") == [Say("menu", "账户请按1", locale="zh"), Ask("menu", "menu", 7, 1, None)]  # silence: asked again
     actions = machine.answer("1")
-    assert actions == [Leave("menu", "1"), Enter("account", "collect"), Say("account", "Account?"), Ask("account", "collect", 9, 7, "#")]
+    assert actions == [Leave("menu", "1"), Enter("account", "collect"), Say("account", "Account?", locale="en"), Ask("account", "collect", 9, 7, "#")]
     lookup = Lookup("look", "https://crm.test/c/4242", "POST", {"who": "+861380000"}, 2)
     assert machine.answer("4242#") == [Leave("account", "done"), Enter("look", "http"), lookup]
     assert machine.waiting_for == "lookup"
@@ -47,3 +47,27 @@ def test_an_event_the_flow_is_not_waiting_for_is_refused() -> None:
     assert machine.outcome == {"action": "voicemail", "node": "vm"}
     with pytest.raises(RuntimeError):
         machine.hours("open")
+
+
+def test_a_snapshot_resumes_the_walk_where_it_waits() -> None:
+    machine = IvrMachine(FLOW, locale="zh", variables={"caller_number": "+861380000"})
+    machine.start()
+    machine.hours("open")
+    machine.answer("")  # one silence used up
+    resumed = IvrMachine.resume(FLOW, machine.snapshot())
+    assert resumed.waiting_for == "keys" and resumed.attempt == machine.attempt and resumed.variables == machine.variables
+    # The same answer gives the same walk on both.
+    assert resumed.answer("9") == machine.answer("9")
+
+
+def test_a_lookup_address_cannot_be_extended_by_a_variable() -> None:
+    machine = IvrMachine(FLOW, locale="en")
+    machine.start()
+    machine.hours("open")
+    machine.answer("1")
+    machine.variables["caller_number"] = "x"
+    machine.node = FLOW.nodes["account"]
+    # A collected value is digits; a lookup's own answer or a set variable is not: it is encoded.
+    machine.variables["acct"] = "../admin?x=1#"
+    lookup = machine._lookup(FLOW.nodes["look"])[0]
+    assert lookup.url == "https://crm.test/c/..%2Fadmin%3Fx%3D1%23"

@@ -272,6 +272,8 @@ class Acd:
         self.on_start: list[Callable[[], Awaitable[object]]] = []
         # Run by every sweep with its time: other contexts' safety nets for timers a dead node held.
         self.sweepers: list[Callable[[datetime], Awaitable[object]]] = []
+        # Run when the service stops (before its timers are cancelled).
+        self.on_stop: list[Callable[[], Awaitable[object]]] = []
 
     # --- service lifecycle ---------------------------------------------------
 
@@ -285,6 +287,11 @@ class Acd:
             self._sweeper = asyncio.create_task(self._sweep_forever(self.sweep_interval_s))
 
     async def stop(self) -> None:
+        for hook in self.on_stop:
+            try:
+                await hook()
+            except Exception:
+                log.exception("ACD stop hook failed")
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -683,7 +690,7 @@ class Acd:
             return []
         return await self.route_queue(tenant_id=tenant_id, queue_id=queue_id, arrived=call_id)
 
-    async def offer_on_arrival(self, session: AsyncSession, *, call: Call, queue: Any, now: datetime) -> "Arrival":
+    async def offer_on_arrival(self, session: AsyncSession, *, call: Call, queue: Any, now: datetime) -> Arrival:
         """In the transaction creating ``call`` (admitted, queued): book it to its best free
         agent at once when nothing ahead of it is waiting for one — the common case: one
         transaction from entry point to offer (with autoflush off, as the call flow runs
@@ -719,7 +726,7 @@ class Acd:
             return arrival
         return arrival  # no free agent, or beyond the routing window: it waits its turn
 
-    async def after_arrival(self, arrival: "Arrival") -> None:
+    async def after_arrival(self, arrival: Arrival) -> None:
         """After the arrival committed (and the caller's leg is up): arm the call's timers,
         ring the agent it was booked to, or route its queue."""
         call, queue = arrival.call, arrival.queue

@@ -52,6 +52,7 @@ from kefu.tenants.schemas import (
     CallPage,
     CallSummary,
     EntryPointCreate,
+    EntryPointUpdate,
     EntryPointOut,
     QueueCreate,
     QueueMembers,
@@ -62,11 +63,11 @@ from kefu.tenants.schemas import (
     WebCallOut,
 )
 from kefu.tenants.services import ContactCenter, contact_center
+from kefu.tenants.voicemails import VoicemailsController
 
 
 def install(runtime: Runtime) -> list[Any]:
     from kefu.tenants.clock import AsyncioTimers
-
     from kefu.tenants.notify import Hub, RedisHub
 
     clock = runtime.components.get("acd.clock", utcnow)
@@ -87,7 +88,7 @@ def install(runtime: Runtime) -> list[Any]:
     runtime.tenant_deactivation_hooks.append(flow.agents_logged_out)
     return [
         AgentsController, QueuesController, EntryPointsController, AgentDesktopController, WidgetController,
-        CallsController, RecordingsController, agent_socket, caller_socket, *signalling.install(runtime), *pages.route_handlers(),
+        CallsController, RecordingsController, VoicemailsController, agent_socket, caller_socket, *signalling.install(runtime), *pages.route_handlers(),
     ]
 
 
@@ -211,6 +212,7 @@ def _entry_out(runtime: Runtime, entry: EntryPoint) -> EntryPointOut:
     return EntryPointOut(
         id=entry.id, name=entry.name, kind=entry.kind, widget_key=entry.widget_key, queue_id=entry.queue_id,
         caller_url=f"{runtime.settings.public_url}/call/{entry.widget_key}", created_at=entry.created_at, priority=entry.priority,
+        flow_id=entry.flow_id,
     )
 
 
@@ -221,8 +223,18 @@ class EntryPointsController(Controller):
     @post("/", guards=[requires("entrypoints.write")])
     async def create_entry_point(self, data: JSONBody[EntryPointCreate], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> EntryPointOut:
         entry = await queues_service.create_entry_point(
-            db, tenant_id=tenant_id, name=data.name, queue_id=data.queue_id, priority=data.priority, actor=principal.actor
+            db, tenant_id=tenant_id, name=data.name, queue_id=data.queue_id, priority=data.priority, actor=principal.actor,
+            flow_id=data.flow_id,
         )
+        return _entry_out(runtime, entry)
+
+    @patch("/{entry_point_id:uuid}", guards=[requires("entrypoints.write")])
+    async def update_entry_point(
+        self, entry_point_id: FromPath[uuid.UUID], data: JSONBody[EntryPointUpdate], db: DbSession, tenant_id: TenantId,
+        principal: CurrentPrincipal, runtime: RuntimeDep,
+    ) -> EntryPointOut:
+        changes = {name: value for name, value in msgspec.structs.asdict(data).items() if value is not msgspec.UNSET}
+        entry = await queues_service.update_entry_point(db, tenant_id=tenant_id, entry_point_id=entry_point_id, changes=changes, actor=principal.actor)
         return _entry_out(runtime, entry)
 
     @get("/", guards=[requires("entrypoints.read")])

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.problems import not_found
-from kefu.tenants.models import Agent, Call, CallEvent, Queue, Recording
+from kefu.tenants.models import Agent, Call, CallEvent, Queue, QueueMember, Recording, Voicemail
 
 
 async def lock_call(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> Call | None:
@@ -143,8 +143,14 @@ async def get_recording(
 ) -> Recording:
     query = select(Recording).where(Recording.tenant_id == tenant_id, Recording.id == recording_id)
     if own_agent_id is not None:
+        # An agent hears its own calls, and the voicemails left for its queues.
+        voicemail_of_my_queue = (
+            select(Voicemail.id)
+            .join(QueueMember, (QueueMember.tenant_id == Voicemail.tenant_id) & (QueueMember.queue_id == Voicemail.queue_id))
+            .where(Voicemail.tenant_id == tenant_id, Voicemail.call_id == Recording.call_id, QueueMember.agent_id == own_agent_id)
+        )
         query = query.join(Call, (Call.tenant_id == Recording.tenant_id) & (Call.id == Recording.call_id)).where(
-            Call.agent_id == own_agent_id
+            or_(Call.agent_id == own_agent_id, voicemail_of_my_queue.exists())
         )
     recording = await session.scalar(query)
     if recording is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +21,6 @@ from kefu.platform.db import Database
 from kefu.platform.db.session import on_commit
 from kefu.platform.identity.passwords import token_hash
 from kefu.platform.identity.services import tenant_of_token, tenant_token
-from kefu.platform.models import Tenant, TenantStatus
 from kefu.platform.problems import Problem, check_text, not_found
 from kefu.tenants.acd import Acd, count_for_strategies, end_tenant_activity
 from kefu.tenants.call_log import (
@@ -32,10 +31,10 @@ from kefu.tenants.call_log import (
     new_call_log,
 )
 from kefu.tenants.events import agent_state_changed, call_state_changed
-from kefu.tenants.models import Agent, Call, EntryPoint, Queue, Recording
+from kefu.tenants.models import Agent, Call, IvrSession, Queue, Recording, Voicemail
 from kefu.tenants.notify import agent_channel
 from kefu.tenants.widgets import WidgetDirectory, WidgetEntry
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
@@ -61,6 +60,25 @@ class NewCall:
     tenant_id: uuid.UUID
     answer_sdp: str
     caller_token: str
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A call ``CallFlow.enter_queue`` put in a queue; ``go()`` after the commit rings the
+    agent it was booked to, routes the queue, or applies the rule that kept it out."""
+
+    acd: Acd
+    tenant_id: uuid.UUID
+    call_id: uuid.UUID
+    queue_id: uuid.UUID
+    cause: str | None
+    offered: Any  # kefu.tenants.acd.Arrival, or None
+
+    async def go(self) -> None:
+        if self.offered is not None:
+            await self.acd.after_arrival(self.offered)
+        else:
+            await self.acd.call_queued(tenant_id=self.tenant_id, call_id=self.call_id, cause=self.cause, queue_id=self.queue_id)
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,10 @@ class CallFlow:
         acd.on_start.append(self.recover_lost_calls)
         acd.on_start.append(self._attach_media_nodes)
         acd.on_start.append(self.widgets.warm)
+        from kefu.tenants.ivr.runner import IvrRunner
+
+        self.ivr = IvrRunner(self)
+        acd.on_stop.append(self.ivr.close)
 
     async def recover_lost_calls(self) -> int:
         """After a restart: end every live call of this media node whose caller leg is gone
@@ -262,23 +284,23 @@ class CallFlow:
                     # SQLite: write first, so the transaction holds the write lock before it
                     # reads (a read-then-write transaction can meet SQLITE_BUSY_SNAPSHOT).
                     await session.flush()
-                cause, queue = await self.acd.admit(session, call=call, now=now)
-                await append_event(session, tenant_id=tenant_id, call_id=call_id, type="queued", actor="acd", at=now,
-                                   data={"queue_id": str(entry.queue_id), "priority": entry.priority,
-                                         **({"preferred_agent_id": str(call.preferred_agent_id)} if call.preferred_agent_id else {})})
-                await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="queued", queue_id=entry.queue_id)
-                offered = None if cause is not None else await self.acd.offer_on_arrival(session, call=call, queue=queue, now=now)
+                step = None
+                if entry.flow_id is not None:
+                    step = await self.ivr.begin(session, call=call, flow_id=entry.flow_id, now=now)
+                queued = None
+                if step is None:
+                    queued = await self.enter_queue(session, call=call, queue_id=entry.queue_id, priority=entry.priority, now=now)
         except BaseException:
             if not committed:  # a call that exists keeps its leg (its own rules end it)
                 await self._drop_media_quietly(tenant_id=tenant_id, call_id=call_id)
             raise
-        if offered is not None:
-            await self.acd.after_arrival(offered)
-        else:
-            await self.acd.call_queued(tenant_id=tenant_id, call_id=call_id, cause=cause, queue_id=entry.queue_id)
+        if step is not None:
+            await self.ivr.carry_out(step)
+        elif queued is not None:
+            await queued.go()
         return NewCall(call_id, tenant_id, answer_sdp, caller_token)
 
-    async def _create_call(self, session: AsyncSession, arrival: "NewArrival", now: datetime) -> Call:
+    async def _create_call(self, session: AsyncSession, arrival: NewArrival, now: datetime) -> Call:
         """The call row, queued in the entry point's queue, and its ``created`` event."""
         entry = arrival.entry
         call = Call(
@@ -293,6 +315,33 @@ class CallFlow:
         await append_event(session, tenant_id=entry.tenant_id, call_id=call.id, type="created", actor="caller", at=now,
                            data={"entry_point_id": str(entry.id), "caller_name": arrival.caller_name, "channel": "web"})
         return call
+
+    async def enter_queue(
+        self, session: AsyncSession, *, call: Call, queue_id: uuid.UUID, priority: int, now: datetime,
+        preferred: tuple[uuid.UUID, datetime] | None = None, callback: bool = False, callback_number: str | None = None,
+    ) -> Queued:
+        """In the call's transaction: the call (arriving, or leaving its IVR flow) waits in
+        ``queue_id`` at ``priority``; the queue's rules apply (closed, overflow) and, when an
+        agent is free and nothing older waits, the call is booked to it.  ``preferred``: the
+        agent it waits for first, and until when; ``callback``: the caller leaves and keeps
+        its place.  ``Queued.go()`` after the commit does the rest."""
+        tenant_id = call.tenant_id
+        call.status, call.queue_id, call.priority = "queued", queue_id, priority
+        call.queued_at, call.queue_entered_at = call.queued_at or now, now
+        if callback:
+            call.callback_requested_at, call.callback_number = now, callback_number
+        cause, queue = await self.acd.admit(session, call=call, now=now)
+        if preferred is not None:
+            call.preferred_agent_id, call.preferred_until = preferred
+        await append_event(session, tenant_id=tenant_id, call_id=call.id, type="queued", actor="acd", at=now,
+                           data={"queue_id": str(queue_id), "priority": priority,
+                                 **({"preferred_agent_id": str(call.preferred_agent_id)} if call.preferred_agent_id else {})})
+        if callback:
+            await append_event(session, tenant_id=tenant_id, call_id=call.id, type="callback_requested", actor="ivr", at=now,
+                               data={"has_number": callback_number is not None})
+        await call_state_changed(session, tenant_id=tenant_id, call_id=call.id, status="queued", queue_id=queue_id)
+        offered = None if cause is not None else await self.acd.offer_on_arrival(session, call=call, queue=queue, now=now)
+        return Queued(self.acd, tenant_id, call.id, queue_id, cause, offered)
 
     async def _drop_media_quietly(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
         """The call was never created after all: its media goes (nothing was recorded)."""
@@ -316,25 +365,41 @@ class CallFlow:
         await self.end_call(tenant_id=tenant_id, call_id=call_id, reason=cause, actor="acd")
 
     async def start_voicemail(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, cause: str) -> bool:
-        """The caller leaves a message: a prompt, then the caller's leg is recorded alone
-        until it hangs up or ``VOICEMAIL_MAX_S`` passed (the call ends ``voicemail``)."""
+        """A waiting caller leaves a message (a queue's rule, ``cause``): a prompt, then the
+        caller's leg is recorded alone until it hangs up or ``VOICEMAIL_MAX_S`` passed (the
+        call ends ``voicemail``).  The message is a task of the queue (``voicemails``)."""
         now = self.acd.clock()
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            result = await session.execute(
-                update(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.status == "queued").values(status="voicemail")
-            )
-            if result.rowcount != 1:
+            call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
+            if call is None or call.status != "queued":
                 return False
-            queue_id = await session.scalar(select(Call.queue_id).where(Call.tenant_id == tenant_id, Call.id == call_id))
-            await append_event(session, tenant_id=tenant_id, call_id=call_id, type="voicemail_started", actor="acd", at=now, data={"cause": cause})
-            await call_state_changed(session, tenant_id=tenant_id, call_id=call_id, status="voicemail", queue_id=queue_id)
+            await self.voicemail_in_transaction(session, call=call, queue_id=call.queue_id, cause=cause, now=now)
+        await self.voicemail_media(tenant_id=tenant_id, call_id=call_id)
+        return True
+
+    async def voicemail_in_transaction(self, session: AsyncSession, *, call: Call, queue_id: uuid.UUID | None, cause: str, now: datetime) -> None:
+        """The call (locked, or being created) starts its message: status ``voicemail``, its event, its task."""
+        call.status, call.queue_id = "voicemail", queue_id
+        session.add(Voicemail(tenant_id=call.tenant_id, call_id=call.id, queue_id=queue_id, status="new", created_at=now))
+        await append_event(session, tenant_id=call.tenant_id, call_id=call.id, type="voicemail_started", actor="acd", at=now,
+                           data={"cause": cause, **({"queue_id": str(queue_id)} if queue_id else {})})
+        await call_state_changed(session, tenant_id=call.tenant_id, call_id=call.id, status="voicemail", queue_id=queue_id)
+
+    async def voicemail_media(
+        self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, prompt: Callable[[], Awaitable[int]] | None = None,
+    ) -> None:
+        """After the commit: record the caller, play the prompt (``prompt``, else the standard
+        one), and end the call when ``VOICEMAIL_MAX_S`` passed."""
+        now = self.acd.clock()
         self.acd.publish_call(tenant_id, call_id, "voicemail")
         media = self._media_provider()
         if media is not None:
             try:
                 if hasattr(media, "record_party"):
                     await media.record_party(tenant_id=tenant_id, call_id=call_id, party="caller", enabled=True)
-                if hasattr(media, "play_prompt"):
+                if prompt is not None:
+                    await prompt()
+                elif hasattr(media, "play_prompt"):
                     await media.play_prompt(tenant_id=tenant_id, call_id=call_id, party="caller", prompt_id="voicemail",
                                             text="Please leave your message now. Hang up when you are done.")
             except Exception:
@@ -344,7 +409,17 @@ class CallFlow:
             await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="voicemail", actor="acd")
 
         self.acd.timers.call_at(now + timedelta(seconds=VOICEMAIL_MAX_S), limit)
-        return True
+
+    @staticmethod
+    def is_callback_number(number: str) -> bool:
+        return CALLBACK_NUMBER.fullmatch(number) is not None
+
+    async def release_caller_of_callback(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
+        """The caller of a callback leaves (after its prompt), unless an agent already took the call."""
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            status = await session.scalar(select(Call.status).where(Call.tenant_id == tenant_id, Call.id == call_id))
+        if status in ("queued", "ringing"):
+            await self._release_leg(tenant_id=tenant_id, call_id=call_id, party="caller")
 
     async def request_callback(self, *, call_id: uuid.UUID, caller_token: str | None, number: str | None) -> None:
         """The waiting caller asks to be called back: it hangs up and keeps its place."""
@@ -534,7 +609,9 @@ class CallFlow:
             if call.agent_id != locked_agent:
                 raise _AgentChanged
             if reason is None:
-                if party == "caller" and call.status == "voicemail":
+                if party == "caller" and call.status == "ivr":
+                    reason = "ivr_abandoned"
+                elif party == "caller" and call.status == "voicemail":
                     reason = "voicemail"
                 elif party == "caller" and call.callback_requested_at is not None and call.status != "connected":
                     reason = "callback_cancelled"
@@ -547,6 +624,8 @@ class CallFlow:
             was = call.status
             call.status, call.ended_at, call.end_reason, call.offered_at = "ended", now, reason, None
             await session.flush()
+            if was == "ivr":
+                await session.execute(delete(IvrSession).where(IvrSession.tenant_id == tenant_id, IvrSession.call_id == call_id))
             freed = None
             if call.agent_id is not None:
                 values: dict[str, Any] = {"system_state": "idle", "current_call_id": None, "state_changed_at": now, "last_call_ended_at": now}

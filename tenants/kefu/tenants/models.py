@@ -231,16 +231,19 @@ class EntryPoint(TenantScoped, Base):
     """Where callers come in: a web click-to-call widget key now, phone numbers later."""
 
     __tablename__ = "entry_points"
-    __table_args__ = (UniqueConstraint("tenant_id", "id"), _tenant_fk(["queue_id"], "queues"))
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), _tenant_fk(["queue_id"], "queues"), _tenant_fk(["flow_id"], "ivr_flows"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16), default="web")
     # Public, unguessable key embedded in the tenant's web site.
     widget_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # Calls queue here directly, or when the entry point's flow cannot go on (docs/ivr.md).
     queue_id: Mapped[uuid.UUID] = mapped_column(index=True)
     # The priority of calls coming in here (higher is answered first).
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    # The IVR flow callers go through first (its live version), or None: straight to the queue.
+    flow_id: Mapped[uuid.UUID | None]
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -254,6 +257,7 @@ class Call(TenantScoped, Base):
         _tenant_fk(["agent_id"], "agents"),
         _tenant_fk(["consult_agent_id"], "agents"),
         _tenant_fk(["preferred_agent_id"], "agents"),
+        _tenant_fk(["ivr_flow_version_id"], "ivr_flow_versions"),
         Index("ix_calls_tenant_started", "tenant_id", "started_at"),
         Index("ix_calls_tenant_queue_status", "tenant_id", "queue_id", "status"),
         Index("ix_calls_tenant_caller_ref", "tenant_id", "caller_ref"),
@@ -265,7 +269,7 @@ class Call(TenantScoped, Base):
     queue_id: Mapped[uuid.UUID | None]
     agent_id: Mapped[uuid.UUID | None]
     caller_name: Mapped[str | None] = mapped_column(String(200))
-    # queued | ringing | connected | ended
+    # ivr | queued | ringing | connected | voicemail | ended
     status: Mapped[str] = mapped_column(String(16), default="queued")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Routing order: higher priority first, then earliest queued_at.  A call
@@ -312,6 +316,8 @@ class Call(TenantScoped, Base):
     disposition_code: Mapped[str | None] = mapped_column(String(64))
     first_call_resolution: Mapped[bool | None] = mapped_column(Boolean)
     disposition_notes: Mapped[str | None] = mapped_column(String(2000))
+    # The IVR flow version the call went through (kept whatever is published later).
+    ivr_flow_version_id: Mapped[uuid.UUID | None]
 
 
 class CallEvent(TenantScoped, Base):
@@ -397,3 +403,49 @@ class IvrLookupAddress(TenantScoped, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     prefix: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IvrSession(TenantScoped, Base):
+    """Where a call is in its IVR flow while it is there (kefu.tenants.ivr.runner): the
+    machine's state, what it waits for and until when.  Deleted when the call leaves the IVR."""
+
+    __tablename__ = "ivr_sessions"
+    __table_args__ = (
+        _tenant_fk(["call_id"], "calls"),
+        _tenant_fk(["flow_version_id"], "ivr_flow_versions"),
+        Index("ix_ivr_sessions_deadline", "deadline"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
+    call_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    flow_version_id: Mapped[uuid.UUID]
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # keys | lookup | hangup (the goodbye prompt playing) — what ``deadline`` ends.
+    waiting: Mapped[str] = mapped_column(String(16))
+    deadline: Mapped[datetime | None]
+    # Counts the machine's steps: a timer or lookup answer for an older step is ignored.
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Voicemail(TenantScoped, Base):
+    """A caller's message: a task for the queue's agents until someone marks it done."""
+
+    __tablename__ = "voicemails"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "call_id"),
+        _tenant_fk(["call_id"], "calls"),
+        _tenant_fk(["queue_id"], "queues"),
+        Index("ix_voicemails_tenant_status_created", "tenant_id", "status", "created_at"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    call_id: Mapped[uuid.UUID]
+    queue_id: Mapped[uuid.UUID | None]
+    # new | done
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None]
+    done_by: Mapped[str | None] = mapped_column(String(128))

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
 from kefu.platform.problems import Problem, check_text, not_found
-from kefu.tenants.models import Agent, Call, EntryPoint, Queue, QueueMember, QueueSkill, Schedule
+from kefu.tenants.models import Agent, Call, EntryPoint, IvrFlow, Queue, QueueMember, QueueSkill, Schedule
 
 MAX_WAIT_LIMIT_S = 24 * 3600
 TIMER_LIMIT_S = 24 * 3600
@@ -321,23 +321,68 @@ def new_widget_key() -> str:
 ENTRY_PRIORITY_MIN, ENTRY_PRIORITY_MAX = -100, 100
 
 
-async def create_entry_point(
-    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, queue_id: uuid.UUID, actor: str, priority: int = 0
-) -> EntryPoint:
-    """A web entry point; its calls queue at ``priority`` (-100..100, higher is answered first)."""
-    name = check_text(name, code="invalid_name", what="the name")
+def _check_entry_priority(priority: Any) -> int:
     if not _between(priority, ENTRY_PRIORITY_MIN, ENTRY_PRIORITY_MAX):
         raise Problem(400, "invalid_priority", f"priority must be between {ENTRY_PRIORITY_MIN} and {ENTRY_PRIORITY_MAX}")
+    return int(priority)
+
+
+async def _check_entry_flow(session: AsyncSession, *, tenant_id: uuid.UUID, flow_id: uuid.UUID) -> None:
+    """An entry point's flow is one of the tenant's, and published (a call needs a live version)."""
+    published = await session.scalar(select(IvrFlow.published_version).where(IvrFlow.tenant_id == tenant_id, IvrFlow.id == flow_id))
+    if published is None:
+        exists_at_all = await session.scalar(select(IvrFlow.id).where(IvrFlow.tenant_id == tenant_id, IvrFlow.id == flow_id))
+        if exists_at_all is None:
+            raise not_found("IVR flow")
+        raise Problem(409, "flow_not_published", "publish the flow before callers can go through it")
+
+
+async def create_entry_point(
+    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, queue_id: uuid.UUID, actor: str, priority: int = 0,
+    flow_id: uuid.UUID | None = None,
+) -> EntryPoint:
+    """A web entry point; its calls go through ``flow_id``'s live version first (when
+    given) and queue at ``priority`` (-100..100, higher is answered first)."""
+    name = check_text(name, code="invalid_name", what="the name")
+    priority = _check_entry_priority(priority)
     await get_queue(session, tenant_id=tenant_id, queue_id=queue_id)
+    if flow_id is not None:
+        await _check_entry_flow(session, tenant_id=tenant_id, flow_id=flow_id)
     entry = EntryPoint(
-        tenant_id=tenant_id, name=name, kind="web", widget_key=new_widget_key(), queue_id=queue_id, priority=priority, enabled=True, created_at=utcnow()
+        tenant_id=tenant_id, name=name, kind="web", widget_key=new_widget_key(), queue_id=queue_id, priority=priority, enabled=True,
+        created_at=utcnow(), flow_id=flow_id,
     )
     session.add(entry)
     await session.flush()
     await audit.record(
         session, tenant_id=tenant_id, actor=actor, action="entry_point.created", target=f"entry_point:{entry.id}",
-        detail={"name": name, "queue_id": str(queue_id), "priority": priority},
+        detail={"name": name, "queue_id": str(queue_id), "priority": priority, "flow_id": str(flow_id) if flow_id else None},
     )
+    return entry
+
+
+async def update_entry_point(
+    session: AsyncSession, *, tenant_id: uuid.UUID, entry_point_id: uuid.UUID, changes: Mapping[str, Any], actor: str
+) -> EntryPoint:
+    """Change an entry point's name, queue, priority or flow (``flow_id`` None: no flow).
+    Calls already in a flow keep the version they started with."""
+    entry = await get_entry_point(session, tenant_id=tenant_id, entry_point_id=entry_point_id)
+    detail: dict[str, Any] = {}
+    if changes.get("name") is not None:
+        entry.name = detail["name"] = check_text(changes["name"], code="invalid_name", what="the name")
+    if changes.get("queue_id") is not None:
+        await get_queue(session, tenant_id=tenant_id, queue_id=changes["queue_id"])
+        entry.queue_id = changes["queue_id"]
+        detail["queue_id"] = str(entry.queue_id)
+    if changes.get("priority") is not None:
+        entry.priority = detail["priority"] = _check_entry_priority(changes["priority"])
+    if "flow_id" in changes:
+        if changes["flow_id"] is not None:
+            await _check_entry_flow(session, tenant_id=tenant_id, flow_id=changes["flow_id"])
+        entry.flow_id = changes["flow_id"]
+        detail["flow_id"] = str(entry.flow_id) if entry.flow_id else None
+    await session.flush()
+    await audit.record(session, tenant_id=tenant_id, actor=actor, action="entry_point.updated", target=f"entry_point:{entry.id}", detail=detail)
     return entry
 
 

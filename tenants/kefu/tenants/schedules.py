@@ -208,3 +208,9 @@ def next_change(schedule: ScheduleLike, now: datetime) -> datetime | None:
         if is_open(schedule, instant) != state:
             return instant
     return None
+
+
+def holiday_at(schedule: ScheduleLike, now: datetime) -> bool:
+    """Whether the local date at the instant ``now`` (aware) is one of the schedule's holidays."""
+    iso = _aware_utc(now).astimezone(zone(schedule.time_zone)).date().isoformat()
+    return any(entry.get("date") == iso for entry in schedule.holidays or ())

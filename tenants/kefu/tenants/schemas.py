@@ -133,6 +133,16 @@ class EntryPointCreate(Request):
     name: str
     queue_id: uuid.UUID
     priority: int = 0
+    flow_id: uuid.UUID | None = None
+
+
+class EntryPointUpdate(Request):
+    """Only the fields present change; ``"flow_id": null`` sends callers straight to the queue."""
+
+    name: str | None = None
+    queue_id: uuid.UUID | None = None
+    priority: int | None = None
+    flow_id: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class EntryPointOut(msgspec.Struct):
@@ -144,6 +154,7 @@ class EntryPointOut(msgspec.Struct):
     caller_url: str
     created_at: datetime
     priority: int = 0
+    flow_id: uuid.UUID | None = None
 
 
 # --- agent desktop -------------------------------------------------------------

@@ -44,7 +44,7 @@ MAX_KEY_LENGTH = 64
 CHANGED = "widgets"  # the push hub channel kind that carries "forget this tenant's keys"
 
 _ENTRIES = (
-    select(EntryPoint.widget_key, EntryPoint.id, EntryPoint.tenant_id, EntryPoint.queue_id, EntryPoint.priority, Tenant.status)
+    select(EntryPoint.widget_key, EntryPoint.id, EntryPoint.tenant_id, EntryPoint.queue_id, EntryPoint.priority, Tenant.status, EntryPoint.flow_id)
     .join(Tenant, Tenant.id == EntryPoint.tenant_id)
     .where(EntryPoint.enabled.is_(True))
 )
@@ -60,6 +60,7 @@ class WidgetEntry:
     queue_id: uuid.UUID
     priority: int
     tenant_status: str
+    flow_id: uuid.UUID | None = None  # the IVR flow callers go through first
 
 
 class WidgetDirectory:
@@ -94,7 +95,7 @@ class WidgetDirectory:
         async with self.db.platform_session(reason="remember the public widget keys") as session:
             rows = (await session.execute(_ENTRIES.limit(MAX_KEYS))).all()
         for row in rows:
-            self._known[row.widget_key] = (now + TTL_S, WidgetEntry(row.id, row.tenant_id, row.queue_id, row.priority, row.status))
+            self._known[row.widget_key] = (now + TTL_S, WidgetEntry(row.id, row.tenant_id, row.queue_id, row.priority, row.status, row.flow_id))
         return len(rows)
 
     async def _look_up(self, widget_key: str, now: float) -> WidgetEntry:
@@ -104,7 +105,7 @@ class WidgetDirectory:
         if row is None:
             self._known.pop(widget_key, None)
             raise not_found("entry point")
-        entry = WidgetEntry(row.id, row.tenant_id, row.queue_id, row.priority, row.status)
+        entry = WidgetEntry(row.id, row.tenant_id, row.queue_id, row.priority, row.status, row.flow_id)
         self._known[widget_key] = (now + TTL_S, entry)
         self._known.move_to_end(widget_key)
         while len(self._known) > MAX_KEYS:

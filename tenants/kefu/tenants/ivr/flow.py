@@ -252,6 +252,8 @@ def _fields(reader: _Reader, kind: str) -> tuple[dict[str, Any], dict[str, Promp
         f["skills"] = _skills(reader)
     elif kind in ("voicemail", "callback"):
         prompt = _prompt(reader, required=False)
+        # Whose task the message or callback is (the entry point's queue when absent).
+        f["queue_id"] = reader.text("queue_id", required=False, limit=64)
     elif kind == "transfer":
         agent, flow = reader.raw.get("agent_id"), reader.raw.get("flow_id")
         if (agent is None) == (flow is None):
@@ -269,7 +271,7 @@ _FIELDS = {
     "collect": {"prompt", "variable", "min_length", "max_length", "timeout_s", "retries", "terminator"},
     "hours": {"schedule_id"}, "branch": {"on", "cases"},
     "http": {"url", "method", "timeout_s", "retries", "body", "assign"}, "set": {"variable", "value"},
-    "queue": {"queue_id", "priority", "skills"}, "voicemail": {"prompt"}, "callback": {"prompt"},
+    "queue": {"queue_id", "priority", "skills"}, "voicemail": {"prompt", "queue_id"}, "callback": {"prompt", "queue_id"},
     "transfer": {"agent_id", "flow_id"}, "hangup": {"prompt"},
 }
 
@@ -429,7 +431,7 @@ def _check_references(flow: Flow, context: FlowContext) -> Iterator[FlowError]:
 
     for node in flow.nodes.values():
         f = node.fields
-        if node.type == "queue":
+        if node.type in ("queue", "voicemail", "callback"):
             if unknown(context.queues, f.get("queue_id")):
                 yield FlowError("unknown_queue", f"queue {f['queue_id']!r} is not one of the tenant's queues", node=node.id)
             for skill in f.get("skills", []):

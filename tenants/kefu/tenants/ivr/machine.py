@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from kefu.tenants.ivr.flow import CALLER_ACTIONS, DIGITS, TEMPLATE_VARIABLE, Flow, Node
 
@@ -32,6 +33,7 @@ class Say:
     node: str
     text: str | None  # rendered, or None for an audio prompt
     audio: str | None = None
+    locale: str | None = None  # the prompt's locale (the caller's, else the first the node has)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,12 @@ Action = Enter | Say | Ask | Lookup | CheckHours | Leave | Finish
 def render(template: str, variables: dict[str, str]) -> str:
     """``{name}`` replaced by the variable's value (empty when unset)."""
     return TEMPLATE_VARIABLE.sub(lambda m: variables.get(m.group(1), ""), template)
+
+
+def render_url(template: str, variables: dict[str, str]) -> str:
+    """As ``render``, each value percent-encoded: a caller's keys or a lookup's answer
+    cannot add a path segment, query or fragment to a lookup's address."""
+    return TEMPLATE_VARIABLE.sub(lambda m: quote(variables.get(m.group(1), ""), safe=""), template)
 
 
 def dig(answer: Any, path: str) -> str | None:
@@ -139,6 +147,29 @@ class IvrMachine:
     def start(self) -> list[Action]:
         return self._go(self.flow.start)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The machine's state as JSON, to carry on from with ``resume`` (another process, after a restart)."""
+        return {
+            "node": self.node.id if self.node else None, "attempt": self.attempt, "failure": self.failure,
+            "entered": self.entered, "locale": self.locale, "variables": dict(self.variables),
+        }
+
+    @classmethod
+    def resume(cls, flow: Flow, snapshot: dict[str, Any], *, max_steps: int = MAX_STEPS) -> IvrMachine:
+        """The machine as ``snapshot`` left it, waiting at the same node of the same ``flow``."""
+        machine = cls(flow, locale=str(snapshot.get("locale") or "en"), variables=dict(snapshot.get("variables") or {}), max_steps=max_steps)
+        node = snapshot.get("node")
+        machine.node = flow.nodes.get(node) if isinstance(node, str) else None
+        machine.attempt = int(snapshot.get("attempt") or 0)
+        machine.failure = str(snapshot.get("failure") or "no_input")
+        machine.entered = int(snapshot.get("entered") or 0)
+        return machine
+
+    def enter_flow(self, flow: Flow) -> list[Action]:
+        """Go on in another flow (a transfer), keeping the variables and the step count."""
+        self.flow, self.outcome = flow, None
+        return self._go(flow.start)
+
     # --- events -------------------------------------------------------------------------
 
     def answer(self, pressed: str) -> list[Action]:
@@ -191,10 +222,11 @@ class IvrMachine:
     def _say(self, node: Node) -> list[Action]:
         if not node.prompt:
             return []
-        part = node.prompt.get(self.locale) or next(iter(node.prompt.values()))
+        locale = self.locale if self.locale in node.prompt else next(iter(node.prompt))
+        part = node.prompt[locale]
         if part.text is not None:
-            return [Say(node.id, render(part.text, self.variables))]
-        return [Say(node.id, None, part.audio)]
+            return [Say(node.id, render(part.text, self.variables), locale=locale)]
+        return [Say(node.id, None, part.audio, locale=locale)]
 
     def _ask(self, node: Node) -> list[Action]:
         self.attempt += 1
@@ -206,7 +238,7 @@ class IvrMachine:
         self.attempt += 1
         f = node.fields
         body = {k: render(v, self.variables) for k, v in f["body"].items()} if f.get("body") else None
-        return [Lookup(node.id, render(f["url"], self.variables), f.get("method") or "GET", body, f.get("timeout_s") or 3)]
+        return [Lookup(node.id, render_url(f["url"], self.variables), f.get("method") or "GET", body, f.get("timeout_s") or 3)]
 
     def _leave(self, node: Node, exit_name: str) -> list[Action]:
         actions: list[Action] = [Leave(node.id, exit_name)]

@@ -101,8 +101,8 @@ def flow_schema() -> dict[str, Any]:
                 "required": ["skill_id"], "additionalProperties": False,
             }},
         }, ["queue_id"], None, "caller action: wait in a queue for an agent"),
-        _node("voicemail", {"prompt": _PROMPT}, [], None, "caller action: leave a message"),
-        _node("callback", {"prompt": _PROMPT}, [], None, "caller action: be called back, keeping the place"),
+        _node("voicemail", {"prompt": _PROMPT, "queue_id": _ID}, [], None, "caller action: leave a message (a task for the queue's agents)"),
+        _node("callback", {"prompt": _PROMPT, "queue_id": _ID}, [], None, "caller action: be called back, keeping the place in the queue"),
         _node("transfer", {"agent_id": _ID, "flow_id": _ID}, [], None, "caller action: to one agent or into another flow"),
         _node("hangup", {"prompt": _PROMPT}, [], None, "caller action: say goodbye and end the call"),
     ]
