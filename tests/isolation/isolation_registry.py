@@ -348,6 +348,7 @@ LIST_ROUTES: dict[str, ListCheck] = {
     "/api/v1/ivr/flows": ListCheck("ivr_flow_id"),
     "/api/v1/ivr/lookup-addresses": ListCheck("ivr_lookup_address_id"),
     "/api/v1/voicemails": ListCheck("voicemail_id"),
+    "/api/v1/ivr/statistics": ListCheck("ivr_flow_id", "every flow of the tenant with its counts for the last day"),
     "/api/v1/ivr/schema": ListCheck(None, "the published JSON Schema of a flow document, the same for every tenant"),
     "/api/v1/agent/reason-codes": ListCheck("reason_code_id", "the active reason codes the agent desktop offers"),
     "/api/v1/agent/wrap-up-codes": ListCheck("wrap_up_code_id", "the active wrap-up codes the agent desktop offers"),

@@ -481,3 +481,53 @@ async def test_entry_points_take_only_published_flows_of_their_own_tenant(
     assert (await call_row(runtime, acme.tenant_id, call["call_id"])).status == "queued"
     supervisor = bearer(runtime, tenant_id=acme.tenant_id, user_id=await create_user(runtime, acme.tenant_id, "sup@acme.test"), roles={"supervisor"})
     assert (await client.patch(f"/api/v1/entry-points/{entry['id']}", json={"priority": 1}, headers=supervisor)).status_code == 403
+
+
+async def test_statistics_count_node_entries_exits_outcomes_and_containment_from_the_log(
+    client: AsyncClient, runtime: Runtime, acme: Admin, media: IvrMedia, timers: ManualTimers,
+) -> None:
+    general = await new_queue(client, acme, "General")
+    survey = await publish(client, acme, "Survey", {"start": "ask", "nodes": {
+        "ask": {"type": "menu", "prompt": say("Happy? Press 1."), "exits": {"1": "bye", "invalid": "bye", "no_input": "bye"}},
+        "bye": {"type": "hangup", "prompt": say("Thanks.")},
+    }})
+    main = await publish(client, acme, "Main", {"start": "m", "nodes": {
+        "m": {"type": "menu", "prompt": say("1 agent, 2 survey, 3 goodbye."), "retries": 0,
+              "exits": {"1": "q", "2": "to_survey", "3": "bye", "invalid": "q", "no_input": "q"}},
+        "q": {"type": "queue", "queue_id": general},
+        "to_survey": {"type": "transfer", "flow_id": survey},
+        "bye": {"type": "hangup"},
+    }})
+    key = await entry_with_flow(client, acme, general, main)
+    for keys in ("1", "1", "2", "3", "9"):
+        call = await place_call(client, key, "S")
+        await media.press(call["call_id"], keys)
+    survey_call = next(call_id for call_id, text, _locale in media.prompts if text == "Happy? Press 1.")
+    await media.press(str(survey_call), "1")
+    await timers.advance(5)  # goodbyes end their calls
+    abandoning = await place_call(client, key, "A")
+    await media.drop_leg(uuid.UUID(abandoning["call_id"]), "caller")
+    waiting = await place_call(client, key, "W")  # still in the menu
+
+    period = {"from": "2026-11-23T00:00:00+00:00", "to": "2026-11-24T00:00:00+00:00"}
+    report = (await client.get("/api/v1/ivr/statistics", params=period, headers=acme.headers)).json()
+    # 7 calls started in Main; containment: the goodbye, the survey's goodbye and the abandon.
+    assert (report["calls"], report["contained"], report["containment_rate"]) == (7, 3, round(3 / 7, 4))
+    flows = {f["name"]: f for f in report["flows"]}
+    assert flows["Main"]["calls"] == 7 and flows["Survey"]["calls"] == 1
+    assert flows["Main"]["outcomes"] == {"queue": 3, "voicemail": 0, "callback": 0, "transfer_agent": 0, "transfer_flow": 1,
+                                         "completed": 1, "abandoned": 1, "failed": 0, "in_progress": 1}
+    assert flows["Survey"]["outcomes"]["completed"] == 1 and flows["Survey"]["contained"] == 1
+    nodes = {n["node"]: n for n in flows["Main"]["nodes"]}
+    assert nodes["m"] == {"node": "m", "entries": 7, "exits": {"1": 2, "2": 1, "3": 1, "invalid": 1}}
+    assert (nodes["q"]["entries"], nodes["bye"]["entries"], nodes["to_survey"]["entries"]) == (3, 1, 1)
+    one = (await client.get(f"/api/v1/ivr/flows/{survey}/statistics", params=period, headers=acme.headers)).json()
+    assert [f["name"] for f in one["flows"]] == ["Survey"]
+    assert waiting["call_id"]  # the waiting call counts as in progress above
+    empty = (await client.get("/api/v1/ivr/statistics", params={"from": "2026-11-20T00:00:00+00:00", "to": "2026-11-21T00:00:00+00:00"},
+                              headers=acme.headers)).json()
+    assert empty["calls"] == 0 and empty["containment_rate"] is None and {f["name"] for f in empty["flows"]} == {"Main", "Survey"}
+    for bad in ({"from": "2026-11-24T00:00:00+00:00", "to": "2026-11-23T00:00:00+00:00"},
+                {"from": "2026-09-01T00:00:00+00:00", "to": "2026-11-23T00:00:00+00:00"}):
+        refused = await client.get("/api/v1/ivr/statistics", params=bad, headers=acme.headers)
+        assert (refused.status_code, refused.json()["code"]) == (400, "invalid_period")

@@ -1354,7 +1354,7 @@ async def end_tenant_activity(
     session: AsyncSession, *, tenant_id: uuid.UUID, now: datetime | None = None, reason: str = "tenant_suspended"
 ) -> TenantLoggedOut:
     """Tenant suspended or closed: every agent logged out, and its calls still waiting
-    (queued or ringing) ended with ``reason`` — nobody can log in to answer them.
+    (in an IVR flow, queued or ringing) ended with ``reason`` — nobody can log in to answer them.
     Calls in progress continue.  Lock order: agent rows, then call rows."""
     now = now or utcnow()
     logged_out = list(
@@ -1376,8 +1376,8 @@ async def end_tenant_activity(
     waiting = (
         await session.execute(
             select(Call.id, Call.status, Call.queue_id, Call.agent_id)
-            .where(Call.tenant_id == tenant_id, Call.status.in_(("queued", "ringing")))
-            .order_by(Call.queued_at, Call.id)
+            .where(Call.tenant_id == tenant_id, Call.status.in_(("ivr", "queued", "ringing")))
+            .order_by(Call.queued_at, Call.started_at, Call.id)
             .with_for_update()
         )
     ).all()

@@ -7,8 +7,8 @@ Admins write with ``ivr.flows.write``; supervisors read with ``ivr.flows.read``.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 import msgspec
 from kefu.platform.db.base import utcnow
@@ -17,14 +17,14 @@ from kefu.platform.identity.principal import requires
 from kefu.platform.problems import Problem
 from kefu.platform.runtime import Runtime
 from kefu.tenants import schedules
-from kefu.tenants.ivr import store
+from kefu.tenants.ivr import stats, store
 from kefu.tenants.ivr.flow import FlowError
 from kefu.tenants.ivr.schema import flow_schema
 from kefu.tenants.ivr.simulate import simulate
 from kefu.tenants.ivr.vxml import VxmlInvalid, import_vxml
 from kefu.tenants.models import IvrFlow, IvrFlowVersion, IvrLookupAddress, Schedule
 from litestar import Controller, delete, get, post, put
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import select
 
 MAX_INPUTS = 200
@@ -110,6 +110,11 @@ def _flow_out(flow: IvrFlow, errors: list[FlowError] | None = None) -> FlowOut:
 
 def _version_out(version: IvrFlowVersion) -> VersionOut:
     return VersionOut(version.number, version.document, version.published_at, version.published_by, version.restored_from)
+
+
+def _period(start: datetime | None, end: datetime | None) -> dict[str, datetime]:
+    end = end or utcnow()
+    return {"start": start or end - timedelta(days=1), "end": end}
 
 
 class IvrFlowsController(Controller):
@@ -199,6 +204,25 @@ class IvrFlowsController(Controller):
             lookup=lambda node, _variables: data.answers.get(node.id), is_open=is_open,
         )
         return walk.as_dict()
+
+    @get("/statistics", guards=[requires("ivr.flows.read")])
+    async def statistics(
+        self, db: DbSession, tenant_id: TenantId,
+        start: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        end: Annotated[datetime | None, QueryParameter(name="to")] = None,
+    ) -> dict[str, Any]:
+        """Per flow and node, for the calls that started in [from, to) (at most 31 days;
+        default: the 24 hours up to now; docs/ivr.md)."""
+        return await stats.report(db, tenant_id=tenant_id, **_period(start, end))
+
+    @get("/flows/{ivr_flow_id:uuid}/statistics", guards=[requires("ivr.flows.read")])
+    async def flow_statistics(
+        self, ivr_flow_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId,
+        start: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        end: Annotated[datetime | None, QueryParameter(name="to")] = None,
+    ) -> dict[str, Any]:
+        await store.get_flow(db, tenant_id=tenant_id, flow_id=ivr_flow_id)
+        return await stats.report(db, tenant_id=tenant_id, flow_id=ivr_flow_id, **_period(start, end))
 
     @get("/lookup-addresses", guards=[requires("ivr.flows.read")])
     async def list_lookup_addresses(self, db: DbSession, tenant_id: TenantId) -> list[LookupAddressOut]:
