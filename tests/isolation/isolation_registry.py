@@ -422,6 +422,7 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/call/{widget_key:str}": "the caller page: the public widget key names the entry point; shows the tenant's name only",
     "/agent": "the agent desktop's log-in page; its data comes from the API with the agent's token",
     "/portal": "the portal's log-in page; its data comes from the API with the admin's token",
+    "/portal/ivr": "the IVR editor's log-in page; its data comes from the API with the admin's token",
     "/supervisor": "the supervisor page's log-in page; its data comes from the API with the supervisor's token",
     "/invite": "the invitation page; the secret stays in the URL fragment and goes only to /api/v1/invitations/accept",
 }

@@ -83,7 +83,19 @@ async def test_agent_desktop_and_portal_have_the_contract_ids_in_both_languages(
 
 
 async def test_page_modules_are_served(client: AsyncClient) -> None:
-    for name in ("common.js", "caller.js", "agent.js", "portal.js", "kefu.css"):
+    for name in ("common.js", "caller.js", "agent.js", "portal.js", "ivr.js", "kefu.css"):
         response = await client.get(f"/static/tenants/{name}")
         assert response.status_code == 200, name
     assert 'from "/static/webrtc/softphone.js"' in (await client.get("/static/tenants/agent.js")).text
+
+
+async def test_the_ivr_editor_page_and_the_callers_keypad(client: AsyncClient, acme: Admin) -> None:
+    page = await client.get("/portal/ivr")
+    assert page.status_code == 200
+    assert {"login-form", "ivr", "flows-table", "flow-form", "editor", "flow-tree", "node-form", "save-draft-button", "publish-button",
+            "simulate-form", "node-stats-table", "flow-errors"} <= ids_in(page.text)
+    assert "IVR 流程" in (await client.get("/portal/ivr", headers={"Accept-Language": "zh-CN"})).text
+    queue = (await client.post("/api/v1/queues", json={"name": "Q"}, headers=acme.headers)).json()
+    entry = (await client.post("/api/v1/entry-points", json={"name": "Web", "queue_id": queue["id"]}, headers=acme.headers)).json()
+    caller = await client.get(f"/call/{entry['widget_key']}")
+    assert "keypad" in ids_in(caller.text) and caller.text.count('class="key"') == 12

@@ -314,7 +314,7 @@ class WidgetController(Controller):
         created = await _cc(runtime).calls.start_web_call(
             widget_key=widget_key, caller_name=data.caller_name, offer_sdp=data.offer_sdp, caller_ref=data.caller_ref
         )
-        return WebCallOut(call_id=created.call_id, answer_sdp=created.answer_sdp, caller_token=created.caller_token)
+        return WebCallOut(call_id=created.call_id, answer_sdp=created.answer_sdp, caller_token=created.caller_token, status=created.status)
 
     @get("/calls/{call_id:uuid}")
     async def call_state(self, call_id: FromPath[uuid.UUID], runtime: RuntimeDep, caller_token: CallerToken = None) -> CallerCallOut:

@@ -60,6 +60,7 @@ class NewCall:
     tenant_id: uuid.UUID
     answer_sdp: str
     caller_token: str
+    status: str = "queued"  # as the arrival left it: ivr, queued, ringing, voicemail
 
 
 @dataclass(frozen=True)
@@ -290,6 +291,7 @@ class CallFlow:
                 queued = None
                 if step is None:
                     queued = await self.enter_queue(session, call=call, queue_id=entry.queue_id, priority=entry.priority, now=now)
+                status = call.status
         except BaseException:
             if not committed:  # a call that exists keeps its leg (its own rules end it)
                 await self._drop_media_quietly(tenant_id=tenant_id, call_id=call_id)
@@ -298,7 +300,7 @@ class CallFlow:
             await self.ivr.carry_out(step)
         elif queued is not None:
             await queued.go()
-        return NewCall(call_id, tenant_id, answer_sdp, caller_token)
+        return NewCall(call_id, tenant_id, answer_sdp, caller_token, "ivr" if status == "ivr" else "voicemail" if status == "voicemail" else "queued")
 
     async def _create_call(self, session: AsyncSession, arrival: NewArrival, now: datetime) -> Call:
         """The call row, queued in the entry point's queue, and its ``created`` event."""

@@ -84,6 +84,12 @@ async def portal_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     return _login_page("portal.html", request, runtime)
 
 
+@get(["/portal/ivr", "/portal/ivr/"], include_in_schema=False)
+async def ivr_page(request: Request, runtime: RuntimeDep) -> Response[str]:
+    """The IVR editor: flows as trees of node forms, validation errors in place (``ivr.flows.write``)."""
+    return _login_page("ivr.html", request, runtime)
+
+
 @get(["/invite", "/invite/"], include_in_schema=False)
 async def invite_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     """Where an invitation link lands (``/invite#<token>``): choose a password, then the portal."""
@@ -95,4 +101,4 @@ def route_handlers() -> list[Any]:
         path="/static/tenants", directories=[HERE / "static"], name="tenants-static",
         cache_control=CacheControlHeader(no_cache=True), include_in_schema=False,
     )
-    return [caller_page, agent_page, supervisor_page, portal_page, invite_page, static]
+    return [caller_page, agent_page, supervisor_page, portal_page, ivr_page, invite_page, static]

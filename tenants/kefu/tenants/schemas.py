@@ -201,6 +201,7 @@ class WebCallOut(msgspec.Struct):
     call_id: uuid.UUID
     answer_sdp: str
     caller_token: str
+    status: str = "queued"  # ivr (in the entry point's flow: the keypad is live), queued or voicemail
 
 
 class CallerCallOut(msgspec.Struct, omit_defaults=True):

@@ -457,6 +457,8 @@ class IvrRunner:
         if step.lookup is not None:
             self._spawn(self._look_up(step.tenant_id, step.call_id, step.step, step.lookup))
         if step.queued is not None:
+            # The caller's page leaves its keypad (a callback's page becomes a callback).
+            self.acd.publish_call(tenant_id, call_id, "queued", **({"callback": True} if step.callback else {}))
             await step.queued.go()
             if step.callback:
                 # The caller hears the prompt, then its leg closes; the call keeps its place.

@@ -1,5 +1,6 @@
 // The caller page: one click-to-call through the tenant's widget key.
-// State in #call-state: idle | connecting | queued | connected | voicemail | callback | ended
+// State in #call-state: idle | connecting | ivr | queued | connected | voicemail | callback | ended
+// (ivr: in the entry point's flow; #keypad sends the caller's keys as DTMF on the call's audio).
 // (callback: the caller left the queue to be called back and keeps its place; the page has no audio then).
 // The page follows its call on the caller socket /ws/caller/{call_id}?caller_token=…
 // While the call waits, #queue-position says its place and expected wait (from the socket's
@@ -42,11 +43,12 @@ function setState(state) {
   $("hangup-button").disabled = ["idle", "ended"].includes(state);
   $("callback-notice").hidden = state !== "callback";
   $("voicemail-notice").hidden = state !== "voicemail";
+  $("keypad").hidden = state !== "ivr";
   renderPlace();
 }
 
 function live() {
-  return ["queued", "connected", "voicemail"].includes($("call-state").textContent);
+  return ["ivr", "queued", "connected", "voicemail"].includes($("call-state").textContent);
 }
 
 function renderPlace() {
@@ -137,6 +139,7 @@ function follow() {
       else if (message.callback) becomeCallback();  // the caller's request, or the queue's rule
       else if (message.status === "connected") { place = null; setState("connected"); attachAudio(); }
       else if (message.status === "voicemail") { place = null; setState("voicemail"); attachAudio(); }
+      else if (message.status === "ivr") { place = null; setState("ivr"); attachAudio(); }
       else if (now !== "connected") {
         // queued, or ringing at an agent (shown as queued: the caller still waits)
         if (message.status !== "queued") place = null;
@@ -194,13 +197,25 @@ $("call-button").addEventListener("click", async () => {
     saved.save({ call_id: call.call_id, caller_token: call.caller_token, caller_name: name });
     await phone.acceptAnswer(call.answer_sdp);
     attachAudio();
-    if ($("call-state").textContent === "connecting") setState("queued");
+    if ($("call-state").textContent === "connecting") setState(["ivr", "voicemail"].includes(call.status) ? call.status : "queued");
     follow();
     trickle(offerOutbox, call.call_id);
   } catch (error) {
     showError(error.message);
     finish();
   }
+});
+
+/** A key of the keypad: DTMF on the call's audio (RFC 4733 telephone-events, 100 ms each). */
+function pressKey(key) {
+  const sender = softphone && softphone.pc ? softphone.pc.getSenders().find((s) => s.track && s.track.kind === "audio") : null;
+  if (!sender || !sender.dtmf || $("call-state").textContent !== "ivr") return;
+  sender.dtmf.insertDTMF(key, 100, 70);
+}
+
+for (const key of document.querySelectorAll("#keypad .key")) key.addEventListener("click", () => pressKey(key.dataset.key));
+document.addEventListener("keydown", (event) => {
+  if (/^[0-9*#]$/.test(event.key) && event.target.tagName !== "INPUT") pressKey(event.key);
 });
 
 $("callback-button").addEventListener("click", async () => {

@@ -34,6 +34,7 @@ export class ApiError extends Error {
     super((body && (body.detail || body.code)) || `HTTP ${status}`);
     this.status = status;
     this.code = body && body.code;
+    this.body = body;
   }
 }
 

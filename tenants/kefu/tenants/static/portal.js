@@ -181,11 +181,13 @@ async function showAgentSkills() {
 }
 
 async function refresh() {
-  const [agents, queues, entries, calls] = await Promise.all([
+  const [agents, queues, entries, calls, voicemails, flows] = await Promise.all([
     api("GET", "/api/v1/agents"),
     api("GET", "/api/v1/queues"),
     api("GET", "/api/v1/entry-points"),
     api("GET", "/api/v1/calls?limit=20"),
+    api("GET", "/api/v1/voicemails"),
+    api("GET", "/api/v1/ivr/flows"),
   ]);
   const agentName = Object.fromEntries(agents.map((a) => [a.id, a.display_name]));
   const queueName = Object.fromEntries(queues.map((q) => [q.id, q.name]));
@@ -196,7 +198,37 @@ async function refresh() {
     link.href = e.caller_url;
     link.textContent = e.caller_url;
     link.className = "caller-link";
-    return row(e.name, queueName[e.queue_id], link);
+    // The flow its callers go through: only published flows can be chosen.
+    const flow = document.createElement("select");
+    flow.className = "entry-point-flow";
+    options(flow, flows.filter((f) => f.published_version !== null || f.id === e.flow_id).map((f) => [f.id, f.name]), t("no_flow"));
+    flow.value = e.flow_id || "";
+    flow.addEventListener("change", async () => {
+      showError("");
+      try { await api("PATCH", `/api/v1/entry-points/${e.id}`, { flow_id: flow.value || null }); }
+      catch (error) { showError(error.message); flow.value = e.flow_id || ""; }
+    });
+    const r = row(e.name, queueName[e.queue_id], flow, link);
+    r.dataset.entryPointId = e.id;
+    return r;
+  }));
+  fill("voicemails-table", voicemails.map((v) => {
+    const play = document.createElement("button");
+    play.type = "button";
+    play.className = "play-voicemail";
+    play.textContent = `▶ ${t("play")}`;
+    play.disabled = !v.media_url;
+    play.addEventListener("click", async () => {
+      const player = $("recording-player");
+      player.src = URL.createObjectURL(await fetchBlob(v.media_url));
+      player.hidden = false;
+      player.play();
+    });
+    const length = v.duration_ms === null ? "" : Math.round(v.duration_ms / 1000);
+    const r = row(new Date(v.created_at).toLocaleString(), v.caller_name, v.queue_name || "", length, play,
+      button(t("mark_done"), "voicemail-done", () => api("POST", `/api/v1/voicemails/${v.id}/done`)));
+    r.dataset.callId = v.call_id;
+    return r;
   }));
   const rows = [];
   for (const c of calls.items) {
