@@ -210,7 +210,8 @@ $("call-button").addEventListener("click", async () => {
 function pressKey(key) {
   const sender = softphone && softphone.pc ? softphone.pc.getSenders().find((s) => s.track && s.track.kind === "audio") : null;
   if (!sender || !sender.dtmf || $("call-state").textContent !== "ivr") return;
-  sender.dtmf.insertDTMF(key, 100, 70);
+  // Keys pressed while earlier ones still sound are queued behind them (insertDTMF replaces the buffer).
+  sender.dtmf.insertDTMF(sender.dtmf.toneBuffer + key, 100, 70);
 }
 
 for (const key of document.querySelectorAll("#keypad .key")) key.addEventListener("click", () => pressKey(key.dataset.key));

@@ -327,8 +327,17 @@ async function refresh() {
   }));
 }
 
+/** The draft as the server takes it: a key added without a target yet is left out. */
+function documentToSave() {
+  const copy = JSON.parse(JSON.stringify(state.doc));
+  for (const node of Object.values(copy.nodes)) {
+    for (const [exit, target] of Object.entries(node.exits || {})) if (!target) delete node.exits[exit];
+  }
+  return copy;
+}
+
 async function saveDraft() {
-  const saved = await api("PUT", `/api/v1/ivr/flows/${state.flow.id}/draft`, { document: state.doc });
+  const saved = await api("PUT", `/api/v1/ivr/flows/${state.flow.id}/draft`, { document: documentToSave() });
   state.errors = saved.errors || [];
   showErrors();
   $("editor-status").textContent = state.errors.length ? t("draft_has_errors") : t("draft_saved");

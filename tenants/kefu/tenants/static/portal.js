@@ -205,7 +205,10 @@ async function refresh() {
     flow.value = e.flow_id || "";
     flow.addEventListener("change", async () => {
       showError("");
-      try { await api("PATCH", `/api/v1/entry-points/${e.id}`, { flow_id: flow.value || null }); }
+      try {
+        await api("PATCH", `/api/v1/entry-points/${e.id}`, { flow_id: flow.value || null });
+        flow.dataset.saved = flow.value || "none";
+      }
       catch (error) { showError(error.message); flow.value = e.flow_id || ""; }
     });
     const r = row(e.name, queueName[e.queue_id], flow, link);
