@@ -203,6 +203,16 @@ def test_an_admin_builds_a_flow_in_the_editor_sees_errors_in_place_publishes_and
         expect(page.locator("#simulate-result")).to_contain_text("path: main → support", timeout=STEP_MS)
         assert page.locator("#simulate-result").inner_text().count("For support, press 1.") == 2
 
+        # An uploaded recording replaces the spoken prompt: version 2.
+        page.fill("#audio-name", "Welcome")
+        page.set_input_files("#audio-file", str(tone_wavs["agent"]))
+        page.click("#upload-audio-button")
+        expect(page.locator("#audio-table tbody tr", has_text="Welcome")).to_contain_text("4.0", timeout=STEP_MS)
+        main.locator(".prompt-source[data-locale='en']").select_option(label="♪ Welcome")
+        expect(main.locator(".prompt-text[data-locale='en']")).to_be_hidden()
+        page.click("#publish-button")
+        expect(page.locator("#editor-status")).to_have_text("Published version 2", timeout=STEP_MS)
+
         page.click("a[href='/portal']")
         entry = page.locator("#entry-points-table tbody tr")
         expect(entry.locator(".entry-point-flow option", has_text="Web menu")).to_have_count(1, timeout=STEP_MS)
@@ -214,8 +224,10 @@ def test_an_admin_builds_a_flow_in_the_editor_sees_errors_in_place_publishes_and
 
     with admin_api(server, demo) as api:
         [flow] = api.get("/api/v1/ivr/flows").json()
-        [version] = api.get(f"/api/v1/ivr/flows/{flow['id']}/versions").json()
+        [_, version] = api.get(f"/api/v1/ivr/flows/{flow['id']}/versions").json()
+        [audio] = api.get("/api/v1/ivr/audio").json()
         assert version["document"]["start"] == "main"
+        assert version["document"]["nodes"]["main"]["prompt"] == {"en": {"audio": audio["id"]}}
         assert version["document"]["nodes"]["main"]["exits"] == {"1": "support", "invalid": "main", "no_input": "support"}
         expect_entry = demo_entry_point(api)
         assert expect_entry["flow_id"] == flow["id"]

@@ -33,13 +33,18 @@ Operator routes under ``/api/admin/v1`` need no entry: tenant tokens must get
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from test_cross_tenant import Harness, TenantWorld
+
+# The contact-center test helpers (a WAV for the audio prompt factory).
+sys.path.insert(0, str(Path(__file__).parents[1] / "tenants"))
 
 TENANT_API = "/api/v1/"
 ADMIN_API = "/api/admin/v1/"
@@ -188,6 +193,16 @@ async def make_ivr_lookup_address(h: "Harness", t: "TenantWorld") -> str:
     return str(created["id"])
 
 
+async def make_ivr_audio(h: "Harness", t: "TenantWorld") -> str:
+    token = await h.token(t, DEFAULT_ROLE)
+    from tenants_support import wav_bytes
+
+    response = await h.client.post(f"/api/v1/ivr/audio?name={t.slug}-welcome", content=wav_bytes(),
+                                   headers={"Authorization": f"Bearer {token}", "Content-Type": "audio/wav"})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 async def make_voicemail(h: "Harness", t: "TenantWorld") -> str:
     """A caller's message left for the tenant's queue (written as the call flow writes it)."""
     from datetime import timedelta
@@ -214,6 +229,7 @@ async def make_voicemail(h: "Harness", t: "TenantWorld") -> str:
 
 
 ID_FACTORIES: dict[str, Factory] = {
+    "ivr_audio_id": make_ivr_audio,
     "voicemail_id": make_voicemail,
     "user_id": make_user,
     "client_id": make_integration_client,
@@ -348,6 +364,7 @@ LIST_ROUTES: dict[str, ListCheck] = {
     "/api/v1/ivr/flows": ListCheck("ivr_flow_id"),
     "/api/v1/ivr/lookup-addresses": ListCheck("ivr_lookup_address_id"),
     "/api/v1/voicemails": ListCheck("voicemail_id"),
+    "/api/v1/ivr/audio": ListCheck("ivr_audio_id"),
     "/api/v1/ivr/statistics": ListCheck("ivr_flow_id", "every flow of the tenant with its counts for the last day"),
     "/api/v1/ivr/schema": ListCheck(None, "the published JSON Schema of a flow document, the same for every tenant"),
     "/api/v1/agent/reason-codes": ListCheck("reason_code_id", "the active reason codes the agent desktop offers"),
@@ -376,6 +393,7 @@ CREATE_ROUTES: dict[str, CreateCheck] = {
         "(another tenant's are unknown: tests/tenants/test_ivr_store.py and test_ivr_api.py)"
     ),
     "/api/v1/ivr/lookup-addresses": CreateCheck("the body names no other resource"),
+    "/api/v1/ivr/audio": CreateCheck("the body is the audio file; it is stored under the caller's tenant's own folder"),
     "/api/v1/ivr/flows/import": CreateCheck("creates a flow in the caller's tenant; the document is validated against that tenant only"),
     "/api/v1/entry-points": CreateCheck("the queue in the body is checked by BODY_REFERENCES"),
     "/api/v1/agent/session": CreateCheck("the signed-in agent's own seat (log in / log out)", ("POST", "DELETE")),

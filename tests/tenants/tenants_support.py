@@ -134,3 +134,19 @@ class AgentSeat:
 
 
 MakeAgent = Callable[..., Awaitable[AgentSeat]]
+
+
+def wav_bytes(seconds: float = 0.5, hz: float = 440.0, rate: int = 8000) -> bytes:
+    """A short 16-bit mono WAV tone."""
+    import io
+    import math
+    import struct
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * hz * i / rate))) for i in range(int(seconds * rate))))
+    return buffer.getvalue()

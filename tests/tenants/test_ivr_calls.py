@@ -35,10 +35,15 @@ class IvrMedia(InProcessMedia):
     prompts: list[tuple[uuid.UUID, str, str]] = field(default_factory=list)
     stopped: list[uuid.UUID] = field(default_factory=list)
     recording: set[tuple[uuid.UUID, str]] = field(default_factory=set)
+    parts: list[tuple[uuid.UUID, list[dict[str, str]]]] = field(default_factory=list)
 
     async def play_prompt(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, prompt_id: str, file: str | None = None,
-                          text: str | None = None, locale: str = "en-US", voice: str | None = None, loop: bool = False) -> int:
+                          text: str | None = None, locale: str = "en-US", voice: str | None = None, loop: bool = False,
+                          parts: list[dict[str, str]] | None = None) -> int:
         assert (call_id, party) in self.legs, "a prompt for a party without a leg"
+        if parts is not None:
+            self.parts.append((call_id, parts))
+            text = " ".join(part.get("text", "<audio>") for part in parts)
         self.prompts.append((call_id, text or "", locale))
         return PROMPT_MS
 

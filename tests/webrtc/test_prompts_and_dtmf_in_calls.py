@@ -78,6 +78,27 @@ async def test_a_prompt_file_plays_to_one_party_and_reports_when_done(media: Med
     await agent.close()
 
 
+async def test_prompt_parts_play_one_after_the_other_as_one_prompt(media: MediaPlane, tmp_path: Path) -> None:
+    tenant_id, call_id = uuid.uuid4(), uuid.uuid4()
+    caller = ClientPeer(440)
+    await connect(media, tenant_id, call_id, "caller", caller)
+    first = write_wav(tmp_path / "first.wav", tone(600, 1000, 0.4))
+    second = write_wav(tmp_path / "second.wav", tone(1300, 1000, 0.4))
+    length = await media.play_prompt(tenant_id=tenant_id, call_id=call_id, party="caller", prompt_id="both",
+                                     parts=[{"file": str(first)}, {"text": "and", "locale": "en-US"}, {"file": str(second)}])
+    spoken = await media.play_prompt(tenant_id=tenant_id, call_id=call_id, party="caller", prompt_id="x", text="and", locale="en-US")
+    assert length == 2000 + spoken
+    await media.play_prompt(tenant_id=tenant_id, call_id=call_id, party="caller", prompt_id="both", parts=[{"file": str(first)}, {"file": str(second)}])
+    heard = await caller.listen(1.7)  # the first file, then the second, in that order
+    assert dominant_frequency(heard[int(0.2 * 48_000):int(0.5 * 48_000)]) == pytest.approx(600, abs=5)
+    assert dominant_frequency(heard[int(1.3 * 48_000):int(1.6 * 48_000)]) == pytest.approx(1300, abs=5)
+    for bad in ([], [{"file": str(first), "text": "x"}], [{"voice": "x"}]):
+        with pytest.raises(OfferRejected) as refused:
+            await media.play_prompt(tenant_id=tenant_id, call_id=call_id, party="caller", prompt_id="x", parts=bad)
+        assert refused.value.code == "invalid_prompt"
+    await caller.close()
+
+
 async def test_text_to_speech_prompts_in_english_and_chinese_are_heard(media: MediaPlane) -> None:
     tenant_id, call_id = uuid.uuid4(), uuid.uuid4()
     caller = ClientPeer(440)

@@ -62,6 +62,7 @@ from kefu.tenants.schemas import (
     WebCallCreate,
     WebCallOut,
 )
+from kefu.tenants.ivr.audio import audio_root
 from kefu.tenants.services import ContactCenter, contact_center
 from kefu.tenants.voicemails import VoicemailsController
 
@@ -83,6 +84,7 @@ def install(runtime: Runtime) -> list[Any]:
         sweep_interval_s=runtime.components.get("acd.sweep_interval_s", 5.0),
     )
     flow = CallFlow(runtime.db, acd, lambda: runtime.components.get("media"), node_id=runtime.settings.node_id)
+    flow.ivr.audio_root = audio_root(runtime.settings)
     runtime.components["contact_center"] = ContactCenter(acd=acd, calls=flow)
     runtime.add_service(acd)
     runtime.tenant_deactivation_hooks.append(flow.agents_logged_out)

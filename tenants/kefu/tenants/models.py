@@ -405,6 +405,21 @@ class IvrLookupAddress(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class IvrAudio(TenantScoped, Base):
+    """An uploaded audio prompt (kefu.tenants.ivr.audio): its file is ``<data dir>/ivr-audio/<tenant>/<id>``."""
+
+    __tablename__ = "ivr_audio"
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "name"))
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    media_type: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class IvrSession(TenantScoped, Base):
     """Where a call is in its IVR flow while it is there (kefu.tenants.ivr.runner): the
     machine's state, what it waits for and until when.  Deleted when the call leaves the IVR."""

@@ -39,6 +39,10 @@ MAX_CANDIDATE_LENGTH = 1024
 ANSWER_TIMEOUT_S = 10.0
 
 
+# The most prompts one play_prompt strings together.
+MAX_PROMPT_PARTS = 20
+
+
 class MediaPlane:
     """The media of every call this process serves.
 
@@ -175,8 +179,10 @@ class MediaPlane:
     async def play_prompt(
         self, *, tenant_id: UUID, call_id: UUID, party: str, prompt_id: str, file: str | None = None,
         text: str | None = None, locale: str = "en-US", voice: str | None = None, loop: bool = False,
+        parts: list[dict[str, str]] | None = None,
     ) -> int:
-        """Play a prompt (an audio file, or text spoken by text-to-speech) to a party.
+        """Play a prompt (an audio file, text spoken by text-to-speech, or ``parts``: several
+        of them one after the other, each ``{"file": …}`` or ``{"text": …, "locale": …}``) to a party.
 
         Returns its length in ms; ``on_prompt_done`` reports when it finished
         or was interrupted.  A second prompt to the same party replaces the first.
@@ -188,15 +194,25 @@ class MediaPlane:
         if bridge is None:
             raise OfferRejected("no_call", "the media server has no such call")
         cache_dir = self.settings.media_cache_dir
-        if (file is None) == (text is None):
-            raise OfferRejected("invalid_prompt", "give exactly one of file and text")
+        if parts is None:
+            if (file is None) == (text is None):
+                raise OfferRejected("invalid_prompt", "give exactly one of file, text and parts")
+            parts = [{"file": file} if file is not None else {"text": text or "", "locale": locale}]
+        elif file is not None or text is not None or not parts or len(parts) > MAX_PROMPT_PARTS:
+            raise OfferRejected("invalid_prompt", f"give exactly one of file, text and parts (1 to {MAX_PROMPT_PARTS})")
+        encoded_parts = []
         try:
-            if file is not None:
-                encoded = await prompts.load_prompt(Path(file), cache_dir=cache_dir)
-            else:
-                encoded = await prompts.tts_prompt(text, locale=locale, voice=voice, cache_dir=cache_dir)
+            for part in parts:
+                if not isinstance(part, dict) or ("file" in part) == ("text" in part):
+                    raise OfferRejected("invalid_prompt", "each part is {\"file\": …} or {\"text\": …, \"locale\": …}")
+                if "file" in part:
+                    encoded_parts.append(await prompts.load_prompt(Path(part["file"]), cache_dir=cache_dir))
+                else:
+                    encoded_parts.append(await prompts.tts_prompt(
+                        part["text"], locale=part.get("locale") or locale, voice=voice, cache_dir=cache_dir))
         except (prompts.PromptError, TtsError) as exc:  # each carries a stable code
             raise OfferRejected(exc.code, str(exc)) from None
+        encoded = encoded_parts[0] if len(encoded_parts) == 1 else prompts.joined(encoded_parts)
         async with bridge.lock:
             bridge.play(party, PlayingPrompt(prompt_id=prompt_id, source=encoded, loop=loop))
         return int(encoded.duration_ms)

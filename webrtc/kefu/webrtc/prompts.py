@@ -127,6 +127,13 @@ async def music_on_hold(settings: Settings) -> EncodedPrompt:
     return await asyncio.to_thread(_cached, _BUILTIN_MOH_KEY, settings.media_cache_dir, chime_loop)
 
 
+def joined(parts: list[EncodedPrompt]) -> EncodedPrompt:
+    """Prompts played one after the other, as one (every payload is a whole 20 ms frame)."""
+    return EncodedPrompt(
+        opus=[payload for part in parts for payload in part.opus], pcmu=[payload for part in parts for payload in part.pcmu]
+    )
+
+
 def encode_pcm(pcm48k: Pcm) -> EncodedPrompt:
     """Encode 48 kHz mono PCM into 20 ms Opus and PCMU payloads (the last frame padded with silence).
 

@@ -12,18 +12,19 @@ from typing import Annotated, Any
 
 import msgspec
 from kefu.platform.db.base import utcnow
-from kefu.platform.deps import CurrentPrincipal, DbSession, TenantId
+from kefu.platform.deps import CurrentPrincipal, DbSession, RuntimeDep, TenantId
 from kefu.platform.identity.principal import requires
 from kefu.platform.problems import Problem
 from kefu.platform.runtime import Runtime
 from kefu.tenants import schedules
-from kefu.tenants.ivr import stats, store
+from kefu.tenants.ivr import audio, stats, store
 from kefu.tenants.ivr.flow import FlowError
 from kefu.tenants.ivr.schema import flow_schema
 from kefu.tenants.ivr.simulate import simulate
 from kefu.tenants.ivr.vxml import VxmlInvalid, import_vxml
-from kefu.tenants.models import IvrFlow, IvrFlowVersion, IvrLookupAddress, Schedule
-from litestar import Controller, delete, get, post, put
+from kefu.tenants.models import IvrAudio, IvrFlow, IvrFlowVersion, IvrLookupAddress, Schedule
+from litestar import Controller, Response, delete, get, post, put
+from litestar import Request as HttpRequest
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import select
 
@@ -106,6 +107,20 @@ def _flow_out(flow: IvrFlow, errors: list[FlowError] | None = None) -> FlowOut:
         id=flow.id, name=flow.name, draft=flow.draft, draft_updated_at=flow.draft_updated_at, published_version=flow.published_version,
         created_at=flow.created_at, errors=None if errors is None else _errors(errors),
     )
+
+
+class AudioOut(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    media_type: str
+    size_bytes: int
+    duration_ms: int
+    created_at: datetime
+    media_url: str
+
+
+def _audio_out(row: IvrAudio) -> AudioOut:
+    return AudioOut(row.id, row.name, row.media_type, row.size_bytes, row.duration_ms, row.created_at, f"/api/v1/ivr/audio/{row.id}/media")
 
 
 def _version_out(version: IvrFlowVersion) -> VersionOut:
@@ -223,6 +238,35 @@ class IvrFlowsController(Controller):
     ) -> dict[str, Any]:
         await store.get_flow(db, tenant_id=tenant_id, flow_id=ivr_flow_id)
         return await stats.report(db, tenant_id=tenant_id, flow_id=ivr_flow_id, **_period(start, end))
+
+    @get("/audio", guards=[requires("ivr.flows.read")])
+    async def list_audio(self, db: DbSession, tenant_id: TenantId) -> list[AudioOut]:
+        return [_audio_out(row) for row in await audio.list_audio(db, tenant_id=tenant_id)]
+
+    @post("/audio", guards=[requires("ivr.flows.write")], request_max_body_size=audio.MAX_AUDIO_BYTES)
+    async def upload_audio(
+        self, request: HttpRequest[Any, Any, Any], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep,
+        name: Annotated[str, QueryParameter(min_length=1, max_length=200)],
+    ) -> AudioOut:
+        """The request body is the audio file itself (``Content-Type: audio/wav``, ``audio/ogg``, ``audio/mpeg``…)."""
+        row = await audio.upload(db, settings=runtime.settings, tenant_id=tenant_id, name=name, media_type=request.headers.get("content-type"),
+                                 body=await request.body(), actor=principal.actor)
+        return _audio_out(row)
+
+    @get("/audio/{ivr_audio_id:uuid}/media", guards=[requires("ivr.flows.read")])
+    async def play_audio(self, ivr_audio_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, runtime: RuntimeDep) -> Response[bytes]:
+        row = await audio.get_audio(db, tenant_id=tenant_id, audio_id=ivr_audio_id)
+        path = audio.audio_path(audio.audio_root(runtime.settings), tenant_id, row.id)
+        try:
+            body = path.read_bytes()
+        except FileNotFoundError:
+            raise Problem(404, "audio_file_missing", "the prompt's file is not available") from None
+        return Response(body, media_type=row.media_type, headers={"Content-Disposition": f'inline; filename="{row.id}"'})
+
+    @delete("/audio/{ivr_audio_id:uuid}", guards=[requires("ivr.flows.write")], status_code=204)
+    async def delete_audio(self, ivr_audio_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal,
+                           runtime: RuntimeDep) -> None:
+        await audio.delete_audio(db, settings=runtime.settings, tenant_id=tenant_id, audio_id=ivr_audio_id, actor=principal.actor)
 
     @get("/lookup-addresses", guards=[requires("ivr.flows.read")])
     async def list_lookup_addresses(self, db: DbSession, tenant_id: TenantId) -> list[LookupAddressOut]:

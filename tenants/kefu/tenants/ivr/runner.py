@@ -27,38 +27,21 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from kefu.platform.models import Tenant
 from kefu.tenants import schedules
 from kefu.tenants.call_log import append_event, lock_call
 from kefu.tenants.events import call_state_changed
+from kefu.tenants.ivr.audio import audio_path
 from kefu.tenants.ivr.flow import Flow, FlowInvalid, parse
-from kefu.tenants.ivr.machine import (
-    Action,
-    Ask,
-    CheckHours,
-    Enter,
-    Finish,
-    IvrMachine,
-    Leave,
-    Lookup,
-    Say,
-)
-from kefu.tenants.models import (
-    Agent,
-    Call,
-    EntryPoint,
-    IvrFlow,
-    IvrFlowVersion,
-    IvrLookupAddress,
-    IvrSession,
-    Queue,
-    Schedule,
-)
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from kefu.tenants.ivr.machine import Action, Ask, CheckHours, Enter, Finish, IvrMachine, Leave, Lookup, Say
+from kefu.tenants.models import Agent, Call, EntryPoint, IvrFlow, IvrFlowVersion, IvrLookupAddress, IvrSession, Queue, Schedule
 
 if TYPE_CHECKING:
     from kefu.tenants.callflow import CallFlow, Queued
@@ -117,6 +100,8 @@ class IvrRunner:
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http: httpx.AsyncClient | None = None
+        # Where uploaded prompts are (kefu.tenants.ivr.audio; set when the API is installed).
+        self.audio_root: Path | None = None
         calls.media_callbacks["on_dtmf"] = self.on_dtmf
         calls.after_end.append(self._forget)
         self.acd.sweepers.append(self.sweep)
@@ -476,17 +461,32 @@ class IvrRunner:
     async def _play(self, step: Step) -> int:
         """Play the step's prompts to the caller as one (a second prompt would replace the
         first); returns its length in ms (0 when nothing could be played)."""
-        texts = [say for say in step.prompts if say.text]
+        says = [say for say in step.prompts if say.text or say.audio]
         media = self.calls._media_provider()
-        if not texts or media is None or not hasattr(media, "play_prompt"):
+        if not says or media is None or not hasattr(media, "play_prompt"):
             return 0
-        locale = texts[-1].locale or "en"
-        text = " ".join(say.text.strip() for say in texts if say.text)[:2000]
+        target = {"tenant_id": step.tenant_id, "call_id": step.call_id, "party": "caller", "prompt_id": f"ivr-{step.step}"}
+        if all(say.text for say in says):
+            locale = says[-1].locale or "en"
+            text = " ".join((say.text or "").strip() for say in says)[:2000]
+            request: dict[str, Any] = {"text": text, "locale": TTS_LOCALES.get(locale, locale)}
+        else:
+            parts = []
+            for say in says:
+                if say.text:
+                    locale = say.locale or "en"
+                    parts.append({"text": say.text[:2000], "locale": TTS_LOCALES.get(locale, locale)})
+                elif self.audio_root is not None:
+                    try:
+                        audio_id = uuid.UUID(str(say.audio))
+                    except ValueError:
+                        continue
+                    parts.append({"file": str(audio_path(self.audio_root, step.tenant_id, audio_id))})
+            if not parts:
+                return 0
+            request = {"parts": parts}
         try:
-            return int(await media.play_prompt(
-                tenant_id=step.tenant_id, call_id=step.call_id, party="caller", prompt_id=f"ivr-{step.step}",
-                text=text, locale=TTS_LOCALES.get(locale, locale),
-            ) or 0)
+            return int(await media.play_prompt(**target, **request) or 0)
         except Exception:
             log.warning("the IVR prompt of call %s could not be played", step.call_id, exc_info=True)
             return 0

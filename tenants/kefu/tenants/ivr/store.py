@@ -35,6 +35,7 @@ from kefu.tenants.ivr.flow import (
 )
 from kefu.tenants.models import (
     Agent,
+    IvrAudio,
     IvrFlow,
     IvrFlowVersion,
     IvrLookupAddress,
@@ -79,7 +80,7 @@ async def flow_context(session: AsyncSession, *, tenant_id: uuid.UUID) -> FlowCo
     return FlowContext(
         locales=(await _tenant_locale(session, tenant_id),),
         queues=await ids(Queue), skills=await ids(Skill), schedules=await ids(Schedule), flows=await ids(IvrFlow),
-        agents=await ids(Agent), audio=frozenset(),  # audio upload is not built yet: an audio prompt cannot be published
+        agents=await ids(Agent), audio=await ids(IvrAudio),
         http_allowed=tuple(prefixes),
     )
 

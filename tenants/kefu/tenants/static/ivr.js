@@ -4,14 +4,14 @@
 // publishing show the server's errors at their node (.node-errors) and exit
 // (.exit-error); errors without a node go to #flow-errors.  The simulator and the
 // per-node statistics of the last 24 hours are below the tree.
-import { $, api, applyLanguage, logIn, session, showError, t } from "./common.js";
+import { $, api, applyLanguage, fetchBlob, logIn, session, showError, t } from "./common.js";
 
 const DIGITS = "0123456789*#";
 const CALLER_ACTIONS = ["queue", "voicemail", "callback", "transfer", "hangup"];
 const WITH_PROMPT = ["play", "menu", "collect", "voicemail", "callback", "hangup"];
 const BRANCH_OPS = ["equals", "not_equals", "starts_with", "contains", "matches", "less_than", "greater_than", "is_set"];
 
-const state = { flows: [], queues: [], schedules: [], agents: [], skills: [], tenantLocale: "en", flow: null, doc: null, errors: [] };
+const state = { flows: [], queues: [], schedules: [], agents: [], skills: [], audio: [], tenantLocale: "en", flow: null, doc: null, errors: [] };
 
 function el(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -75,17 +75,26 @@ function idSelect(node, name, items, blank) {
   return bind(s, node, name, "optional");
 }
 
+/** Per locale: text to speech (the textarea) or one of the tenant's uploaded prompts. */
 function promptFields(node) {
   return locales().map((locale) => {
-    const area = el("textarea", { rows: 2, cols: 50, className: "prompt-text", value: (node.prompt && node.prompt[locale] && node.prompt[locale].text) || "" });
+    const part = (node.prompt && node.prompt[locale]) || {};
+    const area = el("textarea", { rows: 2, cols: 50, className: "prompt-text", value: part.text || "", hidden: Boolean(part.audio) });
     area.dataset.locale = locale;
-    area.addEventListener("input", () => {
+    const source = select(state.audio.map((a) => [a.id, `♪ ${a.name}`]), part.audio || "", t("spoken_text"));
+    source.className = "prompt-source";
+    source.dataset.locale = locale;
+    const update = () => {
       node.prompt = node.prompt || {};
-      if (area.value.trim()) node.prompt[locale] = { text: area.value };
+      if (source.value) node.prompt[locale] = { audio: source.value };
+      else if (area.value.trim()) node.prompt[locale] = { text: area.value };
       else delete node.prompt[locale];
       if (!Object.keys(node.prompt).length) delete node.prompt;
-    });
-    return field(`${t("prompt")} (${locale})`, area);
+      area.hidden = Boolean(source.value);
+    };
+    area.addEventListener("input", update);
+    source.addEventListener("change", update);
+    return field(`${t("prompt")} (${locale})`, el("span", {}, source, " ", area));
   });
 }
 
@@ -304,7 +313,7 @@ async function showStatistics() {
 }
 
 async function refresh() {
-  const [flows, queues, schedules, agents, skills, me, report] = await Promise.all([
+  const [flows, queues, schedules, agents, skills, me, report, audio] = await Promise.all([
     api("GET", "/api/v1/ivr/flows"),
     api("GET", "/api/v1/queues"),
     api("GET", "/api/v1/schedules"),
@@ -312,8 +321,23 @@ async function refresh() {
     api("GET", "/api/v1/skills"),
     api("GET", "/api/v1/me"),
     api("GET", "/api/v1/ivr/statistics"),
+    api("GET", "/api/v1/ivr/audio"),
   ]);
-  Object.assign(state, { flows, queues, schedules, agents, skills, tenantLocale: me.tenant.locale || "en" });
+  Object.assign(state, { flows, queues, schedules, agents, skills, audio, tenantLocale: me.tenant.locale || "en" });
+  $("audio-table").querySelector("tbody").replaceChildren(...audio.map((a) => {
+    const play = el("button", { type: "button", className: "play-audio", textContent: "▶" });
+    play.addEventListener("click", guarded(async () => {
+      const player = $("audio-player");
+      player.src = URL.createObjectURL(await fetchBlob(a.media_url));
+      player.hidden = false;
+      await player.play();
+    }));
+    const remove = el("button", { type: "button", className: "delete-audio", textContent: t("delete") });
+    remove.addEventListener("click", guarded(async () => { await api("DELETE", `/api/v1/ivr/audio/${a.id}`); await refresh(); }));
+    const r = el("tr", {}, el("td", { textContent: a.name }), el("td", { textContent: (a.duration_ms / 1000).toFixed(1) }), el("td", {}, play), el("td", {}, remove));
+    r.dataset.audioId = a.id;
+    return r;
+  }));
   const counts = Object.fromEntries(report.flows.map((f) => [f.flow_id, f]));
   $("flows-table").querySelector("tbody").replaceChildren(...flows.map((f) => {
     const edit = el("button", { type: "button", className: "edit-flow", textContent: t("edit") });
@@ -359,6 +383,19 @@ $("flow-form").addEventListener("submit", guarded(async () => {
   $("flow-form").reset();
   await refresh();
   await openFlow(created.id);
+}));
+
+$("audio-form").addEventListener("submit", guarded(async () => {
+  const file = $("audio-file").files[0];
+  const current = session.load();
+  const response = await fetch(`/api/v1/ivr/audio?name=${encodeURIComponent($("audio-name").value.trim())}`, {
+    method: "POST", headers: { Authorization: `Bearer ${current.access_token}`, "Content-Type": file.type || "audio/wav" }, body: file,
+  });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Error((body && (body.detail || body.code)) || `HTTP ${response.status}`);
+  $("audio-form").reset();
+  await refresh();
+  if (state.doc) renderTree();
 }));
 
 $("node-form").addEventListener("submit", guarded(async () => {

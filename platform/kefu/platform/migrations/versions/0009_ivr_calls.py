@@ -1,13 +1,14 @@
-"""ivr on live calls: entry points mapped to flows, where each call is in its flow, voicemail tasks
+"""ivr on live calls: entry points mapped to flows, where each call is in its flow, voicemail tasks, audio prompts
 
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-23
 
 Entry points gain the flow their callers go through, calls the flow version
-they went through.  Two tenant tables with row-level security like every
-tenant table: ivr_sessions (a call's place in its flow while it is there) and
-voicemails (a caller's message, a task until done).
+they went through.  Three tenant tables with row-level security like every
+tenant table: ivr_sessions (a call's place in its flow while it is there),
+voicemails (a caller's message, a task until done) and ivr_audio (uploaded
+prompts).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ down_revision = '0008'
 branch_labels = None
 depends_on = None
 
-TABLES = ['ivr_sessions', 'voicemails']
+TABLES = ['ivr_sessions', 'voicemails', 'ivr_audio']
 
 
 def upgrade() -> None:
@@ -66,6 +67,19 @@ def upgrade() -> None:
     sa.UniqueConstraint('tenant_id', 'id', name=op.f('uq_voicemails_tenant_id_id'))
     )
     op.create_index('ix_voicemails_tenant_status_created', 'voicemails', ['tenant_id', 'status', 'created_at'], unique=False)
+    op.create_table('ivr_audio',
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('media_type', sa.String(length=64), nullable=False),
+    sa.Column('size_bytes', sa.Integer(), nullable=False),
+    sa.Column('duration_ms', sa.Integer(), nullable=False),
+    sa.Column('created_at', kefu.platform.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_ivr_audio_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ivr_audio')),
+    sa.UniqueConstraint('tenant_id', 'id', name=op.f('uq_ivr_audio_tenant_id_id')),
+    sa.UniqueConstraint('tenant_id', 'name', name=op.f('uq_ivr_audio_tenant_id_name'))
+    )
     for table in TABLES:
         enable_tenant_rls(table)
 
@@ -73,6 +87,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in reversed(TABLES):
         disable_tenant_rls(table)
+    op.drop_table('ivr_audio')
     op.drop_index('ix_voicemails_tenant_status_created', table_name='voicemails')
     op.drop_table('voicemails')
     op.drop_index('ix_ivr_sessions_deadline', table_name='ivr_sessions')
