@@ -3,7 +3,11 @@ it waits for, and refusal of an event it is not waiting for."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kefu.tenants.ivr.flow import parse
 from kefu.tenants.ivr.machine import Ask, CheckHours, Enter, Finish, IvrMachine, Leave, Lookup, Say
@@ -71,3 +75,39 @@ def test_a_lookup_address_cannot_be_extended_by_a_variable() -> None:
     machine.variables["acct"] = "../admin?x=1#"
     lookup = machine._lookup(FLOW.nodes["look"])[0]
     assert lookup.url == "https://crm.test/c/..%2Fadmin%3Fx%3D1%23"
+
+
+_EVENTS = st.lists(
+    st.one_of(
+        st.tuples(st.just("keys"), st.sampled_from(["", "1", "2", "9", "#", "4242#", "12", "1234567#"])),
+        st.tuples(st.just("lookup"), st.sampled_from([None, {"tier": "gold"}, {"other": 1}, [1, 2], "text"])),
+        st.tuples(st.just("hours"), st.sampled_from(["open", "closed", "holiday", "nonsense"])),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=_EVENTS, locale=st.sampled_from(["en", "zh", "fr"]))
+def test_a_machine_resumed_from_its_snapshot_after_every_event_walks_exactly_as_one_that_never_stopped(
+    events: list[tuple[str, object]], locale: str
+) -> None:
+    """What a live call does: every event is fed to a machine restored from the stored
+    state (another process, after a restart).  Events the machine is not waiting for are
+    refused by both alike."""
+    steady = IvrMachine(FLOW, locale=locale, variables={"caller_number": "+8613800"})
+    steady.start()
+    stored = json.loads(json.dumps(steady.snapshot()))
+    for kind, value in events:
+        resumed = IvrMachine.resume(FLOW, stored)
+        assert resumed.waiting_for == steady.waiting_for
+        feed = {"keys": "answer", "lookup": "looked_up", "hours": "hours"}[kind]
+        try:
+            expected = getattr(steady, feed)(value)
+        except RuntimeError:
+            with pytest.raises(RuntimeError):
+                getattr(resumed, feed)(value)
+            continue
+        assert getattr(resumed, feed)(value) == expected
+        assert resumed.snapshot() == steady.snapshot() and resumed.outcome == steady.outcome
+        stored = json.loads(json.dumps(resumed.snapshot()))  # what ivr_sessions.state holds

@@ -29,8 +29,18 @@ from kefu.webrtc.storage import install_recording_store
 STATIC_DIR = Path(__file__).parent / "static"
 
 
+async def _prompt_length_ms(runtime: Runtime, path: Path) -> int:
+    """How long an audio file plays once decoded and encoded as prompts are (raises
+    ``PromptError`` with a stable ``code``); the encoding is cached for later calls."""
+    from kefu.webrtc.prompts import load_prompt
+
+    return (await load_prompt(path, cache_dir=runtime.settings.media_cache_dir)).duration_ms
+
+
 def install(runtime: Runtime) -> list[Any]:
     install_recording_store(runtime)
+    # kefu.tenants checks uploaded IVR prompts with it (it does not import kefu.webrtc).
+    runtime.components["prompt_length_ms"] = lambda path: _prompt_length_ms(runtime, path)
     roles = runtime.process_roles
     if "media" in roles and "api" not in roles:
         from kefu.webrtc.node import MediaNode

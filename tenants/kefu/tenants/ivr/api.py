@@ -249,7 +249,7 @@ class IvrFlowsController(Controller):
         name: Annotated[str, QueryParameter(min_length=1, max_length=200)],
     ) -> AudioOut:
         """The request body is the audio file itself (``Content-Type: audio/wav``, ``audio/ogg``, ``audio/mpeg``…)."""
-        row = await audio.upload(db, settings=runtime.settings, tenant_id=tenant_id, name=name, media_type=request.headers.get("content-type"),
+        row = await audio.upload(db, settings=runtime.settings, prompt_length_ms=runtime.components.get("prompt_length_ms"), tenant_id=tenant_id, name=name, media_type=request.headers.get("content-type"),
                                  body=await request.body(), actor=principal.actor)
         return _audio_out(row)
 

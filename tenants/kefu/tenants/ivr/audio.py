@@ -21,9 +21,10 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform import audit
@@ -52,14 +53,19 @@ def audio_path(root: Path, tenant_id: uuid.UUID, audio_id: uuid.UUID) -> Path:
     return root / str(tenant_id) / str(audio_id)
 
 
-async def _duration_ms(path: Path, cache_dir: Path) -> int:
-    """Decoded and encoded as the media plane plays it (the encoding is cached for later calls)."""
-    from kefu.webrtc.prompts import PromptError, load_prompt
+PromptLength = Callable[[Path], Awaitable[int]]
 
+
+async def _duration_ms(path: Path, prompt_length_ms: PromptLength) -> int:
+    """Decoded and encoded as the media plane plays it (kefu.webrtc offers the check as
+    ``runtime.components["prompt_length_ms"]``; its errors carry a stable ``code``)."""
     try:
-        return (await load_prompt(path, cache_dir=cache_dir)).duration_ms
-    except PromptError as error:
-        raise Problem(400, "invalid_audio", f"the file cannot be played: {error.detail}", reason=error.code) from None
+        return await prompt_length_ms(path)
+    except Exception as error:
+        code = getattr(error, "code", None)
+        if code is None:
+            raise
+        raise Problem(400, "invalid_audio", f"the file cannot be played: {getattr(error, 'detail', error)}", reason=code) from None
 
 
 def _write(path: Path, body: bytes) -> None:
@@ -81,7 +87,8 @@ def _remove(path: Path) -> None:
 
 
 async def upload(
-    session: AsyncSession, *, settings: Settings, tenant_id: uuid.UUID, name: str, media_type: str | None, body: bytes, actor: str,
+    session: AsyncSession, *, settings: Settings, prompt_length_ms: PromptLength | None, tenant_id: uuid.UUID, name: str,
+    media_type: str | None, body: bytes, actor: str,
 ) -> IvrAudio:
     name = check_text(name, code="invalid_name", what="the name")
     kind = (media_type or "").split(";")[0].strip().lower()
@@ -91,14 +98,16 @@ async def upload(
         raise Problem(400, "invalid_audio", "the request has no audio")
     if len(body) > MAX_AUDIO_BYTES:
         raise Problem(413, "audio_too_large", f"an audio prompt is at most {MAX_AUDIO_BYTES // (1024 * 1024)} MiB")
-    count = len(list(await session.scalars(select(IvrAudio.id).where(IvrAudio.tenant_id == tenant_id))))
+    if prompt_length_ms is None:
+        raise Problem(503, "audio_check_unavailable", "this process cannot check audio files; try again")
+    count = await session.scalar(select(func.count()).select_from(IvrAudio).where(IvrAudio.tenant_id == tenant_id)) or 0
     if count >= MAX_AUDIO_PER_TENANT:
         raise Problem(409, "too_many_audio_prompts", f"a tenant keeps at most {MAX_AUDIO_PER_TENANT} audio prompts")
     audio_id = uuid.uuid4()
     path = audio_path(audio_root(settings), tenant_id, audio_id)
     await asyncio.to_thread(_write, path, body)
     try:
-        duration_ms = await _duration_ms(path, settings.media_cache_dir)
+        duration_ms = await _duration_ms(path, prompt_length_ms)
         row = IvrAudio(tenant_id=tenant_id, id=audio_id, name=name, media_type=kind, size_bytes=len(body), duration_ms=duration_ms,
                        created_at=utcnow())
         await add_unique(session, row, Problem(409, "audio_name_exists", "an audio prompt of this name exists already"))

@@ -354,9 +354,13 @@ class IvrRunner:
         """One event in one transaction; None when it no longer applies (the call moved on)."""
         now = self.acd.clock()
         ended_goodbye = False
+        in_flow = select(IvrSession).where(IvrSession.tenant_id == tenant_id, IvrSession.call_id == call_id)
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            if await session.scalar(in_flow) is None:
+                return None  # not (or no longer) in a flow: a key during a conversation, a late timer
+            # Lock order as everywhere: the call row first; then read where the call is now.
             call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
-            ivr = await session.scalar(select(IvrSession).where(IvrSession.tenant_id == tenant_id, IvrSession.call_id == call_id))
+            ivr = await session.scalar(in_flow, execution_options={"populate_existing": True})
             if ivr is None:
                 return None
             if call is None or call.status != "ivr":
