@@ -5,13 +5,18 @@ version plays them, gone with the tenant's purge; bad uploads change nothing."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from httpx import AsyncClient
+from sqlalchemy import select, update
 from tenants_support import Admin, wav_bytes
 from test_ivr_calls import IvrMedia, entry_with_flow, media, new_queue, place_call, publish  # noqa: F401 (the media fixture)
 
+from kefu.platform.admin.purge import purge_tenant
+from kefu.platform.db.base import utcnow
+from kefu.platform.models import PlatformAuditEntry, Tenant, TenantStatus
 from kefu.platform.runtime import Runtime
 from kefu.tenants.ivr.audio import MAX_AUDIO_BYTES, audio_path, audio_root, purge_tenant_audio
 
@@ -98,6 +103,14 @@ async def test_another_tenants_prompt_is_unknown_to_validation_and_a_purge_remov
     created = await client.post("/api/v1/ivr/flows", json={"name": "Smuggle", "document": document}, headers=acme.headers)
     assert [(e["code"], e["node"]) for e in created.json()["errors"]] == [("unknown_audio", "bye")]
     assert (await client.get(f"/api/v1/ivr/audio/{theirs}/media", headers=acme.headers)).status_code == 404
-    assert await purge_tenant_audio(runtime.settings, globex.tenant_id) == 1
+    # Globex closes; its purge (the platform job's step) takes the prompts' folder with it.
+    async with runtime.db.platform_session(reason="test") as session:
+        await session.execute(update(Tenant).where(Tenant.id == globex.tenant_id).values(status=TenantStatus.CLOSED, purge_after=utcnow() - timedelta(minutes=1)))
+    async with runtime.db.platform_session(reason="test purge") as session:
+        assert await purge_tenant(session, tenant_id=globex.tenant_id, settings=runtime.settings, now=utcnow())
+    async with runtime.db.platform_session(reason="test") as session:
+        entry = await session.scalar(select(PlatformAuditEntry).where(PlatformAuditEntry.action == "tenant.purged"))
+    assert entry is not None and entry.detail["files"]["ivr_audio"] == 1
     assert files_of(runtime, globex.tenant_id) == []
     assert await purge_tenant_audio(runtime.settings, globex.tenant_id) == 0  # idempotent
+

@@ -364,6 +364,19 @@ async def test_a_lookup_address_removed_after_publishing_is_not_called(
     assert lookup_server.requests == []
 
 
+async def test_a_lookup_cannot_climb_out_of_its_address(
+    client: AsyncClient, acme: Admin, cc: ContactCenter, lookup_server: LookupServer,
+) -> None:
+    from kefu.tenants.ivr.machine import Lookup
+
+    await client.post("/api/v1/ivr/lookup-addresses", json={"prefix": lookup_server.base + "ok/"}, headers=acme.headers)
+    assert await cc.calls.ivr.fetch(acme.tenant_id, Lookup("n", lookup_server.base + "ok/../fail", "GET", None, 1)) is None
+    assert await cc.calls.ivr.fetch(acme.tenant_id, Lookup("n", "http://[::1", "GET", None, 1)) is None
+    assert lookup_server.requests == []
+    answer = await cc.calls.ivr.fetch(acme.tenant_id, Lookup("n", lookup_server.base + "ok/x/../y", "GET", None, 1))
+    assert answer == {"customer": {"tier": "gold", "name": "y"}} and lookup_server.requests == ["/crm/ok/y"]
+
+
 async def test_a_call_keeps_the_version_it_started_with(client: AsyncClient, runtime: Runtime, acme: Admin, media: IvrMedia) -> None:
     general = await new_queue(client, acme, "General")
     other = await new_queue(client, acme, "Other")

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
+from kefu.platform.admin.purge import register_tenant_files_purger
 from kefu.platform.db.base import utcnow
 from kefu.platform.deps import CurrentPrincipal, DbSession, RuntimeDep, TenantId
 from kefu.platform.identity.principal import requires
@@ -287,4 +288,6 @@ class IvrFlowsController(Controller):
 
 
 def install(runtime: Runtime) -> list[Any]:
+    # A purged tenant's uploaded prompts go with it (kefu.platform may not import this context).
+    register_tenant_files_purger("ivr_audio", audio.purge_tenant_audio)
     return [IvrFlowsController]

@@ -28,7 +28,6 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform import audit
-from kefu.platform.admin.purge import register_tenant_files_purger
 from kefu.platform.db.base import utcnow
 from kefu.platform.db.session import on_commit
 from kefu.platform.problems import Problem, check_text, not_found
@@ -167,5 +166,3 @@ async def purge_tenant_audio(settings: Settings, tenant_id: uuid.UUID) -> int:
     await asyncio.to_thread(shutil.rmtree, folder, True)
     return count
 
-
-register_tenant_files_purger("ivr_audio", purge_tenant_audio)

@@ -526,19 +526,23 @@ class IvrRunner:
         await self.on_lookup(tenant_id, call_id, step_number, answer)
 
     async def fetch(self, tenant_id: uuid.UUID, lookup: Lookup) -> Any:
-        """The lookup's JSON answer, or None: not under one of the tenant's addresses now,
-        a timeout, an error status, a redirect, more than 64 KiB, or not JSON."""
+        """The lookup's JSON answer, or None: not under one of the tenant's addresses now
+        (after resolving ``..``), a timeout, an error status, a redirect, more than 64 KiB, or not JSON."""
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             prefixes = list(await session.scalars(select(IvrLookupAddress.prefix).where(IvrLookupAddress.tenant_id == tenant_id)))
-        if not any(lookup.url.startswith(prefix) for prefix in prefixes):
-            log.warning("IVR lookup to %s refused: not under an address the tenant configured", lookup.url[:200])
+        try:
+            url = str(httpx.URL(lookup.url))  # dot segments resolved: "/api/../admin" is "/admin"
+        except httpx.InvalidURL:
+            return None
+        if not any(url.startswith(prefix) for prefix in prefixes):
+            log.warning("IVR lookup to %s refused: not under an address the tenant configured", url[:200])
             return None
         if self._http is None:
             self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False, headers={"user-agent": "Kefu-IVR/1"})
         try:
             async with asyncio.timeout(lookup.timeout_s):
                 request = self._http.build_request(
-                    lookup.method, lookup.url, json=lookup.body if lookup.method == "POST" else None,
+                    lookup.method, url, json=lookup.body if lookup.method == "POST" else None,
                     params=lookup.body if lookup.method == "GET" and lookup.body else None, timeout=lookup.timeout_s,
                 )
                 response = await self._http.send(request, stream=True)
