@@ -433,7 +433,7 @@ class IvrRunner:
             self._arm_timer(tenant_id, call_id, step.rearm)
             return
         if step.voicemail is not None:
-            # The message is recorded from the end of the prompt (the node's, else the default one).
+            # The caller is recorded from now on; the prompt (the node's, else the default one) is not in the recording.
             self._default_prompt(step, step.voicemail, DEFAULT_VOICEMAIL_PROMPT)
             await self.calls.voicemail_media(tenant_id=tenant_id, call_id=call_id, prompt=lambda: self._play(step))
             return
