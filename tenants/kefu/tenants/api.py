@@ -16,9 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put, websocket
-from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketDisconnect
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar import WebSocket
@@ -28,7 +26,7 @@ from kefu.platform import audit
 from kefu.platform.db.base import utcnow
 from kefu.platform.db.session import on_commit
 from kefu.platform.deps import ActiveTenantId, CurrentPrincipal, DbSession, RuntimeDep, TenantId
-from kefu.platform.identity.principal import Principal, current_principal, requires
+from kefu.platform.identity.principal import Principal, requires, requires_any
 from kefu.platform.problems import Problem, problem_response
 from kefu.platform.runtime import Runtime
 from kefu.tenants import agents as agents_service
@@ -96,16 +94,6 @@ def install(runtime: Runtime) -> list[Any]:
 
 def _cc(runtime: Runtime) -> ContactCenter:
     return contact_center(runtime)
-
-
-def requires_any(*permissions: str):  # type: ignore[no-untyped-def]
-    def guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
-        principal = current_principal(connection)
-        if not any(principal.can(p) for p in permissions):
-            raise Problem(403, "permission_denied", f"this action needs one of the permissions {', '.join(permissions)}", permissions=list(permissions))
-
-    guard.__name__ = "requires_any_" + "_".join(permissions)
-    return guard
 
 
 # --- agents ------------------------------------------------------------------------

@@ -48,6 +48,11 @@ MAX_END_ATTEMPTS = 20
 # The longest voicemail message.
 VOICEMAIL_MAX_S = 120
 CALLBACK_NUMBER = re.compile(r"\+?[0-9]{3,20}")
+# What a caller hears before leaving a message, by language.
+VOICEMAIL_PROMPT = {
+    "en": "Please leave your message now. Hang up when you are done.",
+    "zh": "请在现在留言，留言完毕请挂机。",
+}
 
 
 class _AgentChanged(Exception):
@@ -403,7 +408,7 @@ class CallFlow:
                     await prompt()
                 elif hasattr(media, "play_prompt"):
                     await media.play_prompt(tenant_id=tenant_id, call_id=call_id, party="caller", prompt_id="voicemail",
-                                            text="Please leave your message now. Hang up when you are done.")
+                                            text=VOICEMAIL_PROMPT["en"])
             except Exception:
                 log.exception("voicemail media for call %s failed", call_id)
 

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
 from kefu.platform.deps import CurrentPrincipal, DbSession, TenantId
-from kefu.platform.identity.principal import Principal
-from kefu.platform.problems import Problem, not_found
+from kefu.platform.identity.principal import Principal, requires_any
+from kefu.platform.problems import not_found
 from kefu.tenants import agents as agents_service
 from kefu.tenants.models import Call, Queue, QueueMember, Recording, Voicemail
 
@@ -104,18 +104,10 @@ async def mark_done(session: AsyncSession, *, tenant_id: uuid.UUID, voicemail_id
     return _out(row)
 
 
-def _requires_voicemail_access(connection: Any, _handler: Any) -> None:
-    from kefu.platform.identity.principal import current_principal
-
-    principal = current_principal(connection)
-    if not (principal.can("calls.read") or principal.can("agent.desktop")):
-        raise Problem(403, "permission_denied", "voicemails are for supervisors, admins and agents", permissions=["calls.read", "agent.desktop"])
-
-
 class VoicemailsController(Controller):
     path = "/api/v1/voicemails"
     tags = ["voicemails"]
-    guards = [_requires_voicemail_access]
+    guards = [requires_any("calls.read", "agent.desktop")]
 
     @get("/")
     async def list_voicemails(

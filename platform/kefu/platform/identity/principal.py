@@ -74,3 +74,15 @@ def requires(permission: str):  # type: ignore[no-untyped-def]
     guard.__name__ = f"requires_{permission}"
     guard.permission = permission  # type: ignore[attr-defined]
     return guard
+
+
+def requires_any(*permissions: str):  # type: ignore[no-untyped-def]
+    """A Litestar guard: the principal must hold at least one of ``permissions``."""
+
+    def guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
+        principal = current_principal(connection)
+        if not any(principal.can(p) for p in permissions):
+            raise Problem(403, "permission_denied", f"this action needs one of the permissions {', '.join(permissions)}", permissions=list(permissions))
+
+    guard.__name__ = "requires_any_" + "_".join(permissions)
+    return guard

@@ -43,6 +43,8 @@ from kefu.tenants.ivr.flow import Flow, FlowInvalid, parse
 from kefu.tenants.ivr.machine import Action, Ask, CheckHours, Enter, Finish, IvrMachine, Leave, Lookup, Say
 from kefu.tenants.models import Agent, Call, EntryPoint, IvrFlow, IvrFlowVersion, IvrLookupAddress, IvrSession, Queue, Schedule
 
+from kefu.tenants.callflow import VOICEMAIL_PROMPT
+
 if TYPE_CHECKING:
     from kefu.tenants.callflow import CallFlow, Queued
 
@@ -61,10 +63,6 @@ GOODBYE_GRACE_S = 0.5
 MAX_FLOWS_KEPT = 512
 # Text-to-speech voices for the flow locales Kefu ships (anything else is passed as it is).
 TTS_LOCALES = {"en": "en-US", "zh": "zh-CN"}
-DEFAULT_VOICEMAIL_PROMPT = {
-    "en": "Please leave your message now. Hang up when you are done.",
-    "zh": "请在现在留言，留言完毕请挂机。",
-}
 DEFAULT_CALLBACK_PROMPT = {
     "en": "Thank you. We will call you back when it is your turn. Goodbye.",
     "zh": "谢谢。轮到您时我们会给您回电。再见。",
@@ -328,23 +326,20 @@ class IvrRunner:
 
     async def on_dtmf(self, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, digit: str) -> None:
         """A key the caller pressed (the media plane reports each once, in order per call)."""
-        if party != "caller":
-            return
-        async with self._lock(call_id):
-            step = await self._step(tenant_id, call_id, kind="keys", digit=digit)
-        if step is not None:
-            await self.carry_out(step)
+        if party == "caller":
+            await self._handle(tenant_id, call_id, kind="keys", digit=digit)
 
     async def on_deadline(self, tenant_id: uuid.UUID, call_id: uuid.UUID, step_number: int | None = None) -> None:
         """A wait's deadline passed (this process's timer, or the sweep for any process)."""
-        async with self._lock(call_id):
-            step = await self._step(tenant_id, call_id, kind="deadline", step_number=step_number)
-        if step is not None:
-            await self.carry_out(step)
+        await self._handle(tenant_id, call_id, kind="deadline", step_number=step_number)
 
     async def on_lookup(self, tenant_id: uuid.UUID, call_id: uuid.UUID, step_number: int, answer: Any) -> None:
+        await self._handle(tenant_id, call_id, kind="lookup", step_number=step_number, answer=answer)
+
+    async def _handle(self, tenant_id: uuid.UUID, call_id: uuid.UUID, **event: Any) -> None:
+        """One event of the call, after the ones before it (in this process), then its media work."""
         async with self._lock(call_id):
-            step = await self._step(tenant_id, call_id, kind="lookup", step_number=step_number, answer=answer)
+            step = await self._step(tenant_id, call_id, **event)
         if step is not None:
             await self.carry_out(step)
 
@@ -434,7 +429,7 @@ class IvrRunner:
             return
         if step.voicemail is not None:
             # The caller is recorded from now on; the prompt (the node's, else the default one) is not in the recording.
-            self._default_prompt(step, step.voicemail, DEFAULT_VOICEMAIL_PROMPT)
+            self._default_prompt(step, step.voicemail, VOICEMAIL_PROMPT)
             await self.calls.voicemail_media(tenant_id=tenant_id, call_id=call_id, prompt=lambda: self._play(step))
             return
         if step.callback is not None:

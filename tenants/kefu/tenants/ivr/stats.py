@@ -137,8 +137,10 @@ async def report(session: AsyncSession, *, tenant_id: uuid.UUID, start: datetime
     flows = [(counts[f] if f in counts else FlowCounts()).as_dict(f, names[f]) for f in sorted(names, key=lambda f: (names[f], str(f)))]
     if flow_id is not None:
         flows = [f for f in flows if f["flow_id"] == str(flow_id)]
-    started = sum(counts[f].calls for f in counts if f in names) - sum(counts[f].outcomes["transfer_flow"] for f in counts if f in names)
-    contained = sum(counts[f].outcomes[o] for f in counts if f in names for o in CONTAINED)
+    known = [counts[f] for f in counts if f in names]
+    # Calls that started in a flow: every flow's calls, less those transferred in from another.
+    started = sum(c.calls for c in known) - sum(c.outcomes["transfer_flow"] for c in known)
+    contained = sum(c.outcomes[o] for c in known for o in CONTAINED)
     return {
         "from": start.isoformat(), "to": end.isoformat(),
         "calls": started, "contained": contained, "containment_rate": round(contained / started, 4) if started else None,

@@ -98,6 +98,21 @@ export async function fetchBlob(path) {
   return await response.blob();
 }
 
+/** Play an audio resource of the API (fetched with the bearer token) in ``player``. */
+export async function playAudio(player, path) {
+  player.src = URL.createObjectURL(await fetchBlob(path));
+  player.hidden = false;
+  return player.play();
+}
+
+/** Sign out: revoke this page's refresh token (best effort), forget the session, start over. */
+export async function logOut() {
+  const current = session.load();
+  if (current) await fetch("/api/v1/auth/logout", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ refresh_token: current.refresh_token }) }).catch(() => null);
+  session.clear();
+  location.reload();
+}
+
 export function socketUrl(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}${path}`;

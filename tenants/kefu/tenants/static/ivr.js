@@ -4,7 +4,7 @@
 // publishing show the server's errors at their node (.node-errors) and exit
 // (.exit-error); errors without a node go to #flow-errors.  The simulator and the
 // per-node statistics of the last 24 hours are below the tree.
-import { $, api, applyLanguage, fetchBlob, logIn, session, showError, t } from "./common.js";
+import { $, api, applyLanguage, logIn, logOut, playAudio, session, showError, t } from "./common.js";
 
 const DIGITS = "0123456789*#";
 const CALLER_ACTIONS = ["queue", "voicemail", "callback", "transfer", "hangup"];
@@ -326,12 +326,7 @@ async function refresh() {
   Object.assign(state, { flows, queues, schedules, agents, skills, audio, tenantLocale: me.tenant.locale || "en" });
   $("audio-table").querySelector("tbody").replaceChildren(...audio.map((a) => {
     const play = el("button", { type: "button", className: "play-audio", textContent: "▶" });
-    play.addEventListener("click", guarded(async () => {
-      const player = $("audio-player");
-      player.src = URL.createObjectURL(await fetchBlob(a.media_url));
-      player.hidden = false;
-      await player.play();
-    }));
+    play.addEventListener("click", guarded(() => playAudio($("audio-player"), a.media_url)));
     const remove = el("button", { type: "button", className: "delete-audio", textContent: t("delete") });
     remove.addEventListener("click", guarded(async () => { await api("DELETE", `/api/v1/ivr/audio/${a.id}`); await refresh(); }));
     const r = el("tr", {}, el("td", { textContent: a.name }), el("td", { textContent: (a.duration_ms / 1000).toFixed(1) }), el("td", {}, play), el("td", {}, remove));
@@ -437,12 +432,7 @@ $("simulate-form").addEventListener("submit", guarded(async () => {
   $("simulate-result").textContent = [`path: ${walk.path.join(" → ")}`, ...said.map((s) => `“${s}”`), `outcome: ${JSON.stringify(walk.outcome)}`].join("\n");
 }));
 
-$("logout-button").addEventListener("click", async () => {
-  const current = session.load();
-  if (current) await fetch("/api/v1/auth/logout", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ refresh_token: current.refresh_token }) }).catch(() => null);
-  session.clear();
-  location.reload();
-});
+$("logout-button").addEventListener("click", logOut);
 
 async function start() {
   $("login-form").hidden = true;

@@ -1,6 +1,6 @@
 // The tenant admin's portal: agents, queues and their routing rules, skills, reason and
 // wrap-up codes, schedules, entry points and recent calls (docs/acd-configuration.md).
-import { $, api, applyLanguage, fetchBlob, logIn, session, showError, t } from "./common.js";
+import { $, api, applyLanguage, logIn, logOut, playAudio, session, showError, t } from "./common.js";
 
 function cell(text) {
   const td = document.createElement("td");
@@ -221,12 +221,7 @@ async function refresh() {
     play.className = "play-voicemail";
     play.textContent = `▶ ${t("play")}`;
     play.disabled = !v.media_url;
-    play.addEventListener("click", async () => {
-      const player = $("recording-player");
-      player.src = URL.createObjectURL(await fetchBlob(v.media_url));
-      player.hidden = false;
-      player.play();
-    });
+    play.addEventListener("click", () => playAudio($("recording-player"), v.media_url));
     const length = v.duration_ms === null ? "" : Math.round(v.duration_ms / 1000);
     const r = row(new Date(v.created_at).toLocaleString(), v.caller_name, v.queue_name || "", length, play,
       button(t("mark_done"), "voicemail-done", () => api("POST", `/api/v1/voicemails/${v.id}/done`)));
@@ -242,12 +237,7 @@ async function refresh() {
       play.type = "button";
       play.className = "play-recording";
       play.textContent = `▶ ${r.party}`;
-      play.addEventListener("click", async () => {
-        const player = $("recording-player");
-        player.src = URL.createObjectURL(await fetchBlob(r.media_url));
-        player.hidden = false;
-        player.play();
-      });
+      play.addEventListener("click", () => playAudio($("recording-player"), r.media_url));
       buttons.append(play);
     }
     rows.push(row(new Date(c.started_at).toLocaleString(), c.caller_name, agentName[detail.agent_id] || "", c.status, detail.wait_s, detail.talk_s, c.end_reason || "", buttons));
@@ -363,12 +353,7 @@ $("queue-rules-form").addEventListener("input", () => { $("queue-rules-saved").h
 
 if (Intl.supportedValuesOf) $("time-zones").replaceChildren(...Intl.supportedValuesOf("timeZone").map((zone) => new Option(zone)));
 
-$("logout-button").addEventListener("click", async () => {
-  const current = session.load();
-  if (current) await fetch("/api/v1/auth/logout", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ refresh_token: current.refresh_token }) }).catch(() => null);
-  session.clear();
-  location.reload();
-});
+$("logout-button").addEventListener("click", logOut);
 
 /** Single sign-on lands here with the tokens in the fragment (docs/identity.md). */
 async function adoptSingleSignOn() {
