@@ -30,7 +30,7 @@ async def test_suspension_logs_agents_out_and_locks_the_tenant_until_resumed(cli
     operator = bearer(runtime.tokens.issue(Principal(kind="operator", subject="ops-1", tenant_id=None, scopes=SCOPES)))
     created = await client.post(
         ADMIN,
-        json={"name": "Northwind", "slug": "northwind", "locale": "en", "time_zone": "Europe/London", "plan": "standard",
+        json={"name": "Northwind", "slug": "northwind", "locale": "en", "time_zone": "Europe/London", "plan": "standard", "seats": 5,
               "admin": {"email": "nina@northwind.test", "display_name": "Nina"}},
         headers=operator,
     )

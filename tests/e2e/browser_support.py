@@ -50,6 +50,10 @@ CHROMIUM_ARGS = [
 ]
 
 
+# The signing secret of the webhook endpoint of demo_server_with_stripe.
+STRIPE_WEBHOOK_SECRET = "whsec_e2e_secret"
+
+
 def write_tone_wav(path: Path, frequency: float, *, seconds: float = 4.0, rate: int = 48_000) -> Path:
     """A 16-bit mono WAV of a sine tone; a whole number of cycles, so Chromium's looping is seamless."""
     cycles = round(frequency * seconds)

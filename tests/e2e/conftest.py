@@ -7,9 +7,10 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
-from browser_support import AGENT_HZ, BRIGHT_HZ, CALLER_HZ, SUPERVISOR_HZ, LiveServer, free_port, write_tone_wav
+from browser_support import STRIPE_WEBHOOK_SECRET, AGENT_HZ, BRIGHT_HZ, CALLER_HZ, SUPERVISOR_HZ, LiveServer, free_port, write_tone_wav
 from playwright.sync_api import Playwright, sync_playwright
 
 from kefu.platform.app import create_app
@@ -99,3 +100,20 @@ def demo_server_with_turn(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str
         yield server, info
     finally:
         server.stop()
+
+
+@pytest.fixture
+def demo_server_with_stripe(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, str], Any]]:
+    """``demo_server`` billing through the local server speaking Stripe's API (tests/billing/fake_stripe.py);
+    yields the server, the demo log-ins and that Stripe server (its webhook secret: ``STRIPE_WEBHOOK_SECRET``)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "billing"))
+    from fake_stripe import FakeStripe
+
+    with FakeStripe(api_key="sk_test_kefu") as stripe_server:
+        env = {"KEFU_STRIPE_API_KEY": "sk_test_kefu", "KEFU_STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET, "KEFU_STRIPE_API_BASE": stripe_server.url}
+        server, info = _start_live_server(tmp_path / "kefu-data", demo=True, env=env)
+        try:
+            yield server, info, stripe_server
+        finally:
+            server.stop()
+

@@ -27,7 +27,7 @@ def test_an_invited_admin_sets_a_password_and_lands_in_the_portal(
     )
     created = httpx.post(
         f"{live_server.url}/api/admin/v1/tenants",
-        json={"name": "Northwind", "slug": "northwind", "locale": "zh-CN", "time_zone": "Asia/Shanghai", "plan": "standard",
+        json={"name": "Northwind", "slug": "northwind", "locale": "zh-CN", "time_zone": "Asia/Shanghai", "plan": "standard", "seats": 3,
               "admin": {"email": "nina@northwind.test", "display_name": "Nina"}},
         headers={"Authorization": f"Bearer {operator}"},
     )

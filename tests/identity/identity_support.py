@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kefu.billing.services import open_account
 from kefu.platform.identity import services
 from kefu.platform.models import Tenant
 from kefu.platform.runtime import Runtime
 
 PASSWORD = "correct horse battery"
+
+TEST_SEATS = 50  # seats each test tenant rents (the seat cap has its own tests)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ async def create_tenant(runtime: Runtime, slug: str, *, name: str | None = None,
         tenant = Tenant(slug=slug, name=name or slug.title(), locale=locale, status=status)
         session.add(tenant)
         await session.flush()
+        await open_account(session, tenant_id=tenant.id, seats=TEST_SEATS, actor="test")
         return tenant.id
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,7 +229,22 @@ async def make_voicemail(h: "Harness", t: "TenantWorld") -> str:
         return str(voicemail.id)
 
 
+async def make_invoice(h: "Harness", t: "TenantWorld") -> str:
+    from kefu.billing.models import Invoice
+
+    now = datetime.now(UTC)
+    async with h.db.tenant_session(tenant_id=t.id) as session:
+        invoice = Invoice(
+            tenant_id=t.id, number=f"L-{t.slug}-0001", status="open", currency="usd", period_start=now - timedelta(days=30), period_end=now,
+            subtotal=4900, total=4900, amount_due=4900, lines=[], sent_to_stripe=False, local_key=f"local:{t.slug}",
+        )
+        session.add(invoice)
+        await session.flush()
+        return str(invoice.id)
+
+
 ID_FACTORIES: dict[str, Factory] = {
+    "invoice_id": make_invoice,
     "ivr_audio_id": make_ivr_audio,
     "voicemail_id": make_voicemail,
     "user_id": make_user,
@@ -369,6 +385,9 @@ LIST_ROUTES: dict[str, ListCheck] = {
     "/api/v1/ivr/schema": ListCheck(None, "the published JSON Schema of a flow document, the same for every tenant"),
     "/api/v1/agent/reason-codes": ListCheck("reason_code_id", "the active reason codes the agent desktop offers"),
     "/api/v1/agent/wrap-up-codes": ListCheck("wrap_up_code_id", "the active wrap-up codes the agent desktop offers"),
+    "/api/v1/billing": ListCheck(None, "the caller's own tenant's billing account (plan, seats, status)"),
+    "/api/v1/billing/ledger": ListCheck(None, "the caller's own tenant's seat ledger"),
+    "/api/v1/billing/invoices": ListCheck("invoice_id"),
 }
 
 
@@ -400,6 +419,9 @@ CREATE_ROUTES: dict[str, CreateCheck] = {
     "/api/v1/agent/status": CreateCheck("the signed-in agent's own status", ("PUT",)),
     "/api/v1/agent/wrap-up/end": CreateCheck("the signed-in agent's own after-call work"),
     "/api/v1/agent/wrap-up/extend": CreateCheck("the signed-in agent's own after-call work"),
+    "/api/v1/billing/seats": CreateCheck("rents or releases the caller's own tenant's seats; the body names no other resource"),
+    "/api/v1/billing/checkout": CreateCheck("a Stripe Checkout session for the caller's own tenant's customer (local billing: 409)"),
+    "/api/v1/billing/portal": CreateCheck("a Stripe Billing Portal session for the caller's own tenant's customer (local billing: 409)"),
 }
 
 # Setup per tenant for singletons that have no id (value: a marker string).
@@ -433,6 +455,8 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/api/v1/widget/calls/{call_id:uuid}/media": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
     "(tests/tenants/test_reconnect.py::test_a_caller_token_re_attaches_only_its_own_call)",
     "/health": "liveness for load balancers; no tenant data",
+    "/api/billing/stripe/webhook": "Stripe's webhooks: the signature is the authentication; the event's customer names the tenant "
+    "(tests/billing/test_webhooks.py)",
     "/.well-known/jwks.json": "public signing keys",
     "/oauth/token": "OAuth2 token endpoint: the client credentials identify the tenant",
     "/sso/{tenant_slug:str}/login": "starts SSO for a tenant named by its public slug; returns a redirect only",
@@ -441,6 +465,7 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/agent": "the agent desktop's log-in page; its data comes from the API with the agent's token",
     "/portal": "the portal's log-in page; its data comes from the API with the admin's token",
     "/portal/ivr": "the IVR editor's log-in page; its data comes from the API with the admin's token",
+    "/portal/billing": "the billing page's log-in page; its data comes from the API with the admin's token",
     "/supervisor": "the supervisor page's log-in page; its data comes from the API with the supervisor's token",
     "/invite": "the invitation page; the secret stays in the URL fragment and goes only to /api/v1/invitations/accept",
 }

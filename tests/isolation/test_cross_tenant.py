@@ -52,6 +52,7 @@ from litestar.routes import HTTPRoute, WebSocketRoute
 from litestar.testing import AsyncTestClient
 from sqlalchemy import Uuid, bindparam, inspect, text
 
+from kefu.billing.services import open_account
 from kefu.platform.app import create_app
 from kefu.platform.db import Database
 from kefu.platform.db.base import tenant_tables
@@ -98,6 +99,7 @@ class Harness:
             tenant = Tenant(slug=slug, name=slug.title())
             session.add(tenant)
             await session.flush()
+            await open_account(session, tenant_id=tenant.id, seats=20, actor="test")
             world = TenantWorld(tenant.id, slug)
         await self.token(world, DEFAULT_ROLE)
         return world

@@ -24,6 +24,7 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
+from kefu.billing.services import open_account
 from kefu.platform.db import Database
 from kefu.platform.db.registry import metadata
 from kefu.platform.identity import services as identity
@@ -69,6 +70,7 @@ async def callers(runtime: Runtime, db: Database) -> Callers:
         session.add(tenant)
         await session.flush()
         tenant_id = tenant.id
+        await open_account(session, tenant_id=tenant_id, seats=10, actor="test")
     async with db.tenant_session(tenant_id=tenant_id) as session:
         admin = await identity.create_user(
             session, tenant_id=tenant_id, email="alice@acme.test", display_name="Alice", roles=["tenant_admin"], actor="system",

@@ -32,7 +32,9 @@ from kefu.tenants.models import Agent, Queue
 pytestmark = pytest.mark.postgres
 
 TENANT_TABLES = tenant_tables(metadata())
-PLATFORM_ONLY_TABLES = sorted(set(metadata().tables) - set(TENANT_TABLES) - {"tenants"})
+# Platform tables the application role may read, never write: the tenant row and the price lists.
+READ_ONLY_TABLES = ("tenants", "plans")
+PLATFORM_ONLY_TABLES = sorted(set(metadata().tables) - set(TENANT_TABLES) - set(READ_ONLY_TABLES))
 
 
 @pytest.fixture
@@ -156,8 +158,12 @@ def test_application_role_has_no_privilege_on_platform_only_tables(postgres: Pos
             f"has_table_privilege('kefu_app', '{table}', 'UPDATE'), has_table_privilege('kefu_app', '{table}', 'DELETE')",
         )
         assert granted.strip() == "f|f|f|f", f"kefu_app may touch {table}"
-    granted = postgres.psql(database, "select has_table_privilege('kefu_app', 'tenants', 'UPDATE') or has_table_privilege('kefu_app', 'tenants', 'DELETE')")
-    assert granted.strip() == "f", "kefu_app may change tenants"
+    for table in READ_ONLY_TABLES:
+        granted = postgres.psql(
+            database, f"select has_table_privilege('kefu_app', '{table}', 'INSERT') or has_table_privilege('kefu_app', '{table}', 'UPDATE')"
+            f" or has_table_privilege('kefu_app', '{table}', 'DELETE')",
+        )
+        assert granted.strip() == "f", f"kefu_app may change {table}"
 
 
 async def test_application_role_cannot_read_platform_clients(db: Database, two_tenants: tuple[uuid.UUID, uuid.UUID]) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kefu.billing.services import open_account
 from kefu.platform.identity.principal import Principal
 from sqlalchemy import update
 
@@ -20,6 +21,8 @@ from kefu.platform.runtime import Runtime
 from kefu.webrtc.media import RecordedFile  # the media plane's own contract type
 
 OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+TEST_SEATS = 50  # seats each test tenant rents (the seat cap has its own tests)
 
 
 @dataclass
@@ -92,6 +95,7 @@ async def create_tenant(runtime: Runtime, slug: str, *, locale: str = "en", stat
         tenant = Tenant(slug=slug, name=slug.title(), locale=locale, status=status)
         session.add(tenant)
         await session.flush()
+        await open_account(session, tenant_id=tenant.id, seats=TEST_SEATS, actor="test")
         return tenant.id
 
 

@@ -16,6 +16,7 @@ from media_support import ClientPeer, decode_recording, dominant_frequency
 from s3_support import BUCKET, S3Server, s3_server  # noqa: F401  (fixture)
 from sqlalchemy import select, update
 
+from kefu.billing.services import open_account
 from kefu.platform.identity.principal import Principal
 from kefu.platform.models import AuditEntry, Tenant, User
 from kefu.platform.runtime import Runtime
@@ -54,6 +55,7 @@ async def a_tenant_with_an_admin(runtime: Runtime) -> tuple[uuid.UUID, dict[str,
         session.add(tenant)
         await session.flush()
         tenant_id = tenant.id
+        await open_account(session, tenant_id=tenant_id, seats=10, actor="test")
     async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
         admin = User(tenant_id=tenant_id, email="admin@acme.test", display_name="admin", status="active")
         session.add(admin)

@@ -19,6 +19,7 @@ from litestar import Litestar
 from media_support import ClientPeer
 from signalling_support import AppSocket, trickle, trickle_offer, without_candidates
 
+from kefu.billing.services import open_account
 from kefu.platform.identity.principal import Principal
 from kefu.platform.models import Tenant
 from kefu.platform.runtime import Runtime
@@ -197,6 +198,7 @@ async def other_tenants_agent(runtime: Runtime) -> dict[str, str]:
         session.add(tenant)
         await session.flush()
         tenant_id = tenant.id
+        await open_account(session, tenant_id=tenant_id, seats=10, actor="test")
     async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
         seat, _ = await agents_service.create_agent(
             session, tenant_id=tenant_id, email="gus@globex.test", display_name="Gus", actor="system", password="correct horse battery"

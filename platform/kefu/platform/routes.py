@@ -12,6 +12,7 @@ from kefu.platform.runtime import Runtime
 
 
 def route_handlers(runtime: Runtime) -> list[Any]:
+    from kefu.billing import api as billing_api
     from kefu.platform.admin import api as admin_api
     from kefu.platform.events import api as events_api
     from kefu.platform.identity import api as identity_api
@@ -21,6 +22,6 @@ def route_handlers(runtime: Runtime) -> list[Any]:
     from kefu.webrtc import api as webrtc_api
 
     handlers: list[Any] = []
-    for context in (events_api, identity_api, admin_api, tenants_api, acd_config_api, ivr_api, controls_api, desktop_api, directory_api, reconnect, webrtc_api):
+    for context in (events_api, identity_api, admin_api, billing_api, tenants_api, acd_config_api, ivr_api, controls_api, desktop_api, directory_api, reconnect, webrtc_api):
         handlers.extend(context.install(runtime))
     return handlers

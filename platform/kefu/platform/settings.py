@@ -109,6 +109,18 @@ class Settings:
     media_cache_dir: Path = Path("media-cache")
     # Music on hold (a WAV/Ogg file); unset: a built-in gentle tone pattern.
     moh_file: Path | None = None
+    # Billing.  No Stripe key: billing runs locally (ledger, local invoices).
+    stripe_api_key: str | None = field(default=None, repr=False)
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    # Where Stripe's API is (a local Stripe-protocol server in tests).
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_timeout_s: float = 20.0
+    # At most this many seat-quantity updates per subscription per hour (Stripe allows 200).
+    stripe_quantity_updates_per_hour: int = 4
+    # Past due → suspended after this many days without payment.
+    billing_grace_days: int = 7
+    # How often a worker runs billing's periodic work (dunning, usage, local invoices).
+    billing_interval_s: int = 300
 
     @property
     def embedded(self) -> bool:
@@ -210,6 +222,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         access_token_ttl_s=_int(env, "KEFU_ACCESS_TOKEN_TTL", 900),
     )
     ice = tuple(s for s in env.get("KEFU_ICE_SERVERS", "").split(",") if s)
+    if env.get("KEFU_STRIPE_API_KEY") and not env.get("KEFU_STRIPE_WEBHOOK_SECRET"):
+        raise SettingsError("KEFU_STRIPE_API_KEY needs KEFU_STRIPE_WEBHOOK_SECRET: Stripe's webhooks drive invoices and dunning")
     return Settings(
         mode=mode,  # type: ignore[arg-type]
         data_dir=data_dir,
@@ -242,6 +256,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3_prefix=env.get("KEFU_S3_PREFIX", ""),
         media_cache_dir=Path(env.get("KEFU_MEDIA_CACHE_DIR", str(data_dir / "media-cache"))).resolve(),
         moh_file=Path(env["KEFU_MOH_FILE"]).resolve() if env.get("KEFU_MOH_FILE") else None,
+        stripe_api_key=env.get("KEFU_STRIPE_API_KEY") or None,
+        stripe_webhook_secret=env.get("KEFU_STRIPE_WEBHOOK_SECRET") or None,
+        stripe_api_base=env.get("KEFU_STRIPE_API_BASE", "https://api.stripe.com").rstrip("/"),
+        stripe_timeout_s=_int(env, "KEFU_STRIPE_TIMEOUT_MS", 20_000) / 1000,
+        stripe_quantity_updates_per_hour=_int(env, "KEFU_STRIPE_QUANTITY_UPDATES_PER_HOUR", 4),
+        billing_grace_days=_int(env, "KEFU_BILLING_GRACE_DAYS", 7),
+        billing_interval_s=_int(env, "KEFU_BILLING_INTERVAL", 300),
     )
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
+from kefu.billing import services as billing
 from kefu.platform.db import Database
 from kefu.platform.db.base import utcnow
 from kefu.platform.db.session import on_commit
@@ -405,6 +406,8 @@ class Acd:
             agent = await self._lock_agent_of_user(session, tenant_id=tenant_id, user_id=user_id)
             if agent.status == "offline":
                 raise Problem(409, "agent_logged_out", "log in to the seat first")
+            if status == "available" and await billing.service_suspended(session, tenant_id=tenant_id):
+                raise Problem(409, "billing_suspended", "the service is suspended for non-payment: an administrator must settle the open invoice")
             if status == "available":
                 new_reason = None
             elif reason is not None:
@@ -1405,6 +1408,28 @@ async def end_tenant_activity(
             await agent_state_changed(session, agent)
             states.append((agent.id, agent_state_message(agent)))
     return TenantLoggedOut(len(logged_out), ended, states)
+
+
+async def keep_agents_from_ready(session: AsyncSession, *, tenant_id: uuid.UUID, now: datetime | None = None) -> list[Agent]:
+    """The tenant's service is suspended for non-payment: its ready agents become not ready
+    (``billing_suspended``) and are offered no more calls; calls in progress continue."""
+    now = now or utcnow()
+    ids = list(
+        await session.scalars(
+            update(Agent)
+            .where(Agent.tenant_id == tenant_id, Agent.status == "available")
+            .values(status="not_ready", not_ready_reason="billing_suspended")
+            .returning(Agent.id)
+        )
+    )
+    agents = list(
+        await session.scalars(
+            select(Agent).where(Agent.tenant_id == tenant_id, Agent.id.in_(ids)).order_by(Agent.id).execution_options(populate_existing=True)
+        )
+    ) if ids else []
+    for agent in agents:
+        await agent_state_changed(session, agent)
+    return agents
 
 
 async def log_out_all_agents(session: AsyncSession, *, tenant_id: uuid.UUID, now: datetime | None = None) -> int:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kefu.billing import services as billing
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
 from kefu.platform.identity import services as identity
@@ -71,11 +72,28 @@ def _view(agent: Agent, email: str | None, queue_ids: tuple[uuid.UUID, ...]) -> 
     )
 
 
+async def seats_in_use(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    """Seats held: agents whose user is not disabled (an invited agent holds its seat)."""
+    return await session.scalar(
+        select(func.count()).select_from(Agent).join(User, (User.tenant_id == Agent.tenant_id) & (User.id == Agent.user_id))
+        .where(Agent.tenant_id == tenant_id, User.status != "disabled")
+    ) or 0
+
+
+async def before_user_enabled(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """A disabled agent's user enabled again needs a free seat (other users need none)."""
+    user = await session.scalar(select(User).where(User.tenant_id == tenant_id, User.id == user_id))
+    if user is None or user.status != "disabled" or await agent_of_user(session, tenant_id=tenant_id, user_id=user_id) is None:
+        return
+    await billing.check_seat_available(session, tenant_id=tenant_id, in_use=lambda: seats_in_use(session, tenant_id))
+
+
 async def create_agent(
     session: AsyncSession, *, tenant_id: uuid.UUID, email: str, display_name: str, actor: str, password: str | None = None
 ) -> tuple[AgentView, str | None]:
     """Create the user (role agent) and the agent; returns the view and the invitation token, if any."""
     display_name = check_display_name(display_name)
+    await billing.check_seat_available(session, tenant_id=tenant_id, in_use=lambda: seats_in_use(session, tenant_id))
     created = await identity.create_user(
         session, tenant_id=tenant_id, email=email, display_name=display_name, roles=["agent"], actor=actor, password=password
     )

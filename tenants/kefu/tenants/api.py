@@ -21,7 +21,9 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar import WebSocket
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from kefu.billing import services as billing
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
 from kefu.platform.db.session import on_commit
@@ -32,7 +34,7 @@ from kefu.platform.runtime import Runtime
 from kefu.tenants import agents as agents_service
 from kefu.tenants import call_log, pages, signalling
 from kefu.tenants import queues as queues_service
-from kefu.tenants.acd import Acd, agent_state_message
+from kefu.tenants.acd import Acd, agent_state_message, keep_agents_from_ready
 from kefu.tenants.callflow import CallFlow
 from kefu.tenants.models import Agent, EntryPoint, Queue, Recording
 from kefu.tenants.notify import agent_channel, call_channel
@@ -86,10 +88,28 @@ def install(runtime: Runtime) -> list[Any]:
     runtime.components["contact_center"] = ContactCenter(acd=acd, calls=flow)
     runtime.add_service(acd)
     runtime.tenant_deactivation_hooks.append(flow.agents_logged_out)
+    # Billing: the seat cap counts agents; a suspension for non-payment keeps agents from being ready.
+    runtime.components["seats_in_use"] = agents_service.seats_in_use
+    runtime.components["before_user_enabled"] = agents_service.before_user_enabled
+
+    async def billing_service_changed(session: AsyncSession, tenant_id: uuid.UUID, suspended: bool) -> None:
+        if suspended:
+            for agent in await keep_agents_from_ready(session, tenant_id=tenant_id):
+                message = agent_state_message(agent)
+                on_commit(session, _publisher(hub, agent_channel(tenant_id, agent.id), message))
+
+    billing.on_service_change("contact_center", billing_service_changed)
     return [
         AgentsController, QueuesController, EntryPointsController, AgentDesktopController, WidgetController,
         CallsController, RecordingsController, VoicemailsController, agent_socket, caller_socket, *signalling.install(runtime), *pages.route_handlers(),
     ]
+
+
+def _publisher(hub: Any, channel: str, message: dict[str, Any]) -> Any:
+    async def publish() -> None:
+        hub.publish(channel, message)
+
+    return publish
 
 
 def _cc(runtime: Runtime) -> ContactCenter:

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from kefu.billing import services as billing
 from kefu.platform.db import Database
 from kefu.platform.db.session import on_commit
 from kefu.platform.identity.passwords import token_hash
 from kefu.platform.identity.services import tenant_of_token, tenant_token
+from kefu.platform.models import Tenant
 from kefu.platform.problems import Problem, check_text, not_found
 from kefu.tenants.acd import Acd, count_for_strategies, end_tenant_activity
 from kefu.tenants.call_log import (
@@ -49,6 +51,13 @@ MAX_END_ATTEMPTS = 20
 VOICEMAIL_MAX_S = 120
 CALLBACK_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 # What a caller hears before leaving a message, by language.
+# A tenant suspended for non-payment: its callers hear this, then the call ends (``billing_suspended``).
+SUSPENDED_PROMPT = {
+    "en": "We are sorry, this service is not available at the moment. Please try again later. Thank you for calling.",
+    "zh": "很抱歉，本服务暂时无法使用，请稍后再拨。感谢您的来电。",
+}
+SUSPENDED_GRACE_S = 2.0  # after the prompt, before the line drops
+
 VOICEMAIL_PROMPT = {
     "en": "Please leave your message now. Hang up when you are done.",
     "zh": "请在现在留言，留言完毕请挂机。",
@@ -291,21 +300,57 @@ class CallFlow:
                     # reads (a read-then-write transaction can meet SQLITE_BUSY_SNAPSHOT).
                     await session.flush()
                 step = None
-                if entry.flow_id is not None:
-                    step = await self.ivr.begin(session, call=call, flow_id=entry.flow_id, now=now)
                 queued = None
-                if step is None:
+                suspended = await billing.service_suspended(session, tenant_id=tenant_id)
+                if suspended:
+                    await self._end_for_billing(session, call=call, now=now)
+                elif entry.flow_id is not None:
+                    step = await self.ivr.begin(session, call=call, flow_id=entry.flow_id, now=now)
+                if step is None and not suspended:
                     queued = await self.enter_queue(session, call=call, queue_id=entry.queue_id, priority=entry.priority, now=now)
                 status = call.status
         except BaseException:
             if not committed:  # a call that exists keeps its leg (its own rules end it)
                 await self._drop_media_quietly(tenant_id=tenant_id, call_id=call_id)
             raise
+        if suspended:
+            await self._suspended_message(tenant_id=tenant_id, call_id=call_id)
+            return NewCall(call_id, tenant_id, answer_sdp, caller_token, "suspended")
         if step is not None:
             await self.ivr.carry_out(step)
         elif queued is not None:
             await queued.go()
         return NewCall(call_id, tenant_id, answer_sdp, caller_token, "ivr" if status == "ivr" else "voicemail" if status == "voicemail" else "queued")
+
+    async def _end_for_billing(self, session: AsyncSession, *, call: Call, now: datetime) -> None:
+        """A call to a tenant suspended for non-payment ends at once (``billing_suspended``): no
+        queue, no agent; its caller hears the polite message after the commit."""
+        call.status, call.ended_at, call.end_reason, call.queued_at, call.queue_entered_at = "ended", now, "billing_suspended", None, None
+        await append_event(session, tenant_id=call.tenant_id, call_id=call.id, type="ended", actor="system", at=now,
+                           data={"reason": "billing_suspended", "previous_status": "new"})
+        await call_state_changed(session, tenant_id=call.tenant_id, call_id=call.id, status="ended", queue_id=call.queue_id, end_reason="billing_suspended")
+
+    async def _suspended_message(self, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
+        """Play ``SUSPENDED_PROMPT`` to the caller, then drop the line."""
+        media = self._media_provider()
+        length_ms = 0
+        if media is not None and hasattr(media, "play_prompt"):
+            try:
+                locale = await self._tenant_locale(tenant_id)
+                text = SUSPENDED_PROMPT["zh" if locale.startswith("zh") else "en"]
+                length_ms = await media.play_prompt(tenant_id=tenant_id, call_id=call_id, party="caller", prompt_id="billing_suspended",
+                                                    text=text, locale="zh-CN" if locale.startswith("zh") else "en-US")
+            except Exception:
+                log.exception("the suspension message of call %s failed", call_id)
+
+        async def drop() -> None:
+            await self._drop_media_quietly(tenant_id=tenant_id, call_id=call_id)
+
+        self.acd.timers.call_at(self.acd.clock() + timedelta(seconds=length_ms / 1000 + SUSPENDED_GRACE_S), drop)
+
+    async def _tenant_locale(self, tenant_id: uuid.UUID) -> str:
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+            return await session.scalar(select(Tenant.locale).where(Tenant.id == tenant_id)) or "en"
 
     async def _create_call(self, session: AsyncSession, arrival: NewArrival, now: datetime) -> Call:
         """The call row, queued in the entry point's queue, and its ``created`` event."""

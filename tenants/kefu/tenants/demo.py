@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from kefu.billing import services as billing
 from kefu.platform import audit
 from kefu.platform.db.base import utcnow
 from kefu.platform.identity import services as identity
@@ -30,6 +31,7 @@ AGENT_PASSWORD = "kefu-demo-agent"
 QUEUE_NAME = "Support"
 ENTRY_POINT_NAME = "Website"
 ACTOR = "system:demo"
+DEMO_SEATS = 5  # rented from the start (billing runs locally without a Stripe key)
 
 
 async def load_demo(runtime: Any) -> dict[str, str]:
@@ -40,6 +42,7 @@ async def load_demo(runtime: Any) -> dict[str, str]:
             session.add(tenant)
             await session.flush()
             tenant_id = tenant.id
+            await billing.open_account(session, tenant_id=tenant_id, seats=DEMO_SEATS, actor=ACTOR)
             await audit.record_platform(session, actor=ACTOR, action="demo.loaded", target=f"tenant:{tenant_id}")
 
     async with runtime.db.tenant_session(tenant_id=tenant_id) as session:

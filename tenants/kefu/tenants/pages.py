@@ -90,6 +90,12 @@ async def ivr_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     return _login_page("ivr.html", request, runtime)
 
 
+@get(["/portal/billing", "/portal/billing/"], include_in_schema=False)
+async def billing_page(request: Request, runtime: RuntimeDep) -> Response[str]:
+    """Seats, the seat ledger, invoices and payment methods (``billing.read`` / ``billing.write``)."""
+    return _login_page("billing.html", request, runtime)
+
+
 @get(["/invite", "/invite/"], include_in_schema=False)
 async def invite_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     """Where an invitation link lands (``/invite#<token>``): choose a password, then the portal."""
@@ -101,4 +107,4 @@ def route_handlers() -> list[Any]:
         path="/static/tenants", directories=[HERE / "static"], name="tenants-static",
         cache_control=CacheControlHeader(no_cache=True), include_in_schema=False,
     )
-    return [caller_page, agent_page, supervisor_page, portal_page, ivr_page, invite_page, static]
+    return [caller_page, agent_page, supervisor_page, portal_page, ivr_page, billing_page, invite_page, static]

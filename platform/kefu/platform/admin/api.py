@@ -61,8 +61,13 @@ class TenantAdminController(Controller):
 
     @post("/", guards=[operator_scope(WRITE)], status_code=201, summary="Create a tenant and invite its first admin")
     async def create(self, data: JSONBody[CreateTenant], runtime: RuntimeDep, principal: CurrentPrincipal) -> CreatedTenant:
+        billing = runtime.components.get("billing")  # kefu.billing's hooks: the plan must exist, the seat ledger opens
         async with runtime.db.platform_session(reason="operator creates a tenant") as session:
-            return await services.create_tenant(session, data=data, actor=principal.actor, settings=runtime.settings)
+            created = await services.create_tenant(session, data=data, actor=principal.actor, settings=runtime.settings)
+            if billing is not None:
+                await billing.check_plan(session, created.tenant.plan)
+                await billing.tenant_created(session, tenant_id=created.tenant.id, seats=data.seats, actor=principal.actor)
+            return created
 
     @get("/", guards=[operator_scope(READ)], summary="List tenants (paged; filter by status and parent)")
     async def list_tenants(
@@ -83,8 +88,12 @@ class TenantAdminController(Controller):
 
     @patch("/{target_tenant_id:uuid}", guards=[operator_scope(WRITE)], summary="Update name, locale, time zone, plan or branding")
     async def update(self, target_tenant_id: FromPath[uuid.UUID], data: JSONBody[UpdateTenant], runtime: RuntimeDep, principal: CurrentPrincipal) -> TenantView:
+        billing = runtime.components.get("billing")
         async with runtime.db.platform_session(reason="operator updates a tenant") as session:
-            return await services.update_tenant(session, tenant_id=target_tenant_id, data=data, actor=principal.actor)
+            updated = await services.update_tenant(session, tenant_id=target_tenant_id, data=data, actor=principal.actor)
+            if billing is not None and isinstance(data.plan, str):
+                await billing.check_plan(session, updated.plan)
+            return updated
 
     @post("/{target_tenant_id:uuid}/suspend", guards=[operator_scope(WRITE)], status_code=200, summary="Suspend a tenant")
     async def suspend(self, target_tenant_id: FromPath[uuid.UUID], runtime: RuntimeDep, principal: CurrentPrincipal, data: JSONBody[SuspendTenant | None] = None) -> TenantView:

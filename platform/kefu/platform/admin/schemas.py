@@ -28,6 +28,8 @@ class CreateTenant(msgspec.Struct, forbid_unknown_fields=True):
     locale: str = "en"
     plan: str = "standard"
     parent_id: uuid.UUID | None = None
+    # Seats rented from the start (the seat ledger's opening row).
+    seats: int = 0
 
 
 class UpdateTenant(msgspec.Struct, forbid_unknown_fields=True):

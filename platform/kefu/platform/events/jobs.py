@@ -155,10 +155,13 @@ def platform_job(
     return wrap
 
 
-async def enqueue(session: AsyncSession, job: JobDefinition, *, tenant_id: uuid.UUID | None = None, **kwargs: Any) -> str:
+async def enqueue(
+    session: AsyncSession, job: JobDefinition, *, tenant_id: uuid.UUID | None = None, delay_ms: int | None = None, **kwargs: Any
+) -> str:
     """Send ``job`` once ``session``'s transaction commits; returns its idempotency key.
 
-    ``kwargs`` must be JSON values (pass ids as strings).
+    ``kwargs`` must be JSON values (pass ids as strings).  ``delay_ms``: run it no
+    sooner than that many milliseconds after the commit.
     """
     if job.scope == "tenant":
         if not isinstance(tenant_id, uuid.UUID):
@@ -176,7 +179,7 @@ async def enqueue(session: AsyncSession, job: JobDefinition, *, tenant_id: uuid.
     message = system.message(job, tenant_id=tenant_id, kwargs=kwargs, key=key)
 
     async def send_after_commit() -> None:
-        await system.send(message)
+        await system.send(message, delay_ms=delay_ms)
 
     on_commit(session, send_after_commit)
     return key
@@ -256,11 +259,11 @@ class JobSystem:
             kwargs={"tenant_id": str(tenant_id) if tenant_id else None, "payload": kwargs, "key": key}
         )
 
-    async def send(self, message: dramatiq.Message) -> None:
+    async def send(self, message: dramatiq.Message, *, delay_ms: int | None = None) -> None:
         if isinstance(self.broker, StubBroker):
-            self.broker.enqueue(message)
+            self.broker.enqueue(message, delay=delay_ms)
         else:
-            await asyncio.to_thread(self.broker.enqueue, message)
+            await asyncio.to_thread(self.broker.enqueue, message, delay=delay_ms)
 
     # --- lifecycle ----------------------------------------------------------------
 

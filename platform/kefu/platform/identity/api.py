@@ -182,12 +182,18 @@ async def get_user(db: DbSession, tenant_id: TenantId, user_id: FromPath[uuid.UU
 
 @patch("/api/v1/users/{user_id:uuid}", guards=[requires("directory.users.write")], tags=["users"])
 async def patch_user(
-    request: Request, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, user_id: FromPath[uuid.UUID], data: JSONBody[schemas.UserPatch]
+    request: Request, runtime: RuntimeDep, principal: CurrentPrincipal, db: DbSession, tenant_id: TenantId, user_id: FromPath[uuid.UUID],
+    data: JSONBody[schemas.UserPatch],
 ) -> schemas.UserOut:
     if data.status == "disabled" and principal.kind == "user" and principal.subject == str(user_id):
         # Checked after the lookup so a foreign id still answers 404.
         await services.get_user(db, tenant_id=tenant_id, user_id=user_id)
         raise Problem(409, "cannot_disable_self", "you cannot disable your own account")
+    if data.status == "active":
+        # An agent's user enabled again takes a seat: the contact center checks the cap.
+        before_enabled = runtime.components.get("before_user_enabled")
+        if before_enabled is not None:
+            await before_enabled(db, tenant_id, user_id)
     view = await services.update_user(
         db, tenant_id=tenant_id, user_id=user_id, actor=principal.actor, display_name=data.display_name,
         locale=data.locale, status=data.status, ip=_ip(request),

@@ -31,6 +31,8 @@ TENANT_PERMISSIONS: dict[Role, frozenset[str]] = {
             "identity.clients.write",
             "events.read",
             "reports.read",
+            "billing.read",
+            "billing.write",
         }
     ),
     Role.SUPERVISOR: frozenset(
@@ -59,6 +61,8 @@ PLATFORM_SCOPES = frozenset(
         "platform:tenants.read",
         "platform:tenants.write",
         "platform:tenants.export",
+        "platform:billing.read",
+        "platform:billing.write",
     }
 )
 

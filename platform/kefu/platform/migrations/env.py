@@ -22,7 +22,9 @@ config = context.config
 target_metadata = load_metadata()
 
 # Platform tables the application role must never touch.
-PLATFORM_ONLY = ("platform_clients", "platform_audit_log", "alembic_version")
+PLATFORM_ONLY = ("platform_clients", "platform_audit_log", "alembic_version", "stripe_events")
+# Platform tables the application role may read (the tenant row, the price lists).
+READABLE = ("tenants", "plans")
 
 
 def _grant(connection: Connection) -> None:
@@ -43,8 +45,8 @@ def _grant(connection: Connection) -> None:
         connection.execute(text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{platform_role}"'))
     if app_role in existing:
         connection.execute(text(f'GRANT USAGE ON SCHEMA public TO "{app_role}"'))
-        for t in [t for t in tenant_tables(target_metadata) + ["tenants"] if t in tables]:
-            privileges = "SELECT" if t == "tenants" else "SELECT, INSERT, UPDATE, DELETE"
+        for t in [t for t in tenant_tables(target_metadata) + list(READABLE) if t in tables]:
+            privileges = "SELECT" if t in READABLE else "SELECT, INSERT, UPDATE, DELETE"
             connection.execute(text(f'GRANT {privileges} ON "{t}" TO "{app_role}"'))
         for t in PLATFORM_ONLY:
             if t in tables:

@@ -1,5 +1,5 @@
 // The caller page: one click-to-call through the tenant's widget key.
-// State in #call-state: idle | connecting | ivr | queued | connected | voicemail | callback | ended
+// State in #call-state: idle | connecting | ivr | queued | connected | voicemail | callback | suspended | ended
 // (ivr: in the entry point's flow; #keypad sends the caller's keys as DTMF on the call's audio).
 // (callback: the caller left the queue to be called back and keeps its place; the page has no audio then).
 // The page follows its call on the caller socket /ws/caller/{call_id}?caller_token=…
@@ -38,6 +38,8 @@ let leavingForCallback = false;
 
 function setState(state) {
   $("call-state").textContent = state;
+  if (state === "connecting") $("suspended-notice").hidden = true;
+  if (state === "suspended") $("suspended-notice").hidden = false;
   $("call-button").disabled = !["idle", "ended"].includes(state);
   // Hanging up a callback cancels it.
   $("hangup-button").disabled = ["idle", "ended"].includes(state);
@@ -197,6 +199,11 @@ $("call-button").addEventListener("click", async () => {
     saved.save({ call_id: call.call_id, caller_token: call.caller_token, caller_name: name });
     await phone.acceptAnswer(call.answer_sdp);
     attachAudio();
+    if (call.status === "suspended") {
+      // The service is suspended: the caller hears a short message, then the line drops.
+      setState("suspended");
+      return;
+    }
     if ($("call-state").textContent === "connecting") setState(["ivr", "voicemail"].includes(call.status) ? call.status : "queued");
     follow();
     trickle(offerOutbox, call.call_id);

@@ -74,9 +74,9 @@ async function refresh() {
 }
 
 /** A call with the signed-in user's token; an expired token is refreshed once. */
-export async function api(method, path, body) {
+export async function api(method, path, body, headers = {}) {
   const current = session.load();
-  const auth = (token) => ({ Authorization: `Bearer ${token}` });
+  const auth = (token) => ({ ...headers, Authorization: `Bearer ${token}` });
   try {
     return await send(method, path, body, auth(current && current.access_token));
   } catch (error) {
