@@ -37,7 +37,7 @@ async def test_the_account_says_billing_runs_locally_without_a_stripe_key(client
     assert (body["mode"], body["seats"], body["seats_in_use"], body["status"], body["stripe_synced"]) == ("local", 2, 0, "active", True)
     assert "not sent to Stripe" in body["notice"]
     assert body["plan"]["code"] == "standard" and body["plan"]["seat_price"] == 4900
-    checkout = await client.post("/api/v1/billing/checkout", headers=acme.headers)
+    checkout = await client.post("/api/v1/billing/checkout", json={}, headers=acme.headers)
     assert (checkout.status_code, checkout.json()["code"]) == (409, "billing_local")
 
 

@@ -261,7 +261,7 @@ async def test_an_event_changes_only_the_tenant_of_its_customer(
 async def test_checkout_saves_a_card_that_becomes_the_default_and_the_portal_opens(
     client: Any, runtime: Runtime, acme: Admin, stripe_server: FakeStripe,
 ) -> None:
-    link = await client.post("/api/v1/billing/checkout", headers=acme.headers)
+    link = await client.post("/api/v1/billing/checkout", json={}, headers=acme.headers)
     assert link.status_code == 200, link.text
     assert link.json()["url"].startswith(f"{stripe_server.url}/checkout/")
     [session] = stripe_server.objects("checkout.session")

@@ -335,14 +335,14 @@ class BillingController(Controller):
         return invoice_out(row)
 
     @post("/checkout", guards=[requires("billing.write")], status_code=200)
-    async def checkout(self, db: DbSession, tenant_id: TenantId, runtime: RuntimeDep, data: JSONBody[LinkIn | None] = None) -> LinkOut:
-        """A Stripe Checkout page (set-up mode) where the admin adds a payment method."""
-        return LinkOut(await stripe_link(runtime, db, tenant_id=tenant_id, kind="checkout", return_url=data.return_url if data else None))
+    async def checkout(self, data: JSONBody[LinkIn], db: DbSession, tenant_id: TenantId, runtime: RuntimeDep) -> LinkOut:
+        """A Stripe Checkout page (set-up mode) where the admin adds a payment method (``{}``: back to /portal/billing)."""
+        return LinkOut(await stripe_link(runtime, db, tenant_id=tenant_id, kind="checkout", return_url=data.return_url))
 
     @post("/portal", guards=[requires("billing.write")], status_code=200)
-    async def portal(self, db: DbSession, tenant_id: TenantId, runtime: RuntimeDep, data: JSONBody[LinkIn | None] = None) -> LinkOut:
-        """Stripe's Billing Portal: payment methods, invoices and receipts."""
-        return LinkOut(await stripe_link(runtime, db, tenant_id=tenant_id, kind="portal", return_url=data.return_url if data else None))
+    async def portal(self, data: JSONBody[LinkIn], db: DbSession, tenant_id: TenantId, runtime: RuntimeDep) -> LinkOut:
+        """Stripe's Billing Portal: payment methods, invoices and receipts (``{}``: back to /portal/billing)."""
+        return LinkOut(await stripe_link(runtime, db, tenant_id=tenant_id, kind="portal", return_url=data.return_url))
 
 
 # --- Stripe ---------------------------------------------------------------------------------
