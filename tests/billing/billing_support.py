@@ -14,6 +14,9 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tenants"))
 
 from tenants_support import activate_user, bearer, create_user  # noqa: E402
 
+from sqlalchemy import select  # noqa: E402
+
+from kefu.billing.models import BillingAccount  # noqa: E402
 from kefu.billing.services import open_account  # noqa: E402
 from kefu.platform.models import Tenant  # noqa: E402
 from kefu.platform.runtime import Runtime  # noqa: E402
@@ -63,3 +66,12 @@ def agent_of(admin: Admin, response: Any) -> Admin:
 
 async def drain(runtime: Runtime) -> None:
     await runtime.components["jobs"].drain()
+
+
+async def billing_account(runtime: Runtime, tenant_id: uuid.UUID) -> BillingAccount:
+    """The tenant's billing account as stored now (detached)."""
+    async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
+        row = await session.scalar(select(BillingAccount).where(BillingAccount.tenant_id == tenant_id))
+        assert row is not None
+        session.expunge(row)
+        return row

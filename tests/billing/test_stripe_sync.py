@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from billing_support import Admin, drain
+from billing_support import Admin, billing_account, drain
 from fake_stripe import FakeStripe
 from sqlalchemy import select
 
@@ -31,14 +30,6 @@ async def rent(client: Any, admin: Admin, count: int, key: str, *, release: bool
     response = await client.post("/api/v1/billing/seats", json={"release" if release else "rent": count}, headers={**admin.headers, "Idempotency-Key": key})
     assert response.status_code == 200, response.text
     return response.json()
-
-
-async def account(runtime: Runtime, tenant_id: uuid.UUID) -> BillingAccount:
-    async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
-        row = await session.scalar(select(BillingAccount).where(BillingAccount.tenant_id == tenant_id))
-        assert row is not None
-        session.expunge(row)
-        return row
 
 
 async def ready_with_payment_method(runtime: Runtime, admin: Admin) -> None:
@@ -73,7 +64,7 @@ async def test_renting_seats_makes_the_customer_the_subscription_and_prorated_qu
     [created] = stripe_server.requests_to("POST", "/v1/subscriptions")
     assert created.idempotency_key == f"kefu-subscription-{acme.tenant_id}-2-0"
     assert created.stripe_version == "2026-10-28.endive"
-    synced = await account(runtime, acme.tenant_id)
+    synced = await billing_account(runtime, acme.tenant_id)
     assert (synced.stripe_customer_id, synced.stripe_subscription_id, synced.stripe_synced_seq, synced.stripe_synced_seats) == (
         customer["id"], subscription["id"], 2, 5)
     async with runtime.db.platform_session(reason="test") as session:
@@ -138,7 +129,7 @@ async def test_a_timeout_mid_change_converges_on_one_change(client: Any, runtime
     keys = {a.idempotency_key for a in stripe_server.requests_to("POST", "/v1/subscription_items/")}
     assert keys == {f"kefu-seats-{acme.tenant_id}-3"}
     assert [(old, new) for _item, old, new, _at in stripe_server.quantity_changes] == [(3, 4)]
-    synced = await account(runtime, acme.tenant_id)
+    synced = await billing_account(runtime, acme.tenant_id)
     assert (synced.seats, synced.stripe_synced_seats, synced.stripe_synced_seq) == (4, 4, 3)
 
 
@@ -162,7 +153,7 @@ async def test_quantity_updates_are_limited_per_hour_and_later_changes_go_togeth
     traveller.shift(timedelta(hours=1, seconds=1))
     await drain(runtime)
     assert [new for _i, _o, new, _t in stripe_server.quantity_changes] == [4, 5, 8]
-    synced = await account(runtime, acme.tenant_id)
+    synced = await billing_account(runtime, acme.tenant_id)
     assert (synced.seats, synced.stripe_synced_seats) == (8, 8)
 
 
@@ -191,7 +182,7 @@ async def test_minutes_beyond_the_included_ones_are_reported_in_batches_each_cou
     await rent(client, acme, 1, "three")  # 3 seats × 1000 included minutes
     await drain(runtime)
     customer = stripe_server.objects("customer")[0]["id"]
-    start = (await account(runtime, acme.tenant_id)).period_start
+    start = (await billing_account(runtime, acme.tenant_id)).period_start
     traveller.shift(timedelta(days=5))  # the calls below have ended by now
 
     async def maintain(tick: str) -> None:
@@ -227,13 +218,13 @@ async def test_a_subscription_cancelled_in_stripe_is_made_again_from_the_ledger(
     await ready_with_payment_method(runtime, acme)
     await rent(client, acme, 2, "four")
     await drain(runtime)
-    first = (await account(runtime, acme.tenant_id)).stripe_subscription_id
+    first = (await billing_account(runtime, acme.tenant_id)).stripe_subscription_id
     async with httpx.AsyncClient() as stripe_http:
         cancelled = await stripe_http.delete(f"{stripe_server.url}/v1/subscriptions/{first}", headers={"Authorization": "Bearer sk_test_kefu"})
     body = json.dumps(event("customer.subscription.deleted", cancelled.json())).encode()
     hook = await client.post("/api/billing/stripe/webhook", content=body, headers={"Stripe-Signature": sign(body, WEBHOOK_SECRET)})
     assert hook.json()["status"] == "handled"
     await drain(runtime)
-    again = await account(runtime, acme.tenant_id)
+    again = await billing_account(runtime, acme.tenant_id)
     assert again.stripe_subscription_id not in (None, first)
     assert [i["quantity"] for i in seat_items(stripe_server)] == [4]  # the ledger's count, on a live subscription

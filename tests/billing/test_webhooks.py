@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from billing_support import WEBHOOK_SECRET, Admin, add_agent, agent_of, drain
+from billing_support import WEBHOOK_SECRET, Admin, add_agent, agent_of, billing_account, drain
 from fake_stripe import FakeStripe, event, sign
 from sqlalchemy import func, select
 from tenants_support import OFFER, InProcessMedia
@@ -57,14 +57,6 @@ async def post_event(client: Any, body: dict[str, Any], *, secret: str = WEBHOOK
 async def stored_events(runtime: Runtime) -> list[tuple[str, str, str]]:
     async with runtime.db.platform_session(reason="test") as session:
         return [(e.id, e.type, e.status) for e in await session.scalars(select(StripeEvent).order_by(StripeEvent.received_at, StripeEvent.id))]
-
-
-async def billing_account(runtime: Runtime, tenant_id: uuid.UUID) -> BillingAccount:
-    async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
-        row = await session.scalar(select(BillingAccount).where(BillingAccount.tenant_id == tenant_id))
-        assert row is not None
-        session.expunge(row)
-        return row
 
 
 async def subscribed(client: Any, runtime: Runtime, admin: Admin, stripe_server: FakeStripe, seats: int = 1) -> str:

@@ -18,8 +18,6 @@ Every call to Stripe that changes what a customer pays runs in a job.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 import uuid
@@ -42,6 +40,7 @@ from kefu.platform.deps import CurrentPrincipal, DbSession, RuntimeDep, TenantId
 from kefu.platform.events import enqueue
 from kefu.platform.identity.principal import requires
 from kefu.platform.models import Tenant, TenantStatus
+from kefu.platform.periodic import PeriodicService
 from kefu.platform.problems import Problem, not_found
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
@@ -83,15 +82,6 @@ class AccountOut(msgspec.Struct):
     notice: str | None
 
 
-class LedgerOut(msgspec.Struct):
-    seq: int
-    delta: int
-    seats_after: int
-    reason: str
-    actor: str
-    created_at: datetime
-
-
 class SeatChangeIn(msgspec.Struct, forbid_unknown_fields=True):
     # Checked by kefu.billing.services (whole numbers only: "5", 2.5 and true are refused).
     rent: Any = None
@@ -99,7 +89,7 @@ class SeatChangeIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SeatChangeOut(msgspec.Struct):
-    entry: LedgerOut
+    entry: services.LedgerView
     replayed: bool
     account: AccountOut
 
@@ -190,10 +180,6 @@ class OverviewOut(msgspec.Struct):
 def plan_out(plan: Plan) -> PlanOut:
     return PlanOut(plan.code, plan.name, plan.currency, plan.seat_price, plan.included_minutes_per_seat, plan.overage_per_minute,
                    plan.storage_per_gb_month, plan.active, plan.stripe_seat_price_id)
-
-
-def ledger_out(entry: services.LedgerView) -> LedgerOut:
-    return LedgerOut(entry.seq, entry.delta, entry.seats_after, entry.reason, entry.actor, entry.created_at)
 
 
 def invoice_out(invoice: Invoice) -> InvoiceOut:
@@ -306,9 +292,9 @@ class BillingController(Controller):
         return await account_out(runtime, db, tenant_id)
 
     @get("/ledger", guards=[requires("billing.read")])
-    async def ledger(self, db: DbSession, tenant_id: TenantId, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> list[LedgerOut]:
+    async def ledger(self, db: DbSession, tenant_id: TenantId, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> list[services.LedgerView]:
         """The seat ledger, newest first."""
-        return [ledger_out(e) for e in await services.ledger(db, tenant_id=tenant_id, limit=limit)]
+        return await services.ledger(db, tenant_id=tenant_id, limit=limit)
 
     @post("/seats", guards=[requires("billing.write")], status_code=200)
     async def seats(self, data: JSONBody[SeatChangeIn], request: Request, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> SeatChangeOut:
@@ -320,7 +306,7 @@ class BillingController(Controller):
             runtime, db, tenant_id=tenant_id, delta=_seat_delta(data), actor=principal.actor, reason="rent" if data.rent else "release",
             request_key=key, require_payment_method=gateway.enabled(runtime.settings),
         )
-        return SeatChangeOut(ledger_out(change.entry), change.replayed, await account_out(runtime, db, tenant_id))
+        return SeatChangeOut(change.entry, change.replayed, await account_out(runtime, db, tenant_id))
 
     @get("/invoices", guards=[requires("billing.read")])
     async def invoices(self, db: DbSession, tenant_id: TenantId) -> list[InvoiceOut]:
@@ -462,7 +448,7 @@ class BillingAdminController(Controller):
             return [t for t in await tenant_rows(session) if status is None or t.status == status]
 
     @post("/tenants/{target_tenant_id:uuid}/seats", guards=[operator_scope(BILLING_WRITE)], status_code=200)
-    async def grant(self, target_tenant_id: FromPath[uuid.UUID], data: JSONBody[OperatorSeatsIn], request: Request, runtime: RuntimeDep, principal: CurrentPrincipal) -> LedgerOut:
+    async def grant(self, target_tenant_id: FromPath[uuid.UUID], data: JSONBody[OperatorSeatsIn], request: Request, runtime: RuntimeDep, principal: CurrentPrincipal) -> services.LedgerView:
         """An operator's seat change (a contract, a correction), written to the ledger like any other."""
         if data.delta == 0:
             raise Problem(400, "invalid_seat_change", "the change must not be zero")
@@ -476,7 +462,7 @@ class BillingAdminController(Controller):
             )
             await audit.record_platform(session, actor=principal.actor, action="billing.operator_seats", target=f"tenant:{target_tenant_id}",
                                         detail={"delta": data.delta, "note": data.note})
-            return ledger_out(change.entry)
+            return change.entry
 
 
 async def tenant_rows(session: AsyncSession) -> list[TenantBillingOut]:
@@ -539,15 +525,15 @@ class BillingHooks:
         await services.open_account(session, tenant_id=tenant_id, seats=seats, actor=actor)
 
 
-class BillingScheduler:
-    """Every ``billing_interval_s`` (worker processes): one ``maintain_account`` job per account."""
+class BillingScheduler(PeriodicService):
+    """Every ``billing_interval_s`` (worker processes): one ``maintain_account`` job per open account.
+    Jobs of one interval share their key, so several workers queueing them run each once."""
 
     name = "billing upkeep scheduler"
 
     def __init__(self, runtime: Runtime, *, interval_s: float) -> None:
+        super().__init__(interval_s=interval_s)
         self.runtime = runtime
-        self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
 
     async def tick(self, now: datetime | None = None) -> int:
         now = now or utcnow()
@@ -559,24 +545,6 @@ class BillingScheduler:
             for tenant_id in tenant_ids:
                 await enqueue(session, jobs.maintain_account, tenant_id=tenant_id, tick=tick)
         return len(tenant_ids)
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("queueing billing upkeep failed")
-            await asyncio.sleep(self.interval_s)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
 
 def install(runtime: Runtime) -> list[Any]:

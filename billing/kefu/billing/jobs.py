@@ -253,12 +253,16 @@ async def maintain_account(job: JobContext, session: AsyncSession, *, tenant_id:
             if await issue_local_invoice(session, account=account, plan=plan, now=now) is None:
                 break
         return
+    if account.stripe_synced_seq < account.ledger_seq:  # a sync that gave up (or never ran): once more
+        await enqueue(session, sync_subscription, tenant_id=tenant_id, seq=account.ledger_seq, not_before=f"tick-{tick}")
+    if account.stripe_customer_id is None:  # never synced (no seats ever rented): nothing to meter against
+        while account.period_end <= now:
+            account.period_start, account.period_end = account.period_end, add_month(account.period_end)
+        return
     while account.period_end <= now:
         await _measure(session, account, plan, end=account.period_end, closing=True)
         account.period_start, account.period_end = account.period_end, add_month(account.period_end)
     await _measure(session, account, plan, end=now, closing=False)
-    if account.stripe_synced_seq < account.ledger_seq:
-        await enqueue(session, sync_subscription, tenant_id=tenant_id, seq=account.ledger_seq, not_before=f"tick-{tick}")
 
 
 async def _measure(session: AsyncSession, account: BillingAccount, plan: Plan, *, end: datetime, closing: bool) -> None:

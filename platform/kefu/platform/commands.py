@@ -114,6 +114,7 @@ async def _demo_and_print(settings: Settings) -> None:
                 f"  Portal (tenant admin):  {base}/portal/     tenant {info['tenant']}  {info['admin_email']} / {info['admin_password']}",
                 f"  Agent desktop:          {base}/agent/      tenant {info['tenant']}  {info['agent_email']} / {info['agent_password']}",
                 f"  Caller page:            {base}/call/{info['widget_key']}",
+                f"  Billing (5 seats, local: no Stripe key): {base}/portal/billing",
                 f"  API documentation:      {base}/schema",
                 f"  Health:                 {base}/health",
                 "",

@@ -3,7 +3,7 @@
 // method (Checkout) and to Stripe's Billing Portal.  Each open seat form carries one
 // Idempotency-Key, so a double click (or a retry after a lost answer) is one change;
 // a new key is drawn once a change went through.
-import { $, api, applyLanguage, logIn, logOut, session, showError, t } from "./common.js";
+import { $, api, logOut, showError, signedInPage, t } from "./common.js";
 
 let changeKey = crypto.randomUUID();
 
@@ -91,20 +91,4 @@ async function start() {
   await refresh();
 }
 
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  showError("", "login-error");
-  try {
-    const result = await logIn($("tenant").value.trim(), $("email").value.trim(), $("password").value);
-    applyLanguage(result.user.locale || result.tenant.locale);
-    await start();
-  } catch (error) {
-    showError(error.message || t("login_failed"), "login-error");
-  }
-});
-
-const saved = session.load();
-if (saved) {
-  applyLanguage((saved.user && saved.user.locale) || (saved.tenant && saved.tenant.locale));
-  start().catch((error) => { session.clear(); showError(error.message, "login-error"); });
-}
+signedInPage(start);

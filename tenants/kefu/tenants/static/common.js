@@ -105,6 +105,27 @@ export async function playAudio(player, path) {
   return player.play();
 }
 
+/** A page behind the log-in form: signing in calls ``start(signedIn)``, and a session this tab
+ * already holds resumes at once (one that no longer works is forgotten, back to the form). */
+export function signedInPage(start) {
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("", "login-error");
+    try {
+      const result = await logIn($("tenant").value.trim(), $("email").value.trim(), $("password").value);
+      applyLanguage(result.user.locale || result.tenant.locale);
+      await start(result);
+    } catch (error) {
+      showError(error.message || t("login_failed"), "login-error");
+    }
+  });
+  const saved = session.load();
+  if (saved) {
+    applyLanguage((saved.user && saved.user.locale) || (saved.tenant && saved.tenant.locale));
+    start(saved).catch((error) => { session.clear(); showError(error.message, "login-error"); });
+  }
+}
+
 /** Sign out: revoke this page's refresh token (best effort), forget the session, start over. */
 export async function logOut() {
   const current = session.load();

@@ -4,7 +4,7 @@
 // publishing show the server's errors at their node (.node-errors) and exit
 // (.exit-error); errors without a node go to #flow-errors.  The simulator and the
 // per-node statistics of the last 24 hours are below the tree.
-import { $, api, applyLanguage, logIn, logOut, playAudio, session, showError, t } from "./common.js";
+import { $, api, logOut, playAudio, session, showError, signedInPage, t } from "./common.js";
 
 const DIGITS = "0123456789*#";
 const CALLER_ACTIONS = ["queue", "voicemail", "callback", "transfer", "hangup"];
@@ -440,20 +440,4 @@ async function start() {
   await refresh();
 }
 
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  showError("", "login-error");
-  try {
-    const result = await logIn($("tenant").value.trim(), $("email").value.trim(), $("password").value);
-    applyLanguage(result.user.locale || result.tenant.locale);
-    await start();
-  } catch (error) {
-    showError(error.message || t("login_failed"), "login-error");
-  }
-});
-
-const saved = session.load();
-if (saved) {
-  applyLanguage((saved.user && saved.user.locale) || (saved.tenant && saved.tenant.locale));
-  start().catch((error) => { session.clear(); showError(error.message, "login-error"); });
-}
+signedInPage(start);
