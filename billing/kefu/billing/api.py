@@ -527,12 +527,14 @@ class BillingHooks:
 
 class BillingScheduler(PeriodicService):
     """Every ``billing_interval_s`` (worker processes): one ``maintain_account`` job per open account.
-    Jobs of one interval share their key, so several workers queueing them run each once."""
+    Jobs of one interval share their key, so several workers queueing them run each once.  The
+    first run is one interval after start: nothing in billing's upkeep is due the moment a worker
+    starts, and a restart loop must not become an upkeep loop."""
 
     name = "billing upkeep scheduler"
 
     def __init__(self, runtime: Runtime, *, interval_s: float) -> None:
-        super().__init__(interval_s=interval_s)
+        super().__init__(interval_s=interval_s, first_delay_s=interval_s)
         self.runtime = runtime
 
     async def tick(self, now: datetime | None = None) -> int:

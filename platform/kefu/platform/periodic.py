@@ -1,4 +1,5 @@
-"""A background service that runs ``tick()`` every ``interval_s`` seconds, first at start.
+"""A background service that runs ``tick()`` every ``interval_s`` seconds, the first time
+``first_delay_s`` after start (0: at once).
 
 Worker processes use it to queue periodic jobs (the retention purge, billing's
 upkeep).  A failing tick is logged and the next one tries again; stopping
@@ -18,14 +19,17 @@ log = logging.getLogger(__name__)
 class PeriodicService:
     name = "periodic service"
 
-    def __init__(self, *, interval_s: float) -> None:
+    def __init__(self, *, interval_s: float, first_delay_s: float = 0.0) -> None:
         self.interval_s = interval_s
+        self.first_delay_s = first_delay_s
         self._task: asyncio.Task[None] | None = None
 
     async def tick(self) -> Any:
         raise NotImplementedError
 
     async def _loop(self) -> None:
+        if self.first_delay_s:
+            await asyncio.sleep(self.first_delay_s)
         while True:
             try:
                 await self.tick()
