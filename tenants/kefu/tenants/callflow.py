@@ -50,7 +50,6 @@ MAX_END_ATTEMPTS = 20
 # The longest voicemail message.
 VOICEMAIL_MAX_S = 120
 CALLBACK_NUMBER = re.compile(r"\+?[0-9]{3,20}")
-# What a caller hears before leaving a message, by language.
 # A tenant suspended for non-payment: its callers hear this, then the call ends (``billing_suspended``).
 SUSPENDED_PROMPT = {
     "en": "We are sorry, this service is not available at the moment. Please try again later. Thank you for calling.",
@@ -58,6 +57,7 @@ SUSPENDED_PROMPT = {
 }
 SUSPENDED_GRACE_S = 2.0  # after the prompt, before the line drops
 
+# What a caller hears before leaving a message, by language.
 VOICEMAIL_PROMPT = {
     "en": "Please leave your message now. Hang up when you are done.",
     "zh": "请在现在留言，留言完毕请挂机。",
