@@ -48,7 +48,6 @@ from kefu.platform.settings import Settings
 log = logging.getLogger(__name__)
 
 BILLING_READ, BILLING_WRITE = "platform:billing.read", "platform:billing.write"
-SeatsInUse = Any  # async (session, tenant_id) -> int, offered by kefu.tenants as runtime.components["seats_in_use"]
 
 
 # --- shapes -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -255,5 +255,3 @@ async def set_service(session: AsyncSession, *, tenant_id: uuid.UUID, suspended:
     for hook in list(_service_hooks.values()):
         await hook(session, tenant_id, suspended)
 
-
-GRACE_DEFAULT = timedelta(days=7)
