@@ -10,12 +10,14 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import select, update
+from sqlalchemy.util import await_only
 from tenants_support import Admin, AgentSeat, InProcessMedia, MakeAgent, bearer, create_user
 from test_acd import events_of, go_ready, place_call, state_of
 
@@ -456,6 +458,43 @@ async def test_a_caller_hanging_up_in_the_ivr_ends_the_call_there(
     assert await ivr_session(runtime, acme.tenant_id, call["call_id"]) is None
     await timers.advance(60)  # the menu's timer finds nothing to do
     assert (await call_row(runtime, acme.tenant_id, call["call_id"])).status == "ended"
+
+
+async def test_a_key_pressed_while_the_previous_step_is_still_being_stored_is_not_lost(
+    client: AsyncClient, runtime: Runtime, acme: Admin, media: IvrMedia,
+) -> None:
+    """A key's transaction waits for a concurrent write to the call's IVR state (the
+    previous step storing its deadline) and then goes on; on SQLite a read before its
+    lock would have been made stale by that commit and the key dropped as "database is
+    locked"."""
+    general = await new_queue(client, acme, "General")
+    skill = (await client.post("/api/v1/skills", json={"name": "s"}, headers=acme.headers)).json()["id"]
+    key = await entry_with_flow(client, acme, general, await publish(client, acme, "Main", three_levels(general, general, general, skill)))
+    call = await place_call(client, key, "Quin")
+    call_id = uuid.UUID(call["call_id"])
+    engine = runtime.db.engine.sync_engine
+    async with runtime.db.tenant_session(tenant_id=acme.tenant_id) as writer:
+        await writer.execute(
+            update(IvrSession).where(IvrSession.tenant_id == acme.tenant_id, IvrSession.call_id == call_id)
+            .values(updated_at=datetime.now(UTC))  # a real change: SQLite writes nothing for a no-op
+        )
+        committed = []
+
+        def commit_when_the_key_locks_the_call(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            # Inside the key's transaction, just before it locks the call: the other write commits.
+            if statement.lstrip().upper().startswith("UPDATE CALLS") and not committed:
+                committed.append(statement)
+                await_only(writer.commit())
+
+        sqlalchemy_event.listen(engine, "before_cursor_execute", commit_when_the_key_locks_the_call)
+        try:
+            await media.press(call["call_id"], "2")
+        finally:
+            sqlalchemy_event.remove(engine, "before_cursor_execute", commit_when_the_key_locks_the_call)
+    assert committed
+    exits = [(e["data"]["node"], e["data"]["exit"]) for e in await events_of(client, acme, call["call_id"]) if e["type"] == "ivr_left"]
+    assert exits == [("welcome", "next"), ("main", "2")]
+    assert media.said(call["call_id"])[-1] == "Hardware, press 1. Software, press 2."
 
 
 async def test_a_wait_whose_timer_died_with_its_process_is_ended_by_the_sweep(

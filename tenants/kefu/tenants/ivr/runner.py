@@ -351,13 +351,14 @@ class IvrRunner:
         ended_goodbye = False
         in_flow = select(IvrSession).where(IvrSession.tenant_id == tenant_id, IvrSession.call_id == call_id)
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            if await session.scalar(in_flow) is None:
-                return None  # not (or no longer) in a flow: a key during a conversation, a late timer
             # Lock order as everywhere: the call row first; then read where the call is now.
+            # The lock is the transaction's first statement: on SQLite a read before it would
+            # fix a snapshot that a concurrent commit (this call's previous step storing its
+            # deadline) makes stale, and the write would fail "database is locked" at once.
             call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
             ivr = await session.scalar(in_flow, execution_options={"populate_existing": True})
             if ivr is None:
-                return None
+                return None  # not (or no longer) in a flow: a key during a conversation, a late timer
             if call is None or call.status != "ivr":
                 await session.delete(ivr)  # left the IVR another way (ended, suspended tenant)
                 return None
