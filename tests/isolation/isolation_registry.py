@@ -484,3 +484,21 @@ WEBSOCKET_ROUTES: dict[str, str] = {
     "/ws/events": "tenant taken from the access token; other tenants' events are never delivered "
     "(tests/events/test_websocket.py)",
 }
+
+
+# --- other contexts' entries, kept beside this file (one file per context) ---------
+
+def _merge(module_name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(module_name)
+    for name in ("ID_FACTORIES", "ROUTE_ROLES", "WRITE_BODIES", "BODY_REFERENCES", "NOT_REFERENCES", "LIST_ROUTES", "CREATE_ROUTES", "PUBLIC_ROUTES"):
+        extra = getattr(module, name, {})
+        ours = globals()[name]
+        clash = set(extra) & set(ours)
+        assert not clash, f"{module_name}.{name} repeats {sorted(map(str, clash))}"
+        ours.update(extra)
+
+
+for _module in ("qa_isolation", "recordings_isolation"):
+    _merge(_module)

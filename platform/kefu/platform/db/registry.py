@@ -8,6 +8,8 @@ def load_all_models() -> None:
     import kefu.platform.identity.models  # noqa: F401
     import kefu.platform.events.models  # noqa: F401
     import kefu.tenants.models  # noqa: F401
+    import kefu.tenants.qa.models  # noqa: F401
+    import kefu.tenants.recordings.models  # noqa: F401
     import kefu.billing.models  # noqa: F401
 
 

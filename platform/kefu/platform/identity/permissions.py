@@ -33,6 +33,10 @@ TENANT_PERMISSIONS: dict[Role, frozenset[str]] = {
             "reports.read",
             "billing.read",
             "billing.write",
+            "recordings.manage",
+            "qa.manage",
+            "qa.evaluate",
+            "qa.read",
         }
     ),
     Role.SUPERVISOR: frozenset(
@@ -46,10 +50,11 @@ TENANT_PERMISSIONS: dict[Role, frozenset[str]] = {
             "calls.read",
             "recordings.read",
             "reports.read",
+            "qa.read",
         }
     ),
-    Role.QA_REVIEWER: frozenset({"calls.read", "recordings.read", "qa.evaluate", "acd.agents.read"}),
-    Role.AGENT: frozenset({"agent.desktop", "calls.own.read"}),
+    Role.QA_REVIEWER: frozenset({"calls.read", "recordings.read", "qa.evaluate", "qa.read", "acd.agents.read", "acd.queues.read"}),
+    Role.AGENT: frozenset({"agent.desktop", "calls.own.read", "qa.own"}),
     Role.REPORT_VIEWER: frozenset({"reports.read", "calls.read"}),
     # Platform administrators work through the operator API with scopes; inside a
     # tenant the role grants nothing extra.

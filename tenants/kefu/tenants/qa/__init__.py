@@ -1,0 +1,1 @@
+"""kefu.tenants.qa: quality assurance of recorded calls (scorecards, evaluations, sampling, calibration, disputes, exemplary calls, reports)."""

@@ -1,0 +1,1 @@
+"""Tables of quality assurance (migration 0012)."""

@@ -1,0 +1,1 @@
+"""kefu.tenants.recordings: recording management (search, signed playback links, retention, legal holds)."""

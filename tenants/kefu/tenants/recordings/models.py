@@ -1,0 +1,1 @@
+"""Tables of recording management (migration 0013)."""
