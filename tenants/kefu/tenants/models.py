@@ -40,6 +40,48 @@ def _tenant_fk(columns: list[str], table: str) -> ForeignKeyConstraint:
     )
 
 
+class Team(TenantScoped, Base):
+    """A group of agents led by one or more supervisors (组长 / team leader): what a
+    supervisor sees on the console and may act on (docs/supervision.md)."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "name"))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TeamSupervisor(TenantScoped, Base):
+    """A supervisor (a user) assigned to a team."""
+
+    __tablename__ = "team_supervisors"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "team_id", "user_id"),
+        _tenant_fk(["team_id"], "teams"),
+        _tenant_fk(["user_id"], "users"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    team_id: Mapped[uuid.UUID]
+    user_id: Mapped[uuid.UUID] = mapped_column(index=True)
+
+
+class QueueSupervisor(TenantScoped, Base):
+    """A supervisor (a user) assigned to a queue: sees its callers and the calls it routed."""
+
+    __tablename__ = "queue_supervisors"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "queue_id", "user_id"),
+        _tenant_fk(["queue_id"], "queues"),
+        _tenant_fk(["user_id"], "users"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    queue_id: Mapped[uuid.UUID]
+    user_id: Mapped[uuid.UUID] = mapped_column(index=True)
+
+
 class Agent(TenantScoped, Base):
     """An agent seat holder.  ``status`` is the agent's choice; ``system_state`` is Kefu's."""
 
@@ -48,11 +90,14 @@ class Agent(TenantScoped, Base):
         UniqueConstraint("tenant_id", "id"),
         UniqueConstraint("tenant_id", "user_id"),
         _tenant_fk(["user_id"], "users"),
+        # No cascade: deleting a team first takes its agents out of it (kefu.tenants.teams).
+        ForeignKeyConstraint(["tenant_id", "team_id"], ["teams.tenant_id", "teams.id"]),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID]
     display_name: Mapped[str] = mapped_column(String(200))
+    team_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     # offline | available | not_ready
     status: Mapped[str] = mapped_column(String(16), default="offline")
     not_ready_reason: Mapped[str | None] = mapped_column(String(64))
