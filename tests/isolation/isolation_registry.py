@@ -243,7 +243,14 @@ async def make_invoice(h: "Harness", t: "TenantWorld") -> str:
         return str(invoice.id)
 
 
+async def make_team(h: "Harness", t: "TenantWorld") -> str:
+    agent_id = await h.resource(t, "agent_id")
+    created = await h.call_ok("POST", "/api/v1/teams", t, json={"name": f"{t.slug} day shift", "agent_ids": [agent_id]})
+    return str(created["id"])
+
+
 ID_FACTORIES: dict[str, Factory] = {
+    "team_id": make_team,
     "invoice_id": make_invoice,
     "ivr_audio_id": make_ivr_audio,
     "voicemail_id": make_voicemail,
@@ -325,6 +332,9 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/api/v1/ivr/flows/{ivr_flow_id:uuid}/simulate"): {"inputs": ["1"]},
     ("PATCH", "/api/v1/entry-points/{entry_point_id:uuid}"): {"name": "Mallory's line"},
     ("POST", "/api/v1/voicemails/{voicemail_id:uuid}/done"): None,
+    ("PATCH", "/api/v1/teams/{team_id:uuid}"): {"name": "Mallory's team"},
+    ("PUT", "/api/v1/queues/{queue_id:uuid}/supervisors"): {"user_ids": []},
+    ("PUT", "/api/v1/supervision/agents/{agent_id:uuid}/status"): {"status": "not_ready"},
 }
 
 # Write routes whose body names other resources: the path takes the caller's
@@ -335,6 +345,9 @@ BODY_REFERENCES: dict[tuple[str, str], dict[str, Any]] = {
     # The other tenant's (published) flow; its queue is checked the same way (tests/tenants/test_ivr_calls.py).
     ("PATCH", "/api/v1/entry-points/{entry_point_id:uuid}"): {"flow_id": "{ivr_flow_id}"},
     ("PUT", "/api/v1/queues/{queue_id:uuid}/members"): {"agent_ids": ["{agent_id}"]},
+    ("POST", "/api/v1/teams"): {"name": "smuggled", "agent_ids": ["{agent_id}"], "supervisor_ids": ["{user_id}"]},
+    ("PATCH", "/api/v1/teams/{team_id:uuid}"): {"agent_ids": ["{agent_id}"], "supervisor_ids": ["{user_id}"]},
+    ("PUT", "/api/v1/queues/{queue_id:uuid}/supervisors"): {"user_ids": ["{user_id}"]},
     ("POST", "/api/v1/agent/calls/{call_id:uuid}/transfer"): {"agent_id": "{agent_id}"},
     ("POST", "/api/v1/agent/calls/{call_id:uuid}/consult"): {"queue_id": "{queue_id}"},
     ("POST", "/api/v1/queues"): {
@@ -388,6 +401,8 @@ LIST_ROUTES: dict[str, ListCheck] = {
     "/api/v1/billing": ListCheck(None, "the caller's own tenant's billing account (plan, seats, status)"),
     "/api/v1/billing/ledger": ListCheck(None, "the caller's own tenant's seat ledger"),
     "/api/v1/billing/invoices": ListCheck("invoice_id"),
+    "/api/v1/teams": ListCheck("team_id"),
+    "/api/v1/supervision/console": ListCheck("agent_id", "a tenant admin's console: every agent, queue and connected call of the tenant"),
 }
 
 
@@ -421,6 +436,7 @@ CREATE_ROUTES: dict[str, CreateCheck] = {
     "/api/v1/agent/wrap-up/extend": CreateCheck("the signed-in agent's own after-call work"),
     "/api/v1/billing/seats": CreateCheck("rents or releases the caller's own tenant's seats; the body names no other resource"),
     "/api/v1/billing/checkout": CreateCheck("a Stripe Checkout session for the caller's own tenant's customer (local billing: 409)"),
+    "/api/v1/teams": CreateCheck("the agents and supervisors in the body are checked by BODY_REFERENCES"),
     "/api/v1/billing/portal": CreateCheck("a Stripe Billing Portal session for the caller's own tenant's customer (local billing: 409)"),
 }
 

@@ -34,6 +34,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from kefu.billing import services as billing
+from kefu.platform import audit
 from kefu.platform.db import Database
 from kefu.platform.db.base import utcnow
 from kefu.platform.db.session import on_commit
@@ -124,6 +125,34 @@ def agent_state_message(agent: Agent) -> dict[str, Any]:
         "wrap_up_call_id": str(agent.wrap_up_call_id) if agent.wrap_up_call_id else None,
         "wrap_up_until": agent.wrap_up_until.isoformat() if agent.wrap_up_until else None,
     }
+
+
+@dataclass(frozen=True)
+class Seat:
+    """Which agent a presence change is for: the signed-in agent's own (``user_id``) or
+    one a supervisor acts on (``agent_id``)."""
+
+    user_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Forced:
+    """A supervisor's force ready / not-ready / logout of an agent: written to the
+    audit log in the change's transaction and shown on the agent's desktop."""
+
+    agent_id: uuid.UUID
+    actor: str  # the audit log's name of the supervisor (user:<id>)
+    name: str  # the supervisor's display name, shown to the agent
+
+    async def audit(self, session: AsyncSession, *, tenant_id: uuid.UUID, action: str, agent: Agent, before: dict[str, Any]) -> None:
+        await audit.record(
+            session, tenant_id=tenant_id, actor=self.actor, action=f"agent.forced_{action}", target=f"agent:{agent.id}",
+            detail={"before": before, "after": {"status": agent.status, "reason": agent.not_ready_reason}, "supervisor": self.name},
+        )
+
+    def shown(self, action: str) -> dict[str, str]:
+        return {"action": action, "by": self.name}
 
 
 def _today(now: datetime) -> date:
@@ -309,8 +338,8 @@ class Acd:
 
     # --- publishing ------------------------------------------------------------
 
-    def publish_agent(self, tenant_id: uuid.UUID, agent: Agent) -> None:
-        self.hub.publish(agent_channel(tenant_id, agent.id), agent_state_message(agent))
+    def publish_agent(self, tenant_id: uuid.UUID, agent: Agent, **extra: Any) -> None:
+        self.hub.publish(agent_channel(tenant_id, agent.id), {**agent_state_message(agent), **extra})
 
     def publish_call(self, tenant_id: uuid.UUID, call_id: uuid.UUID, status: str, **extra: Any) -> None:
         self.hub.publish(call_channel(tenant_id, call_id), {"type": "call.state", "call_id": str(call_id), "status": status, **extra})
@@ -326,14 +355,17 @@ class Acd:
     # --- presence --------------------------------------------------------------
 
     async def _lock_agent_of_user(self, session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> Agent:
-        result = await session.execute(
-            update(Agent).where(Agent.tenant_id == tenant_id, Agent.user_id == user_id).values(user_id=Agent.user_id)
-        )
+        return await self._lock_seat(session, tenant_id=tenant_id, seat=Seat(user_id=user_id))
+
+    async def _lock_seat(self, session: AsyncSession, *, tenant_id: uuid.UUID, seat: Seat) -> Agent:
+        """Lock the agent row (the agent's own user, or an agent a supervisor acts on) and return it."""
+        where = Agent.user_id == seat.user_id if seat.agent_id is None else Agent.id == seat.agent_id
+        result = await session.execute(update(Agent).where(Agent.tenant_id == tenant_id, where).values(user_id=Agent.user_id))
         if result.rowcount != 1:
+            if seat.agent_id is not None:
+                raise Problem(404, "not_found", "agent not found")
             raise Problem(403, "not_an_agent", "this user is not an agent of the tenant")
-        agent = await session.scalar(
-            select(Agent).where(Agent.tenant_id == tenant_id, Agent.user_id == user_id).execution_options(populate_existing=True)
-        )
+        agent = await session.scalar(select(Agent).where(Agent.tenant_id == tenant_id, where).execution_options(populate_existing=True))
         assert agent is not None
         return agent
 
@@ -395,17 +427,21 @@ class Acd:
             raise Problem(400, "unknown_reason_code", "not one of the tenant's not-ready reason codes", allowed=sorted(allowed))
         return reason
 
-    async def set_status(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, status: str, reason: str | None = None) -> Agent:
-        """The agent's own choice: ``available`` or ``not_ready`` (with a reason code)."""
+    async def set_status(
+        self, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None = None, status: str, reason: str | None = None, forced: Forced | None = None,
+    ) -> Agent:
+        """The agent's own choice: ``available`` or ``not_ready`` (with a reason code);
+        or a supervisor's (``forced``: 强制示闲 / 强制示忙), audited and shown to the agent."""
         if status not in STATUSES:
             raise Problem(400, "invalid_status", "status must be 'available' or 'not_ready'")
         if reason is not None and (not reason.strip() or len(reason) > MAX_REASON_LENGTH):
             raise Problem(400, "invalid_reason", f"the reason must have 1 to {MAX_REASON_LENGTH} characters")
         now = self.clock()
+        seat = Seat(user_id=user_id) if forced is None else Seat(agent_id=forced.agent_id)
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            agent = await self._lock_agent_of_user(session, tenant_id=tenant_id, user_id=user_id)
+            agent = await self._lock_seat(session, tenant_id=tenant_id, seat=seat)
             if agent.status == "offline":
-                raise Problem(409, "agent_logged_out", "log in to the seat first")
+                raise Problem(409, "agent_logged_out", "log in to the seat first" if forced is None else "the agent is not logged in to a seat")
             if status == "available" and await billing.service_suspended(session, tenant_id=tenant_id):
                 raise Problem(409, "billing_suspended", "the service is suspended for non-payment: an administrator must settle the open invoice")
             if status == "available":
@@ -413,35 +449,52 @@ class Acd:
             elif reason is not None:
                 new_reason = await self.check_reason(session, tenant_id=tenant_id, reason=reason)
             else:
-                new_reason = "not_ready"
+                new_reason = "not_ready" if forced is None else "supervisor"
+            before = {"status": agent.status, "reason": agent.not_ready_reason}
             if (agent.status, agent.not_ready_reason) != (status, new_reason):
                 agent.status, agent.not_ready_reason = status, new_reason
                 if agent.system_state == "idle":
                     agent.state_changed_at = now  # idle (and available) since now
                 await agent_state_changed(session, agent)
-            agent.lease_expires_at = self._lease_until(now)
+            if forced is None:
+                agent.lease_expires_at = self._lease_until(now)  # the agent's own request shows it is there
+            else:
+                action = "ready" if status == "available" else "not_ready"
+                await forced.audit(session, tenant_id=tenant_id, action=action, agent=agent, before=before)
             await session.flush()
-        self._watch_lease(tenant_id, agent.id, agent.lease_expires_at)
-        self.publish_agent(tenant_id, agent)
+        if forced is None:
+            self._watch_lease(tenant_id, agent.id, agent.lease_expires_at)
+            self.publish_agent(tenant_id, agent)
+        else:
+            self.publish_agent(tenant_id, agent, forced=forced.shown("ready" if status == "available" else "not_ready"))
         if agent.status == "available" and agent.system_state == "idle":
             await self.route_for_agent(tenant_id=tenant_id, agent_id=agent.id)
         return agent
 
-    async def log_out(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> Agent:
+    async def log_out(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None = None, forced: Forced | None = None) -> Agent:
+        """The agent leaves the seat; or a supervisor logs the agent out (``forced``: 强制签出)."""
         now = self.clock()
+        seat = Seat(user_id=user_id) if forced is None else Seat(agent_id=forced.agent_id)
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            agent = await self._lock_agent_of_user(session, tenant_id=tenant_id, user_id=user_id)
+            agent = await self._lock_seat(session, tenant_id=tenant_id, seat=seat)
             if agent.system_state == "on_call":
+                if forced is not None:
+                    raise Problem(409, "agent_on_call", "the agent is on a call: log the agent out when the call has ended")
                 raise Problem(409, "agent_on_call", "hang up the current call before logging out")
+            if forced is not None and agent.status == "offline":
+                raise Problem(409, "agent_logged_out", "the agent is not logged in to a seat")
+            before = {"status": agent.status, "reason": agent.not_ready_reason}
             requeued = await self._withdraw_offer(session, tenant_id=tenant_id, agent=agent, now=now, reason="agent_logged_out")
             await self._close_wrap_up(session, tenant_id=tenant_id, agent=agent, now=now, by="logged_out")
             agent.status, agent.not_ready_reason, agent.lease_expires_at, agent.state_changed_at = "offline", None, None, now
             await session.flush()
             await agent_state_changed(session, agent)
+            if forced is not None:
+                await forced.audit(session, tenant_id=tenant_id, action="logout", agent=agent, before=before)
         handle = self._lease_timers.pop((tenant_id, agent.id), None)
         if handle is not None:
             handle.cancel()
-        self.publish_agent(tenant_id, agent)
+        self.publish_agent(tenant_id, agent, **({} if forced is None else {"forced": forced.shown("logout")}))
         if requeued is not None:
             await self.back_in_queue(tenant_id=tenant_id, call_id=requeued[0], queue_id=requeued[1])
         return agent

@@ -37,7 +37,7 @@ PROFICIENCY_MIN, PROFICIENCY_MAX = 1, 10
 MAX_SKILLS_PER_SET = 100
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # Not-ready reasons Kefu itself sets (kefu.tenants.acd); a tenant cannot define them.
-SYSTEM_REASON_CODES = frozenset({"logged_in", "no_answer", "not_ready", "lease_expired", "billing_suspended"})
+SYSTEM_REASON_CODES = frozenset({"logged_in", "no_answer", "not_ready", "lease_expired", "billing_suspended", "supervisor"})
 
 
 async def add_unique(session: AsyncSession, row: Any, conflict: Problem) -> None:

@@ -27,6 +27,7 @@ from kefu.tenants.controls import CallControls, audio_message
 from kefu.tenants.models import Call
 from kefu.tenants.schemas import AnswerOut, Request
 from kefu.tenants.services import contact_center
+from kefu.tenants.supervision_api import check_call_in_scope
 from kefu.tenants.transfers import Transfers
 
 
@@ -182,6 +183,7 @@ class SupervisionController(Controller):
     @post("/", status_code=200)
     async def join(self, call_id: FromPath[uuid.UUID], data: JSONBody[SupervisorJoin], active_tenant_id: ActiveTenantId,
                    principal: CurrentPrincipal, runtime: RuntimeDep) -> AnswerOut:
+        await check_call_in_scope(runtime, tenant_id=active_tenant_id, principal=principal, call_id=call_id)
         answer = await controls(runtime).supervise(
             tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, mode=data.mode, offer_sdp=data.offer_sdp
         )
@@ -200,6 +202,7 @@ class SupervisionController(Controller):
     @put("/recording")
     async def recording(self, call_id: FromPath[uuid.UUID], data: JSONBody[RecordingUpdate], active_tenant_id: ActiveTenantId,
                         principal: CurrentPrincipal, runtime: RuntimeDep) -> CallAudioOut:
+        await check_call_in_scope(runtime, tenant_id=active_tenant_id, principal=principal, call_id=call_id)
         call = await controls(runtime).set_recording_paused(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, paused=data.paused)
         return call_audio_out(call)
 
