@@ -49,12 +49,13 @@ def row_of(page: Page, call_id: str) -> Locator:
 
 
 def supervision_requests(page: Page) -> list[str]:
-    """``METHOD path`` of every request the page makes to the supervision API, as they happen."""
+    """``METHOD path`` of every request the page makes to the supervision API about calls, as they happen
+    (the console's own reads are not supervision actions)."""
     seen: list[str] = []
 
     def record(request: Request) -> None:
         path = request.url.split("//", 1)[1].split("/", 1)[1]
-        if path.startswith("api/v1/supervision/"):
+        if path.startswith("api/v1/supervision/calls/"):
             seen.append(f"{request.method} /{path}")
 
     page.on("request", record)

@@ -359,12 +359,20 @@ async def console(session: AsyncSession, *, tenant_id: uuid.UUID, principal: Pri
             "agents": {state: states.count(state) for state in ("available", "not_ready", "ringing", "on_call", "wrap_up", "offline")},
         })
 
+    joinable = [
+        c for c in sorted(live_calls.values(), key=lambda c: c.started_at, reverse=True)
+        if c.status == "connected" and scope.sees_call(agent_id=c.agent_id, queue_id=c.queue_id)
+    ]
+    call_agents = {c.agent_id for c in joinable if c.agent_id is not None}
+    agent_names = dict((await session.execute(
+        select(Agent.id, Agent.display_name).where(Agent.tenant_id == tenant_id, Agent.id.in_(call_agents))
+    )).tuples().all()) if call_agents else {}
     calls_out = [
         {"id": str(c.id), "caller_name": c.caller_name, "agent_id": str(c.agent_id) if c.agent_id else None,
+         "agent_name": agent_names.get(c.agent_id) if c.agent_id else None,
          "queue_id": str(c.queue_id) if c.queue_id else None, "started_at": c.started_at.isoformat(),
          "answered_at": c.answered_at.isoformat() if c.answered_at else None}
-        for c in sorted(live_calls.values(), key=lambda c: c.started_at, reverse=True)
-        if c.status == "connected" and scope.sees_call(agent_id=c.agent_id, queue_id=c.queue_id)
+        for c in joinable
     ]
     return {
         "now": now.isoformat(),

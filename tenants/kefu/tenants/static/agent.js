@@ -104,6 +104,7 @@ function renderAgentState() {
   $("agent-state-label").textContent = stateWords(state, reason);
   $("agent-state-label").dataset.state = state;
   $("ready-button").disabled = state === "available" || state === "offline";
+  $("seat-login-button").hidden = state !== "offline";
   renderReasonChoice();
   renderCountdown();
   renderDisposition();
@@ -499,6 +500,7 @@ function onMessage(message) {
   const consulted = consultation !== null && message.call_id === consultation.callId;
   if (message.type === "agent.state") {
     statePushes += 1;
+    if (message.forced) forcedBySupervisor(message.forced);
     setAgentState(message.state, message.reason, {
       status: message.status, wrapUpCallId: message.wrap_up_call_id || null, wrapUpUntil: message.wrap_up_until || null,
     });
@@ -576,8 +578,17 @@ $("login-form").addEventListener("submit", async (event) => {
   }
 });
 
+/** A supervisor forced the seat's state (强制示闲 / 强制示忙 / 强制签出): say who, until the agent acts. */
+function forcedBySupervisor({ action, by }) {
+  const notice = $("forced-notice");
+  notice.dataset.action = action;
+  notice.textContent = t(`forced_${action}`).replace("{name}", by || t("a_supervisor_name"));
+  notice.hidden = false;
+}
+
 async function setStatus(status, reason) {
   showError("");
+  $("forced-notice").hidden = true;
   const pushes = statePushes;
   try {
     answeredState(await api("PUT", "/api/v1/agent/status", reason ? { status, reason } : { status }), pushes);
@@ -602,6 +613,12 @@ async function endWrapUp({ ready }) {
 $("ready-button").addEventListener("click", () => (agentState.state === "wrap_up" ? endWrapUp({ ready: true }) : setStatus("available")));
 $("not-ready-button").addEventListener("click", () => setStatus("not_ready", $("not-ready-reason").value));
 $("not-ready-reason").addEventListener("change", () => renderReasonChoice());
+$("seat-login-button").addEventListener("click", async () => {
+  showError("");
+  $("forced-notice").hidden = true;
+  const pushes = statePushes;
+  try { answeredState(await api("POST", "/api/v1/agent/session"), pushes); } catch (error) { showError(error.message); }
+});
 $("end-wrap-up-button").addEventListener("click", () => endWrapUp({ ready: false }));
 $("extend-wrap-up-button").addEventListener("click", async () => {
   showError("", "wrap-up-error");

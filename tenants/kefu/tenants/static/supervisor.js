@@ -1,19 +1,26 @@
-// The supervisor page: the tenant's connected calls, live, and one-click
-// Monitor / Whisper / Barge / Take over / Leave / Pause-Resume recording.
-// The list is re-read (GET /api/v1/calls) whenever /ws/events reports a call state
-// change (a call connected or ended); durations tick locally.  Joining a call makes one softphone
+// The supervisor console: the agents of the supervisor's teams (state, time in state,
+// current call; Force ready / Force not ready / Force logout), the supervisor's queues
+// (waiting, longest wait, today's service level, agents by state) and the connected
+// calls they may join, with one-click Monitor / Whisper / Barge / Take over / Leave /
+// Pause-Resume recording.  A tenant admin sees the whole tenant (docs/supervision.md).
+// The console is re-read (GET /api/v1/supervision/console) whenever /ws/events reports
+// an agent or call state change; times tick locally.  Joining a call makes one softphone
 // leg (POST /api/v1/supervision/calls/{id}, a non-trickle offer with fresh ICE servers
 // from /api/v1/media/ice-servers); switching mode is one PUT on the same leg.
-// Rows: #calls-table tr[data-call-id]; in each, .supervision (data-mode:
-// monitor | whisper | barge | taken_over | "") and the buttons .monitor-button,
-// .whisper-button, .barge-button, .takeover-button, .leave-button, .recording-button.
+// Rows: #agents-table tr[data-agent-id] (.state[data-state], .since, .force-ready-button,
+// .force-not-ready-button, .force-logout-button; the not-ready reason is #force-reason),
+// #queues-table tr[data-queue-id] (.waiting, .longest, .service-level, .available, .busy),
+// #calls-table tr[data-call-id] (.supervision[data-mode]: monitor | whisper | barge |
+// taken_over | "", and .monitor-button, .whisper-button, .barge-button, .takeover-button,
+// .leave-button, .recording-button).
 import { Softphone } from "/static/webrtc/softphone.js";
 import { $, api, applyLanguage, logIn, session, showError, socketUrl, t, userIceServers } from "./common.js";
 
 const SUPERVISE = "acd.agents.supervise";
 const MODES = ["monitor", "whisper", "barge"];
-let calls = [];                 // connected calls, newest first
-let agentNames = {};
+const BUSY = ["ringing", "on_call", "wrap_up"];
+let view = { agents: [], queues: [], calls: [], scope: { all: true } };
+let reasonCodes = [];
 const recordingPaused = {};     // call id -> bool, folded from the call's events
 let mine = null;                // { call_id, mode, phone } of the call this supervisor is on
 let socket = null;
@@ -21,11 +28,14 @@ let closing = false;
 let refreshing = null;
 let again = false;
 
-// --- the list -------------------------------------------------------------------------------
+// --- the console -----------------------------------------------------------------------------
 
-function duration(since) {
+function clock(since) {
   const seconds = Math.max(0, Math.floor((Date.now() - Date.parse(since)) / 1000));
-  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  const minutes = Math.floor(seconds / 60);
+  const hours = Math.floor(minutes / 60);
+  const mm = hours ? String(minutes % 60).padStart(2, "0") : String(minutes);
+  return `${hours ? `${hours}:` : ""}${mm}:${String(seconds % 60).padStart(2, "0")}`;
 }
 
 function button(className, label, enabled, onClick, pressed) {
@@ -39,14 +49,74 @@ function button(className, label, enabled, onClick, pressed) {
   return b;
 }
 
-function cell(content) {
+function cell(content, className) {
   const td = document.createElement("td");
+  if (className) td.className = className;
   if (content instanceof Node) td.append(content); else td.textContent = content ?? "";
   return td;
 }
 
-function render() {
-  const rows = calls.map((call) => {
+function ticking(since, className) {
+  const span = document.createElement("span");
+  span.className = `ticking ${className}`;
+  span.dataset.since = since;
+  span.textContent = clock(since);
+  return span;
+}
+
+function reasonWords(code) {
+  const tenantCode = reasonCodes.find((r) => r.code === code && r.label);
+  if (tenantCode) return tenantCode.label;
+  const key = `reason_${code}`;
+  return t(key) === key ? code : t(key);
+}
+
+function stateWords(agent) {
+  const word = t(`state_${agent.state}`);
+  return agent.state === "not_ready" && agent.reason && agent.reason !== "not_ready" ? `${word} (${reasonWords(agent.reason)})` : word;
+}
+
+function renderAgents() {
+  const rows = view.agents.map((agent) => {
+    const tr = document.createElement("tr");
+    tr.dataset.agentId = agent.id;
+    const state = document.createElement("span");
+    state.className = "state";
+    state.dataset.state = agent.state;
+    state.textContent = stateWords(agent);
+    const actions = document.createElement("span");
+    actions.className = "actions";
+    const loggedIn = agent.state !== "offline";
+    actions.append(
+      button("force-ready-button", "force_ready", loggedIn && agent.status !== "available", () => force(agent.id, "available")),
+      button("force-not-ready-button", "force_not_ready", loggedIn, () => force(agent.id, "not_ready")),
+      button("force-logout-button", "force_logout", loggedIn && agent.system_state !== "on_call", () => force(agent.id, "offline")),
+    );
+    const call = agent.current_call ? agent.current_call.caller_name || "" : "";
+    tr.append(cell(agent.display_name), cell(agent.team || ""), cell(state), cell(ticking(agent.state_since, "since")), cell(call), cell(actions));
+    return tr;
+  });
+  $("agents-table").querySelector("tbody").replaceChildren(...rows);
+  $("no-agents").hidden = view.agents.length > 0;
+}
+
+function renderQueues() {
+  const rows = view.queues.map((queue) => {
+    const tr = document.createElement("tr");
+    tr.dataset.queueId = queue.id;
+    const sl = queue.service_level.percent === null ? "—" : `${queue.service_level.percent}% (≤ ${queue.service_level.target_s} s)`;
+    const longest = queue.oldest_since ? ticking(queue.oldest_since, "longest") : "0:00";
+    const busy = BUSY.reduce((sum, state) => sum + (queue.agents[state] || 0), 0);
+    tr.append(cell(queue.name), cell(String(queue.waiting), "waiting"), cell(longest, "longest-cell"), cell(sl, "service-level"),
+      cell(String(queue.agents.available || 0), "available"), cell(String(busy), "busy"));
+    return tr;
+  });
+  $("queues-table").querySelector("tbody").replaceChildren(...rows);
+  $("no-queues").hidden = view.queues.length > 0;
+}
+
+function renderCalls() {
+  const rows = view.calls.map((call) => {
     const own = mine && mine.call_id === call.id;
     const free = !mine || (own && mine.mode !== "taken_over");
     const tr = document.createElement("tr");
@@ -64,19 +134,24 @@ function render() {
       button("recording-button", recordingPaused[call.id] ? "resume_recording" : "pause_recording", true,
         () => setRecording(call.id, !recordingPaused[call.id]), Boolean(recordingPaused[call.id])),
     );
-    const time = document.createElement("span");
-    time.className = "duration";
-    time.dataset.since = call.answered_at || call.started_at;
-    time.textContent = duration(time.dataset.since);
-    tr.append(cell(call.caller_name), cell(agentNames[call.agent_id] || ""), cell(time), cell(state), cell(actions));
+    tr.append(cell(call.caller_name), cell(call.agent_name || ""), cell(ticking(call.answered_at || call.started_at, "duration")),
+      cell(state), cell(actions));
     return tr;
   });
   $("calls-table").querySelector("tbody").replaceChildren(...rows);
-  $("no-calls").hidden = calls.length > 0;
+  $("no-calls").hidden = view.calls.length > 0;
+}
+
+function render() {
+  $("scope-note").dataset.all = String(view.scope.all);
+  $("scope-note").textContent = t(view.scope.all ? "scope_all" : "scope_some");
+  renderAgents();
+  renderQueues();
+  renderCalls();
 }
 
 function tick() {
-  for (const el of document.querySelectorAll("#calls-table .duration")) el.textContent = duration(el.dataset.since);
+  for (const el of document.querySelectorAll(".ticking")) el.textContent = clock(el.dataset.since);
 }
 
 async function foldRecording(callId) {
@@ -89,26 +164,44 @@ async function foldRecording(callId) {
   recordingPaused[callId] = paused;
 }
 
-/** Re-read the connected calls (one read at a time; a request meanwhile reads once more after). */
+/** Re-read the console (one read at a time; a request meanwhile reads once more after). */
 async function refresh() {
   if (refreshing) { again = true; return refreshing; }
   refreshing = (async () => {
     do {
       again = false;
-      const page = await api("GET", "/api/v1/calls?limit=200");
-      const connected = page.items.filter((c) => c.status === "connected");
-      if (connected.some((c) => c.agent_id && !(c.agent_id in agentNames))) {
-        const agents = await api("GET", "/api/v1/agents");
-        agentNames = Object.fromEntries(agents.map((a) => [a.id, a.display_name]));
-      }
+      const next = await api("GET", "/api/v1/supervision/console");
       // A call's recording state is read once, when it first shows; then from our own answers.
-      await Promise.all(connected.filter((c) => !(c.id in recordingPaused)).map((c) => foldRecording(c.id)));
-      calls = connected;
-      if (mine && !calls.some((c) => c.id === mine.call_id)) dropMine();  // the call ended
+      await Promise.all(next.calls.filter((c) => !(c.id in recordingPaused)).map((c) => foldRecording(c.id)));
+      view = next;
+      if (mine && !view.calls.some((c) => c.id === mine.call_id)) dropMine();  // the call ended
       render();
     } while (again);
   })();
   try { await refreshing; } catch (error) { showError(error.message); } finally { refreshing = null; }
+}
+
+async function force(agentId, status) {
+  showError("");
+  const reason = $("force-reason").value;
+  const body = status === "not_ready" && reason ? { status, reason } : { status };
+  try {
+    await api("PUT", `/api/v1/supervision/agents/${agentId}/status`, body);
+  } catch (error) { showError(error.message); }
+  await refresh();
+}
+
+async function loadReasonCodes() {
+  try {
+    reasonCodes = (await api("GET", "/api/v1/reason-codes")).filter((r) => r.active);
+  } catch { reasonCodes = []; }
+  const options = reasonCodes.map((r) => {
+    const option = document.createElement("option");
+    option.value = r.code;
+    option.textContent = r.label || r.code;
+    return option;
+  });
+  $("force-reason").replaceChildren($("force-reason").options[0], ...options);
 }
 
 // --- supervising ------------------------------------------------------------------------------
@@ -184,7 +277,7 @@ function connect() {
   socket.addEventListener("message", (event) => {
     const frame = JSON.parse(event.data);
     if (frame.type === "ready") refresh();
-    else if (frame.type === "event" && frame.event.event_type === "call.state_changed") refresh();
+    else if (frame.type === "event" && ["call.state_changed", "agent.state_changed"].includes(frame.event.event_type)) refresh();
   });
   socket.addEventListener("close", () => {
     // Reconnect (refreshing an expired token first) unless logging out.
@@ -203,6 +296,7 @@ async function start() {
   $("supervisor").hidden = false;
   $("supervisor-name").textContent = me.user.display_name;
   render();
+  loadReasonCodes();
   connect();
   setInterval(tick, 1000);
 }
