@@ -110,3 +110,39 @@ def test_the_console_shows_the_supervisors_team_and_queue_live_and_forces_the_ag
         assert forced == [
             (f"agent.forced_{action}", f"user:{sue['user_id']}", f"agent:{sue['agent_id']}") for action in ("ready", "not_ready", "logout")
         ]
+
+
+@pytest.mark.browser
+def test_the_portal_makes_a_team_and_assigns_supervisors_to_a_queue(
+    demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
+) -> None:
+    server, demo = demo_server
+    with admin_api(server, demo) as api:
+        created = api.post("/api/v1/users", json={"email": "tina@demo.test", "display_name": "Tina Lead", "roles": ["supervisor"]})
+        assert created.status_code == 201, created.text
+        tina = created.json()["user"]["id"]
+    context = launch_chromium(playwright, tmp_path / "admin-profile", tone_wavs["agent"])
+    try:
+        page = context.new_page()
+        sign_in(page, server.url, "/portal/", demo["tenant"], demo["admin_email"], demo["admin_password"])
+        expect(page.locator("#portal")).to_be_visible(timeout=STEP_MS)
+        page.fill("#team-name", "Night shift")
+        page.locator("#team-agents label", has_text="Demo Agent").locator("input").check()
+        page.locator("#team-supervisors label", has_text="Tina Lead").locator("input").check()
+        page.click("#create-team-button")
+        team_row = page.locator("#teams-table tbody tr", has_text="Night shift")
+        expect(team_row).to_contain_text("Demo Agent", timeout=STEP_MS)
+        expect(team_row).to_contain_text("Tina Lead")
+
+        page.locator("#queue-supervisors label", has_text="Tina Lead").locator("input").check()
+        page.click("#save-queue-supervisors-button")
+        expect(page.locator("#queue-supervisors-saved")).to_be_visible(timeout=STEP_MS)
+        expect(page.locator("#queue-supervisors label", has_text="Tina Lead").locator("input")).to_be_checked()
+    finally:
+        context.close()
+    with admin_api(server, demo) as api:
+        [team] = api.get("/api/v1/teams").json()
+        [agent] = [a for a in api.get("/api/v1/agents").json() if a["display_name"] == "Demo Agent"]
+        assert (team["name"], team["agent_ids"], team["supervisor_ids"]) == ("Night shift", [agent["id"]], [tina])
+        [queue] = api.get("/api/v1/queues").json()
+        assert api.get(f"/api/v1/queues/{queue['id']}/supervisors").json()["user_ids"] == [tina]

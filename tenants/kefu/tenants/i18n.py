@@ -245,6 +245,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "forced_logout": "{name} logged you out of your seat. Sign in again to take calls.",
         "a_supervisor_name": "A supervisor",
         "seat_log_in": "Log in to the seat",
+        "teams": "Teams",
+        "supervisors": "Supervisors",
+        "queue_supervisors": "Supervisors of the queue",
+        "no_supervisors": "No user has the supervisor role yet.",
         "not_a_supervisor": "This account may not supervise calls: it needs the supervisor or tenant admin role.",
         # ACD configuration (portal)
         "strategy": "Strategy",
@@ -561,6 +565,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "forced_logout": "{name}已将您强制签出。请重新登录以接听电话。",
         "a_supervisor_name": "班长",
         "seat_log_in": "登录坐席",
+        "teams": "班组",
+        "supervisors": "班长",
+        "queue_supervisors": "队列的班长",
+        "no_supervisors": "还没有用户拥有班长角色。",
         "not_a_supervisor": "此账号不能监控通话：需要班长或租户管理员角色。",
         # ACD configuration (portal)
         "strategy": "分配策略",

@@ -167,6 +167,46 @@ async function refreshAcd(agents, queues) {
   await showQueueRules();
 }
 
+function checkboxes(fieldsetId, items, checked = []) {
+  const fieldset = $(fieldsetId);
+  fieldset.replaceChildren(fieldset.firstElementChild, ...items.map(([value, text]) => {
+    const label = document.createElement("label");
+    const box = Object.assign(document.createElement("input"), { type: "checkbox", value, checked: checked.includes(value) });
+    label.append(box, " ", text);
+    return label;
+  }));
+}
+
+function checked(fieldsetId) {
+  return [...$(fieldsetId).querySelectorAll("input:checked")].map((box) => box.value);
+}
+
+/** Teams with their agents and supervisors; the supervisors of each queue (docs/supervision.md). */
+async function refreshTeams(agents, queues) {
+  const [teams, users] = await Promise.all([api("GET", "/api/v1/teams"), api("GET", "/api/v1/users?limit=200")]);
+  const supervisors = users.items.filter((u) => u.roles.includes("supervisor") || u.roles.includes("tenant_admin"));
+  const agentName = Object.fromEntries(agents.map((a) => [a.id, a.display_name]));
+  const userName = Object.fromEntries(users.items.map((u) => [u.id, u.display_name]));
+  fill("teams-table", teams.map((team) => {
+    const r = row(team.name, team.agent_ids.map((id) => agentName[id]).join(", "), team.supervisor_ids.map((id) => userName[id] || id).join(", "),
+      button(t("delete"), "delete-team", () => api("DELETE", `/api/v1/teams/${team.id}`)));
+    r.dataset.teamId = team.id;
+    return r;
+  }));
+  checkboxes("team-agents", agents.map((a) => [a.id, a.display_name]));
+  const supervisorItems = supervisors.map((u) => [u.id, u.display_name]);
+  checkboxes("team-supervisors", supervisorItems);
+  portalState.supervisorItems = supervisorItems;
+  options($("queue-supervisors-queue"), queues.map((q) => [q.id, q.name]));
+  await showQueueSupervisors();
+}
+
+async function showQueueSupervisors() {
+  const queueId = $("queue-supervisors-queue").value;
+  const current = queueId ? (await api("GET", `/api/v1/queues/${queueId}/supervisors`)).user_ids : [];
+  checkboxes("queue-supervisors", portalState.supervisorItems || [], current);
+}
+
 async function showAgentSkills() {
   const agentId = $("agent-skills-agent").value;
   if (!agentId) { fill("agent-skills-table", []); return; }
@@ -253,6 +293,7 @@ async function refresh() {
   }));
   $("entry-point-queue").replaceChildren(...queues.map((q) => new Option(q.name, q.id)));
   await refreshAcd(agents, queues);
+  await refreshTeams(agents, queues);
 }
 
 async function start(tenant) {
@@ -294,6 +335,16 @@ $("queue-form").addEventListener("submit", guarded(async () => {
   const agentIds = [...$("queue-members").querySelectorAll("input:checked")].map((box) => box.value);
   await api("PUT", `/api/v1/queues/${queue.id}/members`, { agent_ids: agentIds });
 }));
+
+$("team-form").addEventListener("submit", guarded(async () => {
+  await api("POST", "/api/v1/teams", { name: $("team-name").value.trim(), agent_ids: checked("team-agents"), supervisor_ids: checked("team-supervisors") });
+}));
+
+$("queue-supervisors-queue").addEventListener("change", () => showQueueSupervisors().catch((error) => showError(error.message)));
+$("queue-supervisors-form").addEventListener("submit", guarded(async () => {
+  await api("PUT", `/api/v1/queues/${$("queue-supervisors-queue").value}/supervisors`, { user_ids: checked("queue-supervisors") });
+  $("queue-supervisors-saved").hidden = false;
+}, { reset: false }));
 
 $("entry-point-form").addEventListener("submit", guarded(async () => {
   await api("POST", "/api/v1/entry-points", { name: $("entry-point-name").value.trim(), queue_id: $("entry-point-queue").value });
