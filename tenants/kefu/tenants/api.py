@@ -410,48 +410,63 @@ class CallsController(Controller):
 class RecordingsController(Controller):
     path = "/api/v1/recordings"
     tags = ["recordings"]
-    guards = [requires_any("recordings.read", "calls.own.read")]
 
     @get("/{recording_id:uuid}/media")
-    async def play(self, recording_id: FromPath[uuid.UUID], request: Request, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> Response[Any]:
+    async def play(self, recording_id: FromPath[uuid.UUID], request: Request, runtime: RuntimeDep) -> Response[Any]:
         """The recording's audio from the recording store, whole (200) or one byte range (206).
 
-        The store is kefu.webrtc's ``runtime.components["recordings"]`` (local
-        folder or S3); its errors carry stable codes (docs/recordings.md).
+        Either a bearer token (``recordings.read``: every recording; ``calls.own.read``:
+        the agent's own calls), audited ``recording.played`` per answer; or a signed
+        link from ``POST /api/v1/recordings/{id}/links`` (query ``tenant``, ``user``,
+        ``purpose``, ``expires``, ``signature``), audited when it was issued, which an
+        ``<audio>`` element can use without a token (kefu.tenants.recordings.links).
+        The store is kefu.webrtc's ``runtime.components["recordings"]`` (local folder
+        or S3); its errors carry stable codes (docs/recordings.md).
         """
-        own = None if principal.can("recordings.read") else await own_agent_scope(db, tenant_id, principal)
-        recording = await call_log.get_recording(db, tenant_id=tenant_id, recording_id=recording_id, own_agent_id=own)
-        store = runtime.components.get("recordings")
-        if store is None:
-            raise Problem(503, "recording_storage_unavailable", "recordings cannot be read from this process")
-        if not recording.path.startswith(f"{tenant_id}/"):
-            raise Problem(404, "recording_file_missing", "the recording's file is not available")
+        from kefu.tenants.recordings import links  # here: kefu.tenants.recordings imports this module
+
+        grant = links.media_grant(request, runtime.settings, recording_id=recording_id, now=utcnow())
+        tenant_id, principal = grant.tenant_id, grant.principal
+        media = None
         try:
-            media = await store.open_range(recording.path, *(requested_byte_range(request.headers.get("range")) or ()))
-        except Exception as exc:
-            code = getattr(exc, "code", None)
-            if code in ("invalid_recording_key", "recording_not_found"):
-                raise Problem(404, "recording_file_missing", "the recording's file is not available") from None
-            if code == "range_not_satisfiable":
-                response = problem_response(416, "range_not_satisfiable", str(exc), request)
-                response.headers["Content-Range"] = f"bytes */{exc.total_size}"  # type: ignore[attr-defined]
-                return response
-            if code is not None:
-                raise Problem(503, "recording_storage_unavailable", "the recording store cannot be read now; try again") from exc
-            raise
-        try:
-            await audit.record(
-                db, tenant_id=tenant_id, actor=principal.actor, action="recording.played", target=f"recording:{recording.id}",
-                detail={"call_id": str(recording.call_id), "party": recording.party}, ip=request.client.host if request.client else None,
-            )
+            async with runtime.db.tenant_session(tenant_id=tenant_id) as db:
+                await links.check_grant(db, grant)
+                # A link was checked against the caller's scope when it was issued.
+                own = None if grant.signed or principal.can("recordings.read") else await own_agent_scope(db, tenant_id, principal)
+                recording = await call_log.get_recording(db, tenant_id=tenant_id, recording_id=recording_id, own_agent_id=own)
+                store = runtime.components.get("recordings")
+                if store is None:
+                    raise Problem(503, "recording_storage_unavailable", "recordings cannot be read from this process")
+                if not recording.path.startswith(f"{tenant_id}/"):
+                    raise Problem(404, "recording_file_missing", "the recording's file is not available")
+                try:
+                    media = await store.open_range(recording.path, *(requested_byte_range(request.headers.get("range")) or ()))
+                except Exception as exc:
+                    code = getattr(exc, "code", None)
+                    if code in ("invalid_recording_key", "recording_not_found"):
+                        raise Problem(404, "recording_file_missing", "the recording's file is not available") from None
+                    if code == "range_not_satisfiable":
+                        response = problem_response(416, "range_not_satisfiable", str(exc), request)
+                        response.headers["Content-Range"] = f"bytes */{exc.total_size}"  # type: ignore[attr-defined]
+                        return response
+                    if code is not None:
+                        raise Problem(503, "recording_storage_unavailable", "the recording store cannot be read now; try again") from exc
+                    raise
+                if not grant.signed:
+                    await audit.record(
+                        db, tenant_id=tenant_id, actor=principal.actor, action="recording.played", target=f"recording:{recording.id}",
+                        detail={"call_id": str(recording.call_id), "party": recording.party}, ip=request.client.host if request.client else None,
+                    )
         except BaseException:
-            await media.aclose()
+            if media is not None:
+                await media.aclose()
             raise
         extension = recording.path.rsplit(".", 1)[1]
+        disposition = "attachment" if grant.purpose == "download" else "inline"
         headers = {
             "Accept-Ranges": "bytes",
             "Content-Length": str(media.length),
-            "Content-Disposition": f'inline; filename="{recording.call_id}-{recording.party}.{extension}"',
+            "Content-Disposition": f'{disposition}; filename="{recording.call_id}-{recording.party}.{extension}"',
         }
         if media.partial:
             headers["Content-Range"] = media.content_range
