@@ -482,6 +482,9 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/portal": "the portal's log-in page; its data comes from the API with the admin's token",
     "/portal/ivr": "the IVR editor's log-in page; its data comes from the API with the admin's token",
     "/portal/billing": "the billing page's log-in page; its data comes from the API with the admin's token",
+    "/portal/recordings": "the recordings page's log-in page; its data comes from the API with the user's token",
+    "/qa": "the QA reviewer page's log-in page; its data comes from the API with the reviewer's token",
+    "/qa/my": "the agent's QA page's log-in page; its data comes from the API with the agent's token",
     "/supervisor": "the supervisor page's log-in page; its data comes from the API with the supervisor's token",
     "/invite": "the invitation page; the secret stays in the URL fragment and goes only to /api/v1/invitations/accept",
 }

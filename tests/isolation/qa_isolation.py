@@ -132,6 +132,7 @@ WRITE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/api/v1/qa/calibrations/{calibration_id:uuid}/evaluation"): None,
     ("POST", "/api/v1/qa/calibrations/{calibration_id:uuid}/close"): None,
     ("PATCH", "/api/v1/qa/library/{library_item_id:uuid}"): {"title": "Mallory's pick"},
+    ("POST", "/api/v1/qa/library/{library_item_id:uuid}/playback"): None,
 }
 
 BODY_REFERENCES: dict[tuple[str, str], dict[str, Any]] = {

@@ -121,6 +121,12 @@ class Settings:
     billing_grace_days: int = 7
     # How often a worker runs billing's periodic work (dunning, usage, local invoices).
     billing_interval_s: int = 300
+    # How long a signed recording link (listen or download) works.
+    recording_link_ttl_s: int = 300
+    # How often a worker queues the recording retention purge.
+    recording_retention_interval_s: int = 3600
+    # How often a worker fills the QA work lists from the sampling policies.
+    qa_sampling_interval_s: int = 3600
 
     @property
     def embedded(self) -> bool:
@@ -144,6 +150,13 @@ def _embedded_secret_key(data_dir: Path) -> bytes:
         tmp.chmod(0o600)
         tmp.replace(key_path)
     return key_path.read_bytes()
+
+
+def _within(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    value = _int(env, name, default)
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be from {low} to {high}, not {value}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -263,6 +276,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stripe_quantity_updates_per_hour=_int(env, "KEFU_STRIPE_QUANTITY_UPDATES_PER_HOUR", 4),
         billing_grace_days=_int(env, "KEFU_BILLING_GRACE_DAYS", 7),
         billing_interval_s=_int(env, "KEFU_BILLING_INTERVAL", 300),
+        recording_link_ttl_s=_within(env, "KEFU_RECORDING_LINK_TTL", 300, low=10, high=86_400),
+        recording_retention_interval_s=_within(env, "KEFU_RECORDING_RETENTION_INTERVAL", 3600, low=1, high=86_400),
+        qa_sampling_interval_s=_within(env, "KEFU_QA_SAMPLING_INTERVAL", 3600, low=1, high=86_400),
     )
 
 

@@ -96,6 +96,24 @@ async def billing_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     return _login_page("billing.html", request, runtime)
 
 
+@get(["/portal/recordings", "/portal/recordings/"], include_in_schema=False)
+async def recordings_page(request: Request, runtime: RuntimeDep) -> Response[str]:
+    """Search recorded calls, play each party, download, legal holds, retention (``recordings.read`` / ``recordings.manage``)."""
+    return _login_page("recordings.html", request, runtime)
+
+
+@get(["/qa", "/qa/"], include_in_schema=False)
+async def qa_page(request: Request, runtime: RuntimeDep) -> Response[str]:
+    """The QA reviewer's work list, listening and scoring, second reviews, the library (``qa.*``)."""
+    return _login_page("qa.html", request, runtime)
+
+
+@get(["/qa/my", "/qa/my/"], include_in_schema=False)
+async def my_qa_page(request: Request, runtime: RuntimeDep) -> Response[str]:
+    """An agent's own evaluations (acknowledge, dispute) and the exemplary-call library (``qa.own``)."""
+    return _login_page("qa_my.html", request, runtime)
+
+
 @get(["/invite", "/invite/"], include_in_schema=False)
 async def invite_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     """Where an invitation link lands (``/invite#<token>``): choose a password, then the portal."""
@@ -107,4 +125,4 @@ def route_handlers() -> list[Any]:
         path="/static/tenants", directories=[HERE / "static"], name="tenants-static",
         cache_control=CacheControlHeader(no_cache=True), include_in_schema=False,
     )
-    return [caller_page, agent_page, supervisor_page, portal_page, ivr_page, billing_page, invite_page, static]
+    return [caller_page, agent_page, supervisor_page, portal_page, ivr_page, billing_page, recordings_page, qa_page, my_qa_page, invite_page, static]

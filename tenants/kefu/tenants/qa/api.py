@@ -13,9 +13,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.db.base import utcnow
@@ -27,7 +27,10 @@ from kefu.tenants.models import Agent, Call, Queue, Recording
 from kefu.tenants.qa import calibration as calibrations
 from kefu.tenants.qa import evaluations, library, reports, sampling, scorecards
 from kefu.tenants.qa.calls import call_serial, talk_seconds
-from kefu.tenants.qa.models import QaEvaluation, QaLibraryItem, QaSamplingPolicy, QaScorecard, QaScorecardVersion, QaWorkItem
+from kefu.tenants.recordings import links
+from kefu.tenants.recordings.hooks import register_qa_status_filter
+from kefu.tenants.recordings.schemas import PartyLinkOut, PlaybackOut
+from kefu.tenants.qa.models import QaEvaluation, QaEvaluationCall, QaLibraryItem, QaSamplingPolicy, QaScorecard, QaScorecardVersion, QaWorkItem
 from kefu.tenants.qa.schemas import (
     AnswerOut,
     CalibrationCreate,
@@ -542,6 +545,22 @@ class LibraryController(Controller):
     async def remove(self, library_item_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal) -> None:
         await library.remove_item(db, tenant_id=tenant_id, item_id=library_item_id, actor=principal.actor)
 
+    @post("/{library_item_id:uuid}/playback", status_code=201, guards=[requires_any("qa.own", *READERS)])
+    async def playback(self, library_item_id: FromPath[uuid.UUID], request: Request, db: DbSession, tenant_id: TenantId,
+                       principal: CurrentPrincipal, runtime: RuntimeDep) -> PlaybackOut:
+        """A listen link for every party of the library call (the shape of ``POST /api/v1/calls/{id}/playback``):
+        agents play exemplary calls that are not their own; each link is audited like any other."""
+        item = await library.get_item(db, tenant_id=tenant_id, item_id=library_item_id)
+        started_at = await db.scalar(select(Call.started_at).where(Call.tenant_id == tenant_id, Call.id == item.call_id))
+        now = utcnow()
+        parties, expires_at = [], now
+        for recording in await library.library_recordings(db, tenant_id=tenant_id, item_id=library_item_id):
+            link = await links.issue_link(db, tenant_id=tenant_id, recording=recording, principal=principal, purpose="listen",
+                                          settings=runtime.settings, now=now, ip=request.client.host if request.client else None)
+            expires_at = link.expires_at
+            parties.append(PartyLinkOut(recording.party, recording.id, recording.media_type, recording.duration_ms, link.url))
+        return PlaybackOut(call_id=item.call_id, serial=call_serial(item.call_id, started_at), expires_at=expires_at, parties=parties)
+
     @get("/{library_item_id:uuid}/recordings", guards=[requires_any("qa.own", *READERS)])
     async def recordings(self, library_item_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId) -> list[RecordingOut]:
         """The recordings of the item's call, for playback: agents may play library calls
@@ -573,9 +592,21 @@ class ReportsController(Controller):
         return await reports.report(db, tenant_id=tenant_id, group_by=group_by, bucket=bucket, start=start, end=end, scorecard_id=scorecard_id)
 
 
+def _evaluated(tenant_id: uuid.UUID) -> Any:
+    """The call has a scored evaluation (submitted or later; calibrations and drafts do not count)."""
+    return exists().where(
+        QaEvaluationCall.tenant_id == tenant_id, QaEvaluationCall.call_id == Call.id,
+        QaEvaluation.tenant_id == QaEvaluationCall.tenant_id, QaEvaluation.id == QaEvaluationCall.evaluation_id,
+        QaEvaluation.status != "draft", QaEvaluation.calibration_id.is_(None),
+    )
+
+
 def install(runtime: Runtime) -> list[Any]:
+    # The recordings search's "QA status" filter (kefu.tenants.recordings.hooks).
+    register_qa_status_filter("evaluated", _evaluated)
+    register_qa_status_filter("unevaluated", lambda tenant_id: ~_evaluated(tenant_id))
     if "worker" in runtime.process_roles:
-        interval = float(runtime.components.get("qa.sampling_interval_s") or 3600)
+        interval = float(runtime.components.get("qa.sampling_interval_s") or runtime.settings.qa_sampling_interval_s)
         runtime.add_service(sampling.SamplingScheduler(runtime, interval_s=interval))
     return [ScorecardsController, EvaluationsController, MyEvaluationsController, SamplingController, CalibrationController, LibraryController,
             ReportsController]

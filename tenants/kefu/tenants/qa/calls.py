@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.problems import Problem, not_found
 from kefu.tenants.models import Agent, Call, Queue, Recording
+from kefu.tenants.recordings.serials import serial_of
 
 MAX_CALLS_PER_EVALUATION = 20
 
 
 def call_serial(call_id: uuid.UUID, started_at: datetime) -> str:
-    """The serial number of a call (the seeds' 流水号): start time in UTC and the id's first 8 hex digits."""
-    return f"{started_at.astimezone(UTC):%Y%m%d%H%M%S}-{call_id.hex[:8]}"
+    """The serial number of a call (the seeds' 流水号): start time in UTC and the id's first
+    8 hex digits, as recording management shows it (one definition: kefu.tenants.recordings.serials)."""
+    return serial_of(call_id, started_at)
 
 
 def talk_seconds(call: Call) -> int:

@@ -36,15 +36,14 @@ from kefu.tenants.models import Recording
 PURPOSES = ("listen", "download")
 AUDIT_ACTIONS = {"listen": "recording.listened", "download": "recording.downloaded"}
 LINK_PARAMS = ("tenant", "user", "purpose", "expires", "signature")
-# How long a link works (KEFU_RECORDING_LINK_TTL, ``settings.recording_link_ttl_s``, when the lead adds it).
-DEFAULT_LINK_TTL_S = 300
 _KEY_CONTEXT = b"kefu.recordings.links/v1"
 # Who may play through the bearer route (and so ask for a link): everything, or the agent's own calls.
 PLAY_PERMISSIONS = ("recordings.read", "calls.own.read")
 
 
 def link_ttl_s(settings: Settings) -> int:
-    return int(getattr(settings, "recording_link_ttl_s", DEFAULT_LINK_TTL_S))
+    """How long a link works (KEFU_RECORDING_LINK_TTL)."""
+    return settings.recording_link_ttl_s
 
 
 def _link_key(settings: Settings) -> bytes:

@@ -47,20 +47,19 @@ from kefu.platform.problems import Problem, not_found
 from kefu.platform.runtime import Runtime
 from kefu.tenants.models import Call, Queue, Recording
 from kefu.tenants.recordings.models import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, LegalHold, RecordingPolicy
+from kefu.platform.settings import Settings
 from kefu.tenants.recordings.schemas import QueueRetentionOut, RetentionOut
 from kefu.tenants.recordings.store import store_for_settings
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
-# How often workers queue the purge (KEFU_RECORDING_RETENTION_INTERVAL, ``settings.recording_retention_interval_s``,
-# when the lead adds it).
-DEFAULT_INTERVAL_S = 3600
 PURGE_ACTOR = "system"
 
 
-def retention_interval_s(settings: object) -> int:
-    return int(getattr(settings, "recording_retention_interval_s", DEFAULT_INTERVAL_S))
+def retention_interval_s(settings: Settings) -> int:
+    """How often workers queue the purge (KEFU_RECORDING_RETENTION_INTERVAL)."""
+    return settings.recording_retention_interval_s
 
 
 # --- the policy -----------------------------------------------------------------------

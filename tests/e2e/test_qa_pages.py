@@ -1,0 +1,165 @@
+"""Quality assurance in real Chromium, on a real recorded call: a QA reviewer listens to
+the call and scores it on one page (a draft kept across a reload, then submitted and scored
+by the server), files it in the exemplary-call library; the agent sees the evaluation and
+disputes it; a second reviewer changes the scores; the agent plays the library call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, Playwright, expect
+
+from browser_support import AGENT_HZ, CALLER_HZ, STEP_MS, LiveServer, admin_api, launch_chromium, sign_in
+from player_support import listen_to_player, recorded_call, user_with_password, wait_for_player_tones
+
+RITA_PASSWORD = "rita-reviews-calls-1"
+
+SERVICE_CALL = {"sections": [
+    {"id": "opening", "title": "Opening", "weight": 40, "questions": [
+        {"id": "greet", "text": "Greets with the company name and the agent number", "type": "yes_no", "weight": 60},
+        {"id": "fast", "text": "Answers before the third ring", "type": "yes_no", "weight": 40, "na_allowed": True},
+    ]},
+    {"id": "handling", "title": "Handling", "weight": 60, "questions": [
+        {"id": "polite", "text": "Courtesy", "type": "scale", "min": 1, "max": 5, "weight": 70},
+        {"id": "privacy", "text": "Verifies the caller before disclosing anything", "type": "yes_no", "weight": 30, "auto_fail": True},
+    ]},
+]}
+
+
+def answer(page: Page, question: str, value: str) -> None:
+    page.locator(f'#questions .question[data-question-id="{question}"] input.answer[value="{value}"]').check()
+
+
+@pytest.mark.browser
+def test_a_reviewer_scores_a_call_the_agent_disputes_and_a_second_review_changes_it(
+    demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
+) -> None:
+    server, demo = demo_server
+    call_id = recorded_call(server, demo, playwright, tone_wavs, tmp_path)
+    rita = user_with_password(server, demo, email="rita@demo.test", name="Rita Reviewer", roles=["qa_reviewer"], password=RITA_PASSWORD)
+    with admin_api(server, demo) as api:
+        scorecard = api.post("/api/v1/qa/scorecards", json={"name": "Service call", "document": SERVICE_CALL})
+        assert scorecard.status_code == 201, scorecard.text
+        assert api.post(f"/api/v1/qa/scorecards/{scorecard.json()['id']}/publish").status_code == 201
+
+    contexts = [launch_chromium(playwright, tmp_path / f"{who}-profile", tone_wavs["agent"]) for who in ("reviewer", "agent", "admin")]
+    try:
+        reviewer, agent, admin = (context.new_page() for context in contexts)
+        sign_in(reviewer, server.url, f"/qa/?call={call_id}", demo["tenant"], "rita@demo.test", RITA_PASSWORD)
+        expect(reviewer.locator("#start-evaluation")).to_be_visible(timeout=STEP_MS)
+        reviewer.select_option("#start-scorecard", label="Service call")
+        reviewer.click("#start-button")
+        evaluation = reviewer.locator("#evaluation")
+        expect(evaluation).to_have_attribute("data-status", "draft", timeout=STEP_MS)
+        evaluation_id = evaluation.get_attribute("data-evaluation-id")
+
+        # Listen while scoring: both parties, then the agent alone.
+        expect(reviewer.locator(".player .player-party")).to_have_count(2, timeout=STEP_MS)
+        reviewer.locator(".player-play").click()
+        listen_to_player(reviewer)
+        wait_for_player_tones(reviewer, {CALLER_HZ: True, AGENT_HZ: True})
+        reviewer.locator('.player-party[data-party="agent"] .player-solo').click()
+        wait_for_player_tones(reviewer, {CALLER_HZ: False, AGENT_HZ: True})
+
+        answer(reviewer, "greet", "yes")
+        answer(reviewer, "polite", "4")
+        reviewer.click("#save-draft-button")
+        expect(reviewer.locator("#evaluation-status")).to_have_text("Draft", timeout=STEP_MS)
+        # The draft survives a reload.
+        reviewer.goto(f"{server.url}/qa/?evaluation={evaluation_id}")
+        expect(evaluation).to_have_attribute("data-status", "draft", timeout=STEP_MS)
+        expect(reviewer.locator('.question[data-question-id="greet"] input.answer[value="yes"]')).to_be_checked()
+        expect(reviewer.locator('.question[data-question-id="polite"] input.answer[value="4"]')).to_be_checked()
+        answer(reviewer, "fast", "na")
+        answer(reviewer, "privacy", "yes")
+        reviewer.fill("#evaluation-comments", "Warm and careful.")
+        reviewer.click("#submit-evaluation-button")
+        expect(evaluation).to_have_attribute("data-status", "submitted", timeout=STEP_MS)
+        # 40 × greet (N/A left out) + 60 × (70 × 3/4 + 30 × 1) / 100 = 89.5: grade B.
+        expect(reviewer.locator("#evaluation-score")).to_have_text("89.5")
+        expect(reviewer.locator("#evaluation-grade")).to_have_text("B")
+
+        reviewer.fill("#library-title", "Calm handling of a refund")
+        reviewer.fill("#library-tags", "courtesy, privacy")
+        reviewer.click("#file-library-button")
+        expect(reviewer.locator("#library-filed")).to_be_visible(timeout=STEP_MS)
+
+        # The agent sees it and disputes it.
+        sign_in(agent, server.url, "/qa/my", demo["tenant"], demo["agent_email"], demo["agent_password"])
+        mine = agent.locator(f'#my-evaluations-table tr[data-evaluation-id="{evaluation_id}"]')
+        expect(mine.locator(".score")).to_have_text("89.5", timeout=STEP_MS)
+        mine.locator(".open-button").click()
+        expect(agent.locator("#my-answers-table tbody tr")).to_have_count(4, timeout=STEP_MS)
+        agent.fill("#dispute-reason", "I was courteous throughout the call.")
+        agent.click("#dispute-button")
+        expect(agent.locator("#my-evaluation")).to_have_attribute("data-status", "disputed", timeout=STEP_MS)
+
+        # A second reviewer (the tenant admin, not Rita) changes the courtesy score.
+        sign_in(admin, server.url, f"/qa/?evaluation={evaluation_id}", demo["tenant"], demo["admin_email"], demo["admin_password"])
+        expect(admin.locator("#dispute-note")).to_contain_text("courteous", timeout=STEP_MS)
+        expect(admin.locator("#second-review-actions")).to_be_visible()
+        answer(admin, "polite", "5")
+        admin.click("#change-button")
+        expect(admin.locator("#evaluation")).to_have_attribute("data-status", "final", timeout=STEP_MS)
+        expect(admin.locator("#evaluation-score")).to_have_text("100")
+        expect(admin.locator("#evaluation-grade")).to_have_text("A")
+
+        # The agent plays the library call.
+        agent.reload()
+        item = agent.locator("#library-table tbody tr", has_text="Calm handling of a refund")
+        expect(item).to_be_visible(timeout=STEP_MS)
+        item.locator(".play-button").click()
+        expect(agent.locator("#library-player .player-party")).to_have_count(2, timeout=STEP_MS)
+        listen_to_player(agent)
+        wait_for_player_tones(agent, {CALLER_HZ: True, AGENT_HZ: True})
+    finally:
+        for context in contexts:
+            context.close()
+
+    with admin_api(server, demo) as api:
+        stored = api.get(f"/api/v1/qa/evaluations/{evaluation_id}").json()
+        assert (stored["status"], stored["total_score"], stored["grade"], stored["original_total_score"]) == ("final", 100.0, "A", 89.5)
+        assert (stored["reviewer_id"], stored["qa_type"], stored["call_ids"]) == (rita, "random", [call_id])
+        assert stored["start_serial"] == stored["end_serial"] and stored["call_duration_s"] >= 4
+        assert stored["submitted_at"] is not None and stored["started_at"] <= stored["submitted_at"]
+
+
+@pytest.mark.browser
+def test_a_qa_manager_builds_a_scorecard_is_told_when_weights_do_not_add_up_and_publishes_it(
+    demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
+) -> None:
+    server, demo = demo_server
+    context = launch_chromium(playwright, tmp_path / "admin-profile", tone_wavs["agent"])
+    try:
+        page = context.new_page()
+        sign_in(page, server.url, "/qa/", demo["tenant"], demo["admin_email"], demo["admin_password"])
+        expect(page.locator("#scorecards")).to_be_visible(timeout=STEP_MS)
+        page.click("#new-scorecard-button")
+        page.fill("#sc-name", "Greeting check")
+        section = page.locator("#sc-sections .sc-section").first
+        section.locator(".sc-section-title").fill("Opening")
+        section.locator(".sc-section-weight").fill("100")
+        first = section.locator(".sc-question").first
+        first.locator(".sc-text").fill("Greets the caller")
+        first.locator(".sc-weight").fill("60")
+        section.locator(".sc-add-question").click()
+        second = section.locator(".sc-question").nth(1)
+        second.locator(".sc-text").fill("Courtesy")
+        second.locator(".sc-type").select_option("scale")
+        second.locator(".sc-weight").fill("30")  # 60 + 30: not 100
+        page.click("#sc-save")
+        expect(page.locator("#error")).to_contain_text("100", timeout=STEP_MS)
+        expect(page.locator("#scorecards-table tbody tr")).to_have_count(0)
+
+        second.locator(".sc-weight").fill("40")
+        page.click("#sc-publish")
+        row = page.locator("#scorecards-table tbody tr", has_text="Greeting check")
+        expect(row.locator(".version")).to_have_text("v1", timeout=STEP_MS)
+    finally:
+        context.close()
+    with admin_api(server, demo) as api:
+        [card] = api.get("/api/v1/qa/scorecards").json()
+        [version] = api.get(f"/api/v1/qa/scorecards/{card['id']}/versions").json()
+        [section] = version["document"]["sections"]
+        assert [(q["text"], q["type"], q["weight"]) for q in section["questions"]] == [("Greets the caller", "yes_no", 60), ("Courtesy", "scale", 40)]
