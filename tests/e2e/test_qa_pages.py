@@ -163,3 +163,88 @@ def test_a_qa_manager_builds_a_scorecard_is_told_when_weights_do_not_add_up_and_
         [version] = api.get(f"/api/v1/qa/scorecards/{card['id']}/versions").json()
         [section] = version["document"]["sections"]
         assert [(q["text"], q["type"], q["weight"]) for q in section["questions"]] == [("Greets the caller", "yes_no", 60), ("Courtesy", "scale", 40)]
+
+
+def score_and_submit(page: Page, answers: dict[str, str]) -> None:
+    for question, value in answers.items():
+        answer(page, question, value)
+    page.click("#submit-evaluation-button")
+    expect(page.locator("#evaluation")).to_have_attribute("data-status", "submitted", timeout=STEP_MS)
+
+
+@pytest.mark.browser
+def test_a_sampling_policy_fills_a_work_list_reviewers_calibrate_and_the_report_shows_the_average(
+    demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
+) -> None:
+    server, demo = demo_server
+    call_id = recorded_call(server, demo, playwright, tone_wavs, tmp_path, seconds=3.0)
+    user_with_password(server, demo, email="rita@demo.test", name="Rita Reviewer", roles=["qa_reviewer"], password=RITA_PASSWORD)
+    user_with_password(server, demo, email="sam@demo.test", name="Sam Reviewer", roles=["qa_reviewer"], password=RITA_PASSWORD)
+    with admin_api(server, demo) as api:
+        scorecard = api.post("/api/v1/qa/scorecards", json={"name": "Service call", "document": SERVICE_CALL}).json()
+        assert api.post(f"/api/v1/qa/scorecards/{scorecard['id']}/publish").status_code == 201
+
+    contexts = [launch_chromium(playwright, tmp_path / f"{who}-profile", tone_wavs["agent"]) for who in ("admin", "rita", "sam")]
+    try:
+        admin, rita, sam = (context.new_page() for context in contexts)
+        # The QA lead samples two calls per agent per week for Rita.
+        sign_in(admin, server.url, "/qa/", demo["tenant"], demo["admin_email"], demo["admin_password"])
+        expect(admin.locator("#policies")).to_be_visible(timeout=STEP_MS)
+        admin.fill("#policy-name", "Weekly sample")
+        admin.locator("#policy-reviewers label", has_text="Rita Reviewer").locator("input").check()
+        admin.click("#create-policy-button")
+        policy = admin.locator("#policies-table tbody tr", has_text="Weekly sample")
+        expect(policy).to_contain_text("Rita Reviewer", timeout=STEP_MS)
+        policy.locator(".run-policy-button").click()
+        expect(admin.locator("#policy-run-result")).to_have_text("Calls added to the work lists: 1.", timeout=STEP_MS)
+
+        # Rita works her list.
+        sign_in(rita, server.url, "/qa/", demo["tenant"], "rita@demo.test", RITA_PASSWORD)
+        item = rita.locator("#work-list-table tbody tr").first
+        expect(item).to_contain_text("Demo Agent", timeout=STEP_MS)
+        item.locator(".evaluate-button").click()
+        expect(rita.locator("#evaluation")).to_have_attribute("data-status", "draft", timeout=STEP_MS)
+        score_and_submit(rita, {"greet": "yes", "fast": "na", "polite": "4", "privacy": "yes"})
+        expect(rita.locator("#no-work")).to_be_visible(timeout=STEP_MS)
+        evaluation_id = rita.locator("#evaluation").get_attribute("data-evaluation-id")
+
+        # The lead opens it and starts a calibration of the call with Rita and Sam.
+        admin.reload()
+        admin.locator(f'#evaluations-table tr[data-evaluation-id="{evaluation_id}"] .open-button').click()
+        expect(admin.locator("#calibration-form")).to_be_visible(timeout=STEP_MS)
+        for name in ("Rita Reviewer", "Sam Reviewer"):
+            admin.locator("#calibration-reviewers label", has_text=name).locator("input").check()
+        admin.click("#start-calibration-button")
+        calibration = admin.locator("#calibrations-table tbody tr").first
+        expect(calibration.locator(".submitted")).to_have_text("0 / 2", timeout=STEP_MS)
+
+        for page, answers in ((rita, {"greet": "yes", "fast": "na", "polite": "4", "privacy": "yes"}),
+                              (sam, {"greet": "yes", "fast": "yes", "polite": "2", "privacy": "yes"})):
+            if page is sam:
+                sign_in(sam, server.url, "/qa/", demo["tenant"], "sam@demo.test", RITA_PASSWORD)
+            else:
+                page.reload()
+            page.locator("#calibrations-table tbody tr").first.locator(".score-calibration-button").click()
+            expect(page.locator("#evaluation")).to_have_attribute("data-status", "draft", timeout=STEP_MS)
+            score_and_submit(page, answers)
+
+        admin.reload()
+        calibration = admin.locator("#calibrations-table tbody tr").first
+        expect(calibration.locator(".submitted")).to_have_text("2 / 2", timeout=STEP_MS)
+        calibration.locator(".calibration-results-button").click()
+        # Courtesy: 4 of 1..5 (75) against 2 (25): a spread of 50; greeting agreed.
+        expect(admin.locator('#calibration-results-table tr[data-question-id="polite"] .spread')).to_have_text("50", timeout=STEP_MS)
+        expect(admin.locator('#calibration-results-table tr[data-question-id="greet"] .spread')).to_have_text("0")
+        expect(admin.locator("#calibration-results-table tr.totals .spread")).to_have_text("21")  # 89.5 against 68.5
+
+        # The report: calibrations do not count, Rita's 89.5 does.
+        admin.click("#report-button")
+        agent_row = admin.locator("#reports-table tbody tr", has_text="Demo Agent")
+        expect(agent_row.locator(".average")).to_have_text("89.5", timeout=STEP_MS)
+        expect(agent_row.locator(".auto-fail")).to_have_text("0%")
+    finally:
+        for context in contexts:
+            context.close()
+    with admin_api(server, demo) as api:
+        items = api.get("/api/v1/qa/work-items", params={"status": "done"}).json()["items"]
+        assert [(i["call_id"], i["evaluation_id"]) for i in items] == [(call_id, evaluation_id)]

@@ -3,12 +3,14 @@
 // beside the scorecard version's questions), drafts, submitting (the server scores),
 // second reviews of disputed evaluations, filing a call in the exemplary-call library,
 // and searching evaluations.  /qa/?call=<id> starts an evaluation of that call;
-// /qa/?evaluation=<id> opens one.
+// /qa/?evaluation=<id> opens one.  Calibrations, reports and sampling policies: ./qa_manage.js;
+// the scorecard builder: ./scorecards.js.
 // Markup: #work-list-table tr[data-work-item-id] .evaluate-button; #evaluation[data-evaluation-id]
 // [data-status]; #questions .question[data-question-id][data-type] with radio inputs
 // .answer (value yes | no | na | an integer); #evaluations-table tr[data-evaluation-id] .open-button.
 import { $, api, logOut, showError, signedInPage, t } from "./common.js";
 import { playCall } from "./player.js";
+import { installPolicies, installReports, loadCalibrations, offerCalibration } from "./qa_manage.js";
 import { installScorecardEditor, loadScorecards } from "./scorecards.js";
 
 const QA_TYPES = ["random", "targeted", "complaint", "new_hire"];
@@ -156,6 +158,10 @@ function showEvaluation(evaluation) {
   $("second-review-actions").hidden = !reviewing;
   $("library-form").hidden = !(can("qa.evaluate") && evaluation.status !== "draft");
   $("library-filed").hidden = true;
+  $("calibration-form").hidden = true;
+  if (can("qa.evaluate") && evaluation.status !== "draft" && !evaluation.calibration_id) {
+    offerCalibration(evaluation, refreshCalibrations).catch((error) => showError(error.message));
+  }
   if (player) player.stop();
   player = null;
   const [call] = evaluation.calls || [];
@@ -169,6 +175,10 @@ function showEvaluation(evaluation) {
   section.scrollIntoView({ block: "start" });
 }
 
+async function refreshCalibrations() {
+  if (can("qa.read") || can("qa.evaluate")) await loadCalibrations({ onScore: showEvaluation });
+}
+
 $("save-draft-button").addEventListener("click", guarded(async () => {
   showEvaluation(await api("PATCH", `/api/v1/qa/evaluations/${current.id}`, {
     answers: collectAnswers(), comments: $("evaluation-comments").value, business_type: $("business-type").value.trim() || null,
@@ -178,7 +188,7 @@ $("save-draft-button").addEventListener("click", guarded(async () => {
 $("answers-form").addEventListener("submit", guarded(async () => {
   await api("PATCH", `/api/v1/qa/evaluations/${current.id}`, { business_type: $("business-type").value.trim() || null });
   showEvaluation(await api("POST", `/api/v1/qa/evaluations/${current.id}/submit`, { answers: collectAnswers(), comments: $("evaluation-comments").value }));
-  await Promise.all([loadWorkList(), search()]);
+  await Promise.all([loadWorkList(), search(), refreshCalibrations()]);
 }));
 
 $("uphold-button").addEventListener("click", guarded(async () => {
@@ -236,9 +246,11 @@ async function start() {
   $("filter-agent").replaceChildren($("filter-agent").options[0], ...Object.entries(agentNames).map(([id, name]) => new Option(name, id)));
   $("filter-status").replaceChildren($("filter-status").options[0], ...STATUSES.map((s) => new Option(t(`qa_status_${s}`), s)));
   await Promise.all([loadWorkList(), search()]);
+  await refreshCalibrations();
+  if (can("qa.read")) await installReports();
   if (can("qa.manage")) {
     installScorecardEditor();
-    await loadScorecards();
+    await Promise.all([loadScorecards(), installPolicies()]);
   }
   const params = new URLSearchParams(location.search);
   if (params.get("call") && can("qa.evaluate")) await offerStart(params.get("call"));
