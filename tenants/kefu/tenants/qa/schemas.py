@@ -9,12 +9,9 @@ from typing import Any, Literal
 import msgspec
 
 from kefu.tenants.qa.scoring import AnswerIn, ScorecardDocument
+from kefu.tenants.schemas import Request
 
 QaType = Literal["random", "targeted", "complaint", "new_hire", "calibration", "second_review"]
-
-
-class Request(msgspec.Struct, forbid_unknown_fields=True):
-    pass
 
 
 # --- scorecards -------------------------------------------------------------------------------
