@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from billing_support import WEBHOOK_SECRET, Admin, add_agent, agent_of, billing_account, drain
 from fake_stripe import FakeStripe, event, sign
-from sqlalchemy import func, select
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import func, select, update
+from sqlalchemy.util import await_only
 from tenants_support import OFFER, InProcessMedia
 
 from kefu.billing import jobs, webhooks
@@ -121,6 +123,34 @@ async def test_each_event_is_stored_once_with_its_status(client: Any, runtime: R
     ])
     invoices = (await client.get("/api/v1/billing/invoices", headers=acme.headers)).json()
     assert [(i["number"], i["status"], i["total"], i["sent_to_stripe"]) for i in invoices] == [(invoice["number"], "open", invoice["total"], True)]
+
+
+async def test_an_event_arriving_while_another_write_commits_is_handled_not_refused(
+    client: Any, runtime: Runtime, acme: Admin, stripe_server: FakeStripe,
+) -> None:
+    """Another connection commits a write while the webhook's transaction begins (on SQLite a
+    read before the first write would be made stale by it: "database is locked", a 500)."""
+    sub = await subscribed(client, runtime, acme, stripe_server)
+    invoice = stripe_server.create_invoice(sub)
+    engine = runtime.db.platform_engine.sync_engine
+    async with runtime.db.tenant_session(tenant_id=acme.tenant_id) as writer:
+        await writer.execute(update(BillingAccount).where(BillingAccount.tenant_id == acme.tenant_id).values(updated_at=func.now()))
+        committed: list[str] = []
+
+        def commit_the_other_write(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            # Between the webhook transaction's read of its event and its first write (its insert), or, where
+            # the transaction takes the write lock first (SQLite), just as it asks for the lock.
+            if (statement.startswith("INSERT INTO stripe_events") or statement.startswith("UPDATE tenants SET id")) and not committed:
+                committed.append(statement)
+                await_only(writer.commit())
+
+        sqlalchemy_event.listen(engine, "before_cursor_execute", commit_the_other_write)
+        try:
+            answer = await post_event(client, event("invoice.finalized", invoice, event_id="evt_concurrent"))
+        finally:
+            sqlalchemy_event.remove(engine, "before_cursor_execute", commit_the_other_write)
+    assert committed
+    assert (answer.status_code, answer.json()) == (200, {"id": "evt_concurrent", "status": "handled"})
 
 
 async def test_a_handler_failure_is_stored_and_the_redelivery_handles_it(

@@ -41,6 +41,7 @@ from kefu.billing.gateway import PINNED_API_VERSION
 from kefu.billing.models import BillingAccount, Invoice, StripeEvent
 from kefu.platform.db import Database
 from kefu.platform.db.base import utcnow
+from kefu.platform.db.session import write_first
 from kefu.platform.events import enqueue
 from kefu.platform.problems import Problem
 from kefu.platform.settings import Settings
@@ -194,6 +195,7 @@ async def receive(db: Database, settings: Settings, *, payload: bytes, signature
     obj = event["data"]["object"]
     try:
         async with db.platform_session(reason="Stripe webhook") as session:
+            await write_first(session)  # it reads, then writes (SQLite: see write_first)
             stored = await session.scalar(select(StripeEvent).where(StripeEvent.id == event["id"]).with_for_update())
             if stored is not None and stored.status in ("handled", "ignored"):
                 return {"id": stored.id, "status": "duplicate"}

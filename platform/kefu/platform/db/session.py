@@ -98,6 +98,24 @@ def on_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+_TAKE_WRITE_LOCK = text("UPDATE tenants SET id = id WHERE 0")
+
+
+async def write_first(session: AsyncSession) -> None:
+    """On SQLite, take the database's write lock as the transaction's first statement.
+
+    A deferred SQLite transaction that reads and then writes fails at once with
+    "database is locked" (SQLITE_BUSY_SNAPSHOT, which the busy timeout does not
+    wait out) when another connection committed in between.  A write that matches
+    no row, issued first, waits for the lock instead and reads fresh data after.
+    Background writers that read before they write (webhooks, media callbacks)
+    call this at the start of their session; PostgreSQL needs nothing.
+    """
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "sqlite":
+        await session.execute(_TAKE_WRITE_LOCK)
+
+
 class Database:
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
