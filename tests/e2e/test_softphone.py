@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from browser_support import AGENT_HZ, CALLER_HZ, LiveServer, launch_chromium, wait_for_tone
-from media_support import decode_recording, dominant_frequency
+from media_support import decode_recording, steady_frequency
 from playwright.sync_api import Page, Playwright
 
 from kefu.webrtc.media import MediaPlane
@@ -66,4 +66,4 @@ def test_two_browsers_bridged_by_the_media_plane_hear_each_other_and_are_recorde
         assert len(samples) / 48 == pytest.approx(recorded.duration_ms, abs=30)
         assert len(samples) >= 9_600  # both tones were heard, so both parties spoke for a while
         expected = AGENT_HZ if recorded.party == "agent" else CALLER_HZ
-        assert dominant_frequency(samples[-9_600:]) == pytest.approx(expected, abs=6)
+        assert steady_frequency(samples, seconds=1.0, window_s=0.2) == pytest.approx(expected, abs=6)

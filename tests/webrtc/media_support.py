@@ -116,6 +116,21 @@ def dominant_frequency(samples: np.ndarray, rate: int = RATE) -> float:
     return float(np.argmax(spectrum)) * rate / len(samples)
 
 
+def steady_frequency(samples: np.ndarray, seconds: float, window_s: float = 0.25, rate: int = RATE) -> float:
+    """The tone held over the last ``seconds`` of ``samples``: the median of the
+    dominant frequency of each ``window_s`` window.
+
+    A browser's fake microphone under CPU load now and then skips or repeats a
+    stretch of its file, which smears one window's spectrum; the median says
+    what the party sent, which one glitch does not change.
+    """
+    size = int(window_s * rate)
+    tail = np.asarray(samples, dtype=np.float64)[-int(seconds * rate):]
+    peaks = [dominant_frequency(tail[i:i + size], rate) for i in range(0, len(tail) - size + 1, size)]
+    assert peaks, "shorter than one window"
+    return float(np.median(peaks))
+
+
 def rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.asarray(samples, dtype=np.float64) ** 2)))
 
