@@ -102,9 +102,56 @@ def runtime(settings: Settings) -> Runtime:
     return Runtime.build(settings)
 
 
+class AppPool:
+    """Apps kept for reuse across tests, one test at a time each.
+
+    Building an app (Litestar parsing every handler's signature) costs about half
+    a second, most of the suite's time when every API test builds its own.  The
+    routes do not depend on the runtime beyond which handlers its contexts
+    install, so an app built for the same handlers and body limit serves the next
+    test's runtime once ``app.state.runtime`` points at it (the lifespan and
+    every dependency read it from there).  Contexts are still installed on each
+    test's runtime, so its services are its own.
+    """
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[object, ...], list[Litestar]] = {}
+        self._keep: dict[int, object] = {}  # every keyed handler stays alive, so no id is reused
+
+    MAX_KINDS = 16  # distinct handler sets kept; beyond that an app is built and dropped
+
+    def take(self, runtime: Runtime) -> tuple[Litestar, Callable[[], None]]:
+        from kefu.platform.routes import route_handlers
+
+        handlers = route_handlers(runtime)
+        key = (*map(id, handlers), runtime.settings.max_body_bytes)
+        if key not in self._free and len(self._free) >= self.MAX_KINDS:
+            return create_app(runtime=runtime, handlers=handlers), lambda: None
+        self._keep.update((id(h), h) for h in handlers)
+        free = self._free.setdefault(key, [])
+        app = free.pop() if free else create_app(runtime=runtime, handlers=handlers)
+        app.state.runtime = runtime
+        return app, lambda: free.append(app)
+
+
+_APPS = AppPool()
+
+
 @pytest.fixture
-def app(runtime: Runtime) -> Litestar:
-    return create_app(runtime=runtime)
+def pooled_app(request: pytest.FixtureRequest) -> Callable[[Runtime], Litestar]:
+    """An app serving the given runtime, reused from an earlier test when one fits."""
+
+    def take(runtime: Runtime) -> Litestar:
+        app, give_back = _APPS.take(runtime)
+        request.addfinalizer(give_back)
+        return app
+
+    return take
+
+
+@pytest.fixture
+def app(runtime: Runtime, pooled_app: Callable[[Runtime], Litestar]) -> Litestar:
+    return pooled_app(runtime)
 
 
 class AppClient(httpx.AsyncClient):

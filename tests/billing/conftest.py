@@ -5,7 +5,7 @@ timers and waits behave).  Helpers are in billing_support.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +15,6 @@ from fake_stripe import FakeStripe
 from litestar import Litestar
 from tenants_support import InProcessMedia
 
-from kefu.platform.app import create_app
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
 from kefu.tenants.clock import ManualClock, ManualTimers
@@ -59,8 +58,8 @@ def media(runtime: Runtime) -> InProcessMedia:
 
 
 @pytest.fixture
-def app(runtime: Runtime, media: InProcessMedia) -> Litestar:
-    app = create_app(runtime=runtime)
+def app(runtime: Runtime, media: InProcessMedia, pooled_app: Callable[[Runtime], Litestar]) -> Litestar:
+    app = pooled_app(runtime)
     runtime.components["media"] = media
     return app
 

@@ -5,17 +5,18 @@ through the API."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
-from litestar import Litestar
 from httpx import AsyncClient as AsyncTestClient
+from litestar import Litestar
 from tenants_support import START, Admin, AgentSeat, InProcessMedia, MakeAgent, activate_user, bearer, create_tenant, create_user
 
-from kefu.platform.app import create_app
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
 from kefu.tenants.clock import ManualClock, ManualTimers
 from kefu.tenants.services import ContactCenter, contact_center
+
 
 @pytest.fixture
 def clock() -> ManualClock:
@@ -42,8 +43,8 @@ def media(runtime: Runtime, clock: ManualClock) -> InProcessMedia:
 
 
 @pytest.fixture
-def app(runtime: Runtime, media: InProcessMedia) -> Litestar:
-    app = create_app(runtime=runtime)
+def app(runtime: Runtime, media: InProcessMedia, pooled_app: Callable[[Runtime], Litestar]) -> Litestar:
+    app = pooled_app(runtime)
     runtime.components["media"] = media
     return app
 

@@ -6,6 +6,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, get
 from litestar.config.app import AppConfig
@@ -46,15 +47,17 @@ async def jwks(runtime: RuntimeDep) -> dict[str, object]:
 class KefuPlugin(InitPluginProtocol):
     """Registers Kefu's routes, dependencies, middleware and services on the app."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, handlers: list[Any] | None = None) -> None:
         self.runtime = runtime
+        self.handlers = handlers
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         from kefu.platform.routes import route_handlers
 
         runtime = self.runtime
+        handlers = route_handlers(runtime) if self.handlers is None else self.handlers
         app_config.state["runtime"] = runtime
-        app_config.route_handlers.extend([health, jwks, *route_handlers(runtime)])
+        app_config.route_handlers.extend([health, jwks, *handlers])
         app_config.dependencies.update({name: Provide(fn) if _is_async(fn) else Provide(fn, sync_to_thread=False) for name, fn in deps.SHARED_DEPENDENCIES.items()})
         app_config.middleware.insert(0, BearerAuthMiddleware())
         app_config.exception_handlers.update(exception_handlers)  # type: ignore[arg-type]
@@ -70,18 +73,23 @@ class KefuPlugin(InitPluginProtocol):
         )
 
         @asynccontextmanager
-        async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-            await runtime.start()
+        async def lifespan(app: Litestar) -> AsyncIterator[None]:
+            # The app's runtime, read when it starts (not captured here): the same
+            # routes can serve another runtime (the test suite reuses apps).
+            started: Runtime = app.state.runtime
+            await started.start()
             try:
                 yield
             finally:
-                await runtime.stop()
+                await started.stop()
 
         app_config.lifespan.append(lifespan)
         return app_config
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None, handlers: list[Any] | None = None) -> Litestar:
+    """The app serving ``runtime``; ``handlers`` are its routes when the caller
+    already installed the contexts on it (``kefu.platform.routes.route_handlers``)."""
     runtime = runtime or Runtime.build(settings or get_settings())
     # request_max_body_size must be passed here: Litestar ignores the value a plugin sets on AppConfig.
-    return Litestar(plugins=[KefuPlugin(runtime)], debug=False, request_max_body_size=runtime.settings.max_body_bytes)
+    return Litestar(plugins=[KefuPlugin(runtime, handlers)], debug=False, request_max_body_size=runtime.settings.max_body_bytes)

@@ -9,12 +9,13 @@ embed both languages' messages for the small ES modules under
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from litestar import Request, Response, get
+from litestar import Request, Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
@@ -120,9 +121,16 @@ async def invite_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     return _login_page("invite.html", request, runtime)
 
 
-def route_handlers() -> list[Any]:
-    static = create_static_files_router(
+@functools.cache
+def _static_router() -> Router:
+    # One router for every app (Litestar registers a copy): the test suite's app pool
+    # reuses an app when its handlers are the same objects.
+    return create_static_files_router(
         path="/static/tenants", directories=[HERE / "static"], name="tenants-static",
         cache_control=CacheControlHeader(no_cache=True), include_in_schema=False,
     )
+
+
+def route_handlers() -> list[Any]:
+    static = _static_router()
     return [caller_page, agent_page, supervisor_page, portal_page, ivr_page, billing_page, recordings_page, qa_page, my_qa_page, invite_page, static]

@@ -16,9 +16,11 @@ It also registers the recording store as ``runtime.components["recordings"]``
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
+from litestar import Router
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
@@ -58,11 +60,12 @@ def install(runtime: Runtime) -> list[Any]:
         remote = RemoteMediaPlane(runtime.settings)
         runtime.components["media"] = remote
         runtime.add_service(remote)
-    return [
-        create_static_files_router(
-            path="/static/webrtc",
-            directories=[STATIC_DIR],
-            name="webrtc-static",
-            cache_control=CacheControlHeader(no_cache=True),
-        )
-    ]
+    return [_static_router()]
+
+
+@functools.cache
+def _static_router() -> Router:
+    # One router for every app (Litestar registers a copy of it).
+    return create_static_files_router(
+        path="/static/webrtc", directories=[STATIC_DIR], name="webrtc-static", cache_control=CacheControlHeader(no_cache=True),
+    )
