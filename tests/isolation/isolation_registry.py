@@ -519,5 +519,5 @@ def _merge(module_name: str) -> None:
         ours.update(extra)
 
 
-for _module in ("qa_isolation", "recordings_isolation"):
+for _module in ("qa_isolation", "recordings_isolation", "reports_isolation", "wallboard_isolation", "staffing_isolation"):
     _merge(_module)

@@ -31,6 +31,7 @@ TENANT_PERMISSIONS: dict[Role, frozenset[str]] = {
             "identity.clients.write",
             "events.read",
             "reports.read",
+            "reports.manage",
             "billing.read",
             "billing.write",
             "recordings.manage",
