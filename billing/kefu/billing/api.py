@@ -40,7 +40,7 @@ from kefu.platform.deps import CurrentPrincipal, DbSession, RuntimeDep, TenantId
 from kefu.platform.events import enqueue
 from kefu.platform.identity.principal import requires
 from kefu.platform.models import Tenant, TenantStatus
-from kefu.platform.periodic import PeriodicService
+from kefu.platform.periodic import TenantJobScheduler
 from kefu.platform.problems import Problem, not_found
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
@@ -524,28 +524,20 @@ class BillingHooks:
         await services.open_account(session, tenant_id=tenant_id, seats=seats, actor=actor)
 
 
-class BillingScheduler(PeriodicService):
-    """Every ``billing_interval_s`` (worker processes): one ``maintain_account`` job per open account.
-    Jobs of one interval share their key, so several workers queueing them run each once.  The
-    first run is one interval after start: nothing in billing's upkeep is due the moment a worker
-    starts, and a restart loop must not become an upkeep loop."""
+class BillingScheduler(TenantJobScheduler):
+    """Every ``billing_interval_s`` (worker processes): one ``maintain_account`` job per open
+    account (nothing in billing's upkeep is due the moment a worker starts)."""
 
     name = "billing upkeep scheduler"
+    reason = "scheduled billing upkeep"
 
-    def __init__(self, runtime: Runtime, *, interval_s: float) -> None:
-        super().__init__(interval_s=interval_s, first_delay_s=interval_s)
-        self.runtime = runtime
+    async def tenants(self, session: AsyncSession) -> list[uuid.UUID]:
+        return list(await session.scalars(
+            select(BillingAccount.tenant_id).join(Tenant, Tenant.id == BillingAccount.tenant_id).where(Tenant.status != TenantStatus.CLOSED)
+        ))
 
-    async def tick(self, now: datetime | None = None) -> int:
-        now = now or utcnow()
-        tick = str(int(now.timestamp() // max(1, self.interval_s)))
-        async with self.runtime.db.platform_session(reason="scheduled billing upkeep") as session:
-            tenant_ids = list(await session.scalars(
-                select(BillingAccount.tenant_id).join(Tenant, Tenant.id == BillingAccount.tenant_id).where(Tenant.status != TenantStatus.CLOSED)
-            ))
-            for tenant_id in tenant_ids:
-                await enqueue(session, jobs.maintain_account, tenant_id=tenant_id, tick=tick)
-        return len(tenant_ids)
+    async def enqueue(self, session: AsyncSession, tenant_id: uuid.UUID, *, tick: str, now: datetime) -> None:
+        await enqueue(session, jobs.maintain_account, tenant_id=tenant_id, tick=tick)
 
 
 def install(runtime: Runtime) -> list[Any]:

@@ -35,9 +35,8 @@ from kefu.platform.db.base import utcnow
 from kefu.platform.events import JobContext, enqueue, tenant_job
 from kefu.platform.identity.permissions import permissions_for
 from kefu.platform.models import Membership, Tenant, TenantStatus, User
-from kefu.platform.periodic import PeriodicService
+from kefu.platform.periodic import TenantJobScheduler
 from kefu.platform.problems import Problem, check_text, not_found
-from kefu.platform.runtime import Runtime
 from kefu.tenants.models import Agent, Call, Queue, Recording
 from kefu.tenants.qa.calls import talk_seconds
 from kefu.tenants.qa.evaluations import check_qa_type, create_evaluation
@@ -366,28 +365,21 @@ async def fill_work_lists(job: JobContext, session: AsyncSession, *, tenant_id: 
         await fill_policy(session, tenant_id=tenant_id, policy_id=policy_id, at=moment, now=utcnow())
 
 
-class SamplingScheduler(PeriodicService):
+class SamplingScheduler(TenantJobScheduler):
     """Every ``interval_s`` (worker processes): one ``fill_work_lists`` job per active tenant
-    with an active policy.  Jobs of one interval share their key, so several workers
-    queueing them run each once; the first run is one interval after start, like billing's."""
+    with an active policy."""
 
     name = "qa sampling scheduler"
+    reason = "scheduled QA sampling"
 
-    def __init__(self, runtime: Runtime, *, interval_s: float) -> None:
-        super().__init__(interval_s=interval_s, first_delay_s=interval_s)
-        self.runtime = runtime
+    async def tenants(self, session: AsyncSession) -> list[uuid.UUID]:
+        return list(await session.scalars(
+            select(QaSamplingPolicy.tenant_id).distinct().join(Tenant, Tenant.id == QaSamplingPolicy.tenant_id)
+            .where(QaSamplingPolicy.active.is_(True), Tenant.status == TenantStatus.ACTIVE)
+        ))
 
-    async def tick(self, now: datetime | None = None) -> int:
-        now = now or utcnow()
-        tick = str(int(now.timestamp() // max(1, self.interval_s)))
-        async with self.runtime.db.platform_session(reason="scheduled QA sampling") as session:
-            tenant_ids = list(await session.scalars(
-                select(QaSamplingPolicy.tenant_id).distinct().join(Tenant, Tenant.id == QaSamplingPolicy.tenant_id)
-                .where(QaSamplingPolicy.active.is_(True), Tenant.status == TenantStatus.ACTIVE)
-            ))
-            for tenant_id in tenant_ids:
-                await enqueue(session, fill_work_lists, tenant_id=tenant_id, tick=tick, at=now.isoformat())
-        return len(tenant_ids)
+    async def enqueue(self, session: AsyncSession, tenant_id: uuid.UUID, *, tick: str, now: datetime) -> None:
+        await enqueue(session, fill_work_lists, tenant_id=tenant_id, tick=tick, at=now.isoformat())
 
 
 # --- the work list ---------------------------------------------------------------------------------

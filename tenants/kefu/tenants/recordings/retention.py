@@ -39,15 +39,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from kefu.platform import audit
-from kefu.platform.db.base import utcnow
 from kefu.platform.events import JobContext, enqueue, tenant_job
 from kefu.platform.models import Tenant, TenantStatus
-from kefu.platform.periodic import PeriodicService
+from kefu.platform.periodic import TenantJobScheduler
 from kefu.platform.problems import Problem, not_found
-from kefu.platform.runtime import Runtime
+from kefu.platform.settings import Settings
 from kefu.tenants.models import Call, Queue, Recording
 from kefu.tenants.recordings.models import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, LegalHold, RecordingPolicy
-from kefu.platform.settings import Settings
 from kefu.tenants.recordings.schemas import QueueRetentionOut, RetentionOut
 from kefu.tenants.recordings.store import store_for_settings
 
@@ -253,27 +251,18 @@ async def purge_expired_recordings(
         await enqueue(session, purge_expired_recordings, tenant_id=tenant_id, tick=tick, now=now, batch=batch + 1, batch_size=batch_size)
 
 
-class RecordingRetentionScheduler(PeriodicService):
-    """Every interval (worker processes): one purge per tenant whose policy expires anything.
-    Messages of one interval share their key, so several workers queueing them run each once.
-    The first run is one interval after start: a worker's start writes nothing."""
+class RecordingRetentionScheduler(TenantJobScheduler):
+    """Every interval (worker processes): one purge per tenant whose policy expires anything."""
 
     name = "recording retention scheduler"
+    reason = "scheduled recording retention"
 
-    def __init__(self, runtime: Runtime, *, interval_s: float) -> None:
-        super().__init__(interval_s=interval_s, first_delay_s=interval_s)
-        self.runtime = runtime
+    async def tenants(self, session: AsyncSession) -> list[uuid.UUID]:
+        return list(await session.scalars(
+            select(RecordingPolicy.tenant_id).distinct()
+            .join(Tenant, Tenant.id == RecordingPolicy.tenant_id)
+            .where(RecordingPolicy.retention_days.is_not(None), Tenant.status != TenantStatus.CLOSED)
+        ))
 
-    async def tick(self, now: datetime | None = None) -> int:
-        """Queue this interval's purges; returns how many tenants got one."""
-        now = now or utcnow()
-        tick = str(int(now.timestamp() // max(1, self.interval_s)))
-        async with self.runtime.db.platform_session(reason="scheduled recording retention") as session:
-            tenant_ids = list(await session.scalars(
-                select(RecordingPolicy.tenant_id).distinct()
-                .join(Tenant, Tenant.id == RecordingPolicy.tenant_id)
-                .where(RecordingPolicy.retention_days.is_not(None), Tenant.status != TenantStatus.CLOSED)
-            ))
-            for tenant_id in tenant_ids:
-                await enqueue(session, purge_expired_recordings, tenant_id=tenant_id, tick=tick, now=now.isoformat(), batch=0)
-        return len(tenant_ids)
+    async def enqueue(self, session: AsyncSession, tenant_id: uuid.UUID, *, tick: str, now: datetime) -> None:
+        await enqueue(session, purge_expired_recordings, tenant_id=tenant_id, tick=tick, now=now.isoformat(), batch=0)
