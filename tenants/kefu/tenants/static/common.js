@@ -22,6 +22,22 @@ export function applyLanguage(wanted) {
   for (const el of document.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
 }
 
+/** A new element: ``props`` assigned to it, then ``children`` appended (null and undefined skipped). */
+export function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+/** An event handler that clears the page's error, runs ``handler`` and shows what it throws. */
+export function guarded(handler) {
+  return async (event) => {
+    if (event && event.preventDefault) event.preventDefault();
+    showError("");
+    try { await handler(event); } catch (error) { showError(error.message); }
+  };
+}
+
 export function showError(message, id = "error") {
   const el = $(id);
   if (!el) return;

@@ -4,7 +4,7 @@
 // publishing show the server's errors at their node (.node-errors) and exit
 // (.exit-error); errors without a node go to #flow-errors.  The simulator and the
 // per-node statistics of the last 24 hours are below the tree.
-import { $, api, logOut, playAudio, session, showError, signedInPage, t } from "./common.js";
+import { $, api, el, logOut, playAudio, session, showError, signedInPage, t } from "./common.js";
 
 const DIGITS = "0123456789*#";
 const CALLER_ACTIONS = ["queue", "voicemail", "callback", "transfer", "hangup"];
@@ -12,12 +12,6 @@ const WITH_PROMPT = ["play", "menu", "collect", "voicemail", "callback", "hangup
 const BRANCH_OPS = ["equals", "not_equals", "starts_with", "contains", "matches", "less_than", "greater_than", "is_set"];
 
 const state = { flows: [], queues: [], schedules: [], agents: [], skills: [], audio: [], tenantLocale: "en", flow: null, doc: null, errors: [] };
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
 
 function select(items, value, blank) {
   const s = el("select");

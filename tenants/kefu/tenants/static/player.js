@@ -7,15 +7,9 @@
 // Markup it makes inside the container: .player[data-call-id] > .player-play (aria-pressed),
 // .player-position (input range, seconds), .player-time, and per party
 // .player-party[data-party] > .player-solo (aria-pressed), .player-mute (aria-pressed), audio.
-import { api, t } from "./common.js";
+import { api, el, t } from "./common.js";
 
 const DRIFT_S = 0.25;  // parties further apart than this are put back in step
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 function clock(seconds) {
   const s = Math.max(0, Math.floor(seconds || 0));

@@ -8,7 +8,7 @@
 // Markup: #work-list-table tr[data-work-item-id] .evaluate-button; #evaluation[data-evaluation-id]
 // [data-status]; #questions .question[data-question-id][data-type] with radio inputs
 // .answer (value yes | no | na | an integer); #evaluations-table tr[data-evaluation-id] .open-button.
-import { $, api, logOut, showError, signedInPage, t } from "./common.js";
+import { $, api, el, guarded, logOut, showError, signedInPage, t } from "./common.js";
 import { playCall } from "./player.js";
 import { installPolicies, installReports, loadCalibrations, offerCalibration } from "./qa_manage.js";
 import { installScorecardEditor, loadScorecards } from "./scorecards.js";
@@ -20,26 +20,12 @@ let current = null;   // the evaluation shown
 let player = null;
 let agentNames = {};
 
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
-
 function can(permission) {
   return me.permissions.includes(permission);
 }
 
 function minutes(seconds) {
   return `${Math.floor((seconds || 0) / 60)}:${String((seconds || 0) % 60).padStart(2, "0")}`;
-}
-
-function guarded(handler) {
-  return async (event) => {
-    if (event && event.preventDefault) event.preventDefault();
-    showError("");
-    try { await handler(event); } catch (error) { showError(error.message); }
-  };
 }
 
 function button(className, label, onClick) {

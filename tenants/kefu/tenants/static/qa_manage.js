@@ -5,13 +5,7 @@
 // Markup: #calibrations-table tr[data-calibration-id] (.score-calibration-button,
 // .calibration-results-button); #calibration-results-table tr[data-question-id] (.spread);
 // #reports-table tr; #policies-table tr[data-policy-id] (.run-policy-button).
-import { $, api, showError, t } from "./common.js";
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
+import { $, api, el, showError, t } from "./common.js";
 
 function act(className, label, handler) {
   const b = el("button", { type: "button", className, textContent: label });

@@ -5,25 +5,11 @@
 // Markup: #my-evaluations-table tr[data-evaluation-id][data-status] .open-button;
 // #my-evaluation[data-status] #acknowledge-button, #dispute-reason, #dispute-button;
 // #library-table tr[data-library-item-id] .play-button (player in #library-player).
-import { $, api, logOut, showError, signedInPage, t } from "./common.js";
+import { $, api, el, guarded, logOut, showError, signedInPage, t } from "./common.js";
 import { CallPlayer, playCall } from "./player.js";
 
 let current = null;
 let player = null;
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
-
-function guarded(handler) {
-  return async (event) => {
-    if (event && event.preventDefault) event.preventDefault();
-    showError("");
-    try { await handler(event); } catch (error) { showError(error.message); }
-  };
-}
 
 function button(className, label, onClick) {
   const b = el("button", { type: "button", className, textContent: label });

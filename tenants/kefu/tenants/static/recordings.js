@@ -5,19 +5,13 @@
 // Rows: #recordings-table tr[data-call-id] (.held[data-held], .play-button,
 // .download-button[data-party], .hold-button); #queue-retention-table tr[data-queue-id]
 // (.queue-retention-days, .save-queue-retention-button); a.evaluate-link opens the QA page on the call.
-import { $, api, logOut, showError, signedInPage, t } from "./common.js";
+import { $, api, el, logOut, showError, signedInPage, t } from "./common.js";
 import { CallPlayer } from "./player.js";
 
 let permissions = [];
 let cursor = null;
 let player = null;
 let names = { agents: {}, queues: {} };
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 function button(className, label, onClick) {
   const b = el("button", { type: "button", className, textContent: label });

@@ -7,16 +7,10 @@
 // .retire-button); #scorecard-editor .sc-section (.sc-section-title, .sc-section-weight,
 // .sc-question: .sc-text, .sc-type, .sc-weight, .sc-min, .sc-max, .sc-na, .sc-auto-fail);
 // .sc-grade (.sc-grade-name, .sc-grade-min, .sc-grade-max).
-import { $, api, showError, t } from "./common.js";
+import { $, api, el, showError, t } from "./common.js";
 
 const DEFAULT_GRADES = [["A", 90, 100], ["B", 75, 90], ["C", 60, 75], ["D", 0, 60]];
 let editing = null;  // the scorecard id being edited (null: a new one)
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 function field(className, props = {}) {
   return el("input", { className, ...props });
