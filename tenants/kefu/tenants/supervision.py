@@ -211,11 +211,12 @@ async def update_team(
         agent_ids = _ids(agent_ids, "agents")
         await _check_agents(session, tenant_id=tenant_id, agent_ids=agent_ids)
         detail["agent_ids"] = [str(a) for a in agent_ids]
-    if name is not None and _name(name) != team.name:
-        taken = await session.scalar(select(Team.id).where(Team.tenant_id == tenant_id, Team.name == _name(name), Team.id != team.id))
+    new_name = None if name is None else _name(name)
+    if new_name is not None and new_name != team.name:
+        taken = await session.scalar(select(Team.id).where(Team.tenant_id == tenant_id, Team.name == new_name, Team.id != team.id))
         if taken is not None:
             raise Problem(409, "team_name_taken", "a team with this name already exists")
-        team.name = detail["name"] = _name(name)
+        team.name = detail["name"] = new_name
     await _set_members(session, tenant_id=tenant_id, team=team, supervisor_ids=supervisor_ids, agent_ids=agent_ids)
     if detail:
         await audit.record(session, tenant_id=tenant_id, actor=actor, action="team.updated", target=f"team:{team.id}", detail=detail)
