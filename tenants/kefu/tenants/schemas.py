@@ -217,7 +217,9 @@ class CallerCallOut(msgspec.Struct, omit_defaults=True):
 # --- call log ------------------------------------------------------------------
 
 
-class RecordingOut(msgspec.Struct):
+class RecordingMeta(msgspec.Struct):
+    """A recording's metadata (QA answers this; its playback links come by id)."""
+
     id: uuid.UUID
     call_id: uuid.UUID
     party: str
@@ -226,6 +228,9 @@ class RecordingOut(msgspec.Struct):
     ended_at: datetime | None
     size_bytes: int | None
     duration_ms: int | None
+
+
+class RecordingOut(RecordingMeta):
     media_url: str
 
 

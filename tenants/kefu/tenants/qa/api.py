@@ -27,9 +27,6 @@ from kefu.tenants.models import Agent, Call, Queue, Recording
 from kefu.tenants.qa import calibration as calibrations
 from kefu.tenants.qa import evaluations, library, reports, sampling, scorecards
 from kefu.tenants.qa.calls import call_serial, talk_seconds
-from kefu.tenants.recordings import links
-from kefu.tenants.recordings.hooks import register_qa_status_filter
-from kefu.tenants.recordings.schemas import PartyLinkOut, PlaybackOut
 from kefu.tenants.qa.models import QaEvaluation, QaEvaluationCall, QaLibraryItem, QaSamplingPolicy, QaScorecard, QaScorecardVersion, QaWorkItem
 from kefu.tenants.qa.schemas import (
     AnswerOut,
@@ -53,7 +50,6 @@ from kefu.tenants.qa.schemas import (
     PolicyRunIn,
     PolicyRunOut,
     PolicyUpdate,
-    RecordingOut,
     ScorecardCreate,
     ScorecardOut,
     ScorecardUpdate,
@@ -62,6 +58,10 @@ from kefu.tenants.qa.schemas import (
     WorkItemOut,
     WorkItemPage,
 )
+from kefu.tenants.recordings import links
+from kefu.tenants.recordings.hooks import register_qa_status_filter
+from kefu.tenants.recordings.schemas import PartyLinkOut, PlaybackOut
+from kefu.tenants.schemas import RecordingMeta
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 Offset = Annotated[int, QueryParameter(ge=0)]
@@ -85,8 +85,8 @@ def _version_out(row: QaScorecardVersion) -> ScorecardVersionOut:
     return ScorecardVersionOut(row.id, row.scorecard_id, row.number, row.name, row.document, row.published_at, row.published_by)
 
 
-def _recording_out(row: Recording) -> RecordingOut:
-    return RecordingOut(row.id, row.call_id, row.party, row.media_type, row.started_at, row.ended_at, row.size_bytes, row.duration_ms)
+def _recording_out(row: Recording) -> RecordingMeta:
+    return RecordingMeta(row.id, row.call_id, row.party, row.media_type, row.started_at, row.ended_at, row.size_bytes, row.duration_ms)
 
 
 def _answers(values: list[dict[str, Any]] | None) -> list[AnswerOut] | None:
@@ -562,7 +562,7 @@ class LibraryController(Controller):
         return PlaybackOut(call_id=item.call_id, serial=call_serial(item.call_id, started_at), expires_at=expires_at, parties=parties)
 
     @get("/{library_item_id:uuid}/recordings", guards=[requires_any("qa.own", *READERS)])
-    async def recordings(self, library_item_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId) -> list[RecordingOut]:
+    async def recordings(self, library_item_id: FromPath[uuid.UUID], db: DbSession, tenant_id: TenantId) -> list[RecordingMeta]:
         """The recordings of the item's call, for playback: agents may play library calls
         that are not their own; the playback link of each comes from the recordings API by id."""
         return [_recording_out(r) for r in await library.library_recordings(db, tenant_id=tenant_id, item_id=library_item_id)]

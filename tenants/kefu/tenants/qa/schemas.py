@@ -9,7 +9,7 @@ from typing import Any, Literal
 import msgspec
 
 from kefu.tenants.qa.scoring import AnswerIn, ScorecardDocument
-from kefu.tenants.schemas import Request
+from kefu.tenants.schemas import RecordingMeta, Request
 
 QaType = Literal["random", "targeted", "complaint", "new_hire", "calibration", "second_review"]
 
@@ -92,19 +92,6 @@ class AnswerOut(msgspec.Struct):
     score: float | None  # 0..100 once scored; None for N/A or in a draft
 
 
-class RecordingOut(msgspec.Struct):
-    """A recording's metadata; its playback link comes from the recordings API by id."""
-
-    id: uuid.UUID
-    call_id: uuid.UUID
-    party: str
-    media_type: str
-    started_at: datetime
-    ended_at: datetime | None
-    size_bytes: int | None
-    duration_ms: int | None
-
-
 class CoveredCallOut(msgspec.Struct):
     call_id: uuid.UUID
     serial: str
@@ -115,7 +102,7 @@ class CoveredCallOut(msgspec.Struct):
     queue_id: uuid.UUID | None
     caller_name: str | None
     disposition_code: str | None
-    recordings: list[RecordingOut]
+    recordings: list[RecordingMeta]
 
 
 class EvaluationSummary(msgspec.Struct):
