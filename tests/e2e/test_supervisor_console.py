@@ -80,7 +80,12 @@ def test_the_console_shows_the_supervisors_team_and_queue_live_and_forces_the_ag
         expect(caller.locator("#call-state")).to_have_text("ended", timeout=STEP_MS)
         expect(agent.locator("#agent-state")).to_have_text("available", timeout=STEP_MS)
         expect(queue_row.locator(".waiting")).to_have_text("0", timeout=STEP_MS)
-        expect(queue_row.locator(".service-level")).to_have_text("0% (≤ 20 s)", timeout=STEP_MS)  # one abandoned, none answered
+        # One caller left after a few seconds: a short abandon (≤ 20 s), left out of the service level
+        # (docs/reports.md), so there is no figure yet, but the counts behind it moved.
+        level = queue_row.locator(".service-level")
+        expect(level).to_have_attribute("data-short-abandoned", "1", timeout=STEP_MS)
+        expect(level).to_have_attribute("data-abandoned", "1")
+        expect(level).to_have_text("—")
 
         # Force not ready (the supervisor's default reason), then force logout.
         row.locator(".force-not-ready-button").click()

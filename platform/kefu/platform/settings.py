@@ -127,6 +127,10 @@ class Settings:
     recording_retention_interval_s: int = 3600
     # How often a worker fills the QA work lists from the sampling policies.
     qa_sampling_interval_s: int = 3600
+    # --- reports (issue 8, part A) ---
+    # How often a worker brings the report rollups up to date.
+    reports_rollup_interval_s: int = 300
+    # --- end reports ---
 
     @property
     def embedded(self) -> bool:
@@ -279,6 +283,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recording_link_ttl_s=_within(env, "KEFU_RECORDING_LINK_TTL", 300, low=10, high=86_400),
         recording_retention_interval_s=_within(env, "KEFU_RECORDING_RETENTION_INTERVAL", 3600, low=1, high=86_400),
         qa_sampling_interval_s=_within(env, "KEFU_QA_SAMPLING_INTERVAL", 3600, low=1, high=86_400),
+        # reports (issue 8, part A)
+        reports_rollup_interval_s=_within(env, "KEFU_REPORTS_ROLLUP_INTERVAL", 300, low=1, high=86_400),
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.events import TenantEvent, emit
 from kefu.tenants.models import Agent
+from kefu.tenants.reports.marks import log_agent_state
 
 
 class CallStateChanged(TenantEvent, frozen=True, kw_only=True):
@@ -50,6 +51,8 @@ async def call_state_changed(
 
 
 async def agent_state_changed(session: AsyncSession, agent: Agent) -> None:
+    """The agent's status or system state changed: the typed event, and the presence log's row."""
+    await log_agent_state(session, agent)
     await emit(session, AgentStateChanged(
         tenant_id=agent.tenant_id, agent_id=agent.id, status=agent.status, system_state=agent.system_state,
         not_ready_reason=agent.not_ready_reason,

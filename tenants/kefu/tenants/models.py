@@ -11,7 +11,6 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from kefu.platform.db.base import Base, TenantScoped, utcnow
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -26,6 +25,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from kefu.platform.db.base import Base, TenantScoped, utcnow
 
 
 def _tenant_column_without_index() -> Any:
@@ -509,3 +510,171 @@ class Voicemail(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     done_at: Mapped[datetime | None]
     done_by: Mapped[str | None] = mapped_column(String(128))
+
+
+# --- reporting (kefu.tenants.reports, docs/reports.md) ------------------------------------
+
+
+class AgentEvent(TenantScoped, Base):
+    """The append-only presence log: one row per change of an agent's status or system
+    state, written by ``kefu.tenants.events.agent_state_changed`` in the change's transaction."""
+
+    __tablename__ = "agent_events"
+    __table_args__ = (
+        _tenant_fk(["agent_id"], "agents"),
+        Index("ix_agent_events_tenant_agent_at", "tenant_id", "agent_id", "at", "id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    agent_id: Mapped[uuid.UUID]
+    at: Mapped[datetime]
+    # offline | available | not_ready
+    status: Mapped[str] = mapped_column(String(16))
+    system_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    call_id: Mapped[uuid.UUID | None]
+
+
+class AgentShift(TenantScoped, Base):
+    """The shift schedule an agent is expected to work (adherence), from ``valid_from`` until
+    the agent's next row; append-only, so changing a shift never rewrites past adherence.
+    ``schedule_id`` None: no shift from then on.  No foreign key to schedules: a deleted
+    schedule simply counts as no shift (schedules stay deletable)."""
+
+    __tablename__ = "agent_shifts"
+    __table_args__ = (
+        _tenant_fk(["agent_id"], "agents"),
+        Index("ix_agent_shifts_tenant_agent_from", "tenant_id", "agent_id", "valid_from"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    agent_id: Mapped[uuid.UUID]
+    schedule_id: Mapped[uuid.UUID | None]
+    valid_from: Mapped[datetime]
+    set_by: Mapped[str] = mapped_column(String(128))
+
+
+class ReportDirtyCall(TenantScoped, Base):
+    """A call whose log changed since its fact was last computed.  ``version`` grows with
+    every transaction that appends to the log; the rollup job deletes the row only at the
+    version it read, so an append committing meanwhile leaves it dirty."""
+
+    __tablename__ = "report_dirty_calls"
+    # No foreign key to calls: the marker is written before the call row is flushed
+    # (append_event does not flush), and a call is never deleted without its tenant.
+    __table_args__ = (UniqueConstraint("tenant_id", "call_id"),)
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    call_id: Mapped[uuid.UUID]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ReportDirtyAgent(TenantScoped, Base):
+    """An agent whose presence log got rows at or after ``since`` that the rollups may miss."""
+
+    __tablename__ = "report_dirty_agents"
+    # No foreign key, as report_dirty_calls: written without a flush.
+    __table_args__ = (UniqueConstraint("tenant_id", "agent_id"),)
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    agent_id: Mapped[uuid.UUID]
+    since: Mapped[datetime]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ReportState(TenantScoped, Base):
+    """Per tenant: how far agent time is rolled up (a bucket boundary).  Its row is also
+    the lock that keeps two rollup jobs of one tenant from running at once."""
+
+    __tablename__ = "report_state"
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    agent_time_through: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReportCallFact(TenantScoped, Base):
+    """One ended call, folded from its event log (kefu.tenants.reports.facts)."""
+
+    __tablename__ = "report_call_facts"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "call_id"),
+        _tenant_fk(["call_id"], "calls"),
+        Index("ix_report_call_facts_tenant_bucket", "tenant_id", "bucket_start"),
+        Index("ix_report_call_facts_tenant_caller", "tenant_id", "caller"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    call_id: Mapped[uuid.UUID]
+    # The 15-minute UTC bucket of the first entry to a queue (or of the creation).
+    bucket_start: Mapped[datetime]
+    started_at: Mapped[datetime]
+    caller: Mapped[str | None] = mapped_column(String(200))
+    # The first queue the call entered (no foreign key: a fact outlives its queue).
+    queue_id: Mapped[uuid.UUID | None]
+    # answered | abandoned | short_abandoned | blocked | ivr_contained | voicemail | other
+    outcome: Mapped[str] = mapped_column(String(16))
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    callback: Mapped[bool] = mapped_column(Boolean, default=False)
+    ivr_entered: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The queue's service-level threshold when the fact was computed.
+    service_level_s: Mapped[int] = mapped_column(Integer, default=20)
+    wait_ms: Mapped[int | None] = mapped_column(BigInteger)
+    talk_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    hold_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    acw_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    transferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_call_resolution: Mapped[bool | None] = mapped_column(Boolean)
+    # [{"agent_id", "team_id", "talk_ms", "hold_ms", "acw_ms", "transferred", "first"}]: one per handled segment.
+    segments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The rollup counters this fact contributed, per (dimension, key, bucket): what the next
+    # recomputation subtracts before adding the new ones.
+    contributions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class ReportRollup(TenantScoped, Base):
+    """Sums and counts of one 15-minute UTC bucket for one dimension key: ``tenant`` (key:
+    the tenant id), ``queue`` or ``agent``.  Every KPI derives from these (docs/reports.md)."""
+
+    __tablename__ = "report_rollups"
+    __table_args__ = (UniqueConstraint("tenant_id", "dimension", "key_id", "bucket_start"),)
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    dimension: Mapped[str] = mapped_column(String(8))
+    key_id: Mapped[uuid.UUID]
+    bucket_start: Mapped[datetime]
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    answered: Mapped[int] = mapped_column(BigInteger, default=0)
+    abandoned: Mapped[int] = mapped_column(BigInteger, default=0)
+    short_abandoned: Mapped[int] = mapped_column(BigInteger, default=0)
+    blocked: Mapped[int] = mapped_column(BigInteger, default=0)
+    ivr_entered: Mapped[int] = mapped_column(BigInteger, default=0)
+    ivr_contained: Mapped[int] = mapped_column(BigInteger, default=0)
+    voicemails: Mapped[int] = mapped_column(BigInteger, default=0)
+    callbacks: Mapped[int] = mapped_column(BigInteger, default=0)
+    other: Mapped[int] = mapped_column(BigInteger, default=0)
+    sl_offered: Mapped[int] = mapped_column(BigInteger, default=0)
+    sl_answered_within: Mapped[int] = mapped_column(BigInteger, default=0)
+    asa_answered: Mapped[int] = mapped_column(BigInteger, default=0)
+    asa_wait_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    abandon_wait_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    handled: Mapped[int] = mapped_column(BigInteger, default=0)
+    talk_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    hold_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    acw_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    transferred: Mapped[int] = mapped_column(BigInteger, default=0)
+    fcr_resolved: Mapped[int] = mapped_column(BigInteger, default=0)
+    fcr_flagged: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Agent time (agent rows only), replaced whole per bucket by the upkeep.
+    logged_in_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    available_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    scheduled_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    adherent_ms: Mapped[int] = mapped_column(BigInteger, default=0)

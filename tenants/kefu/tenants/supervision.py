@@ -16,6 +16,9 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from kefu.platform import audit
 from kefu.platform.identity.principal import Principal
 from kefu.platform.models import Membership, Tenant, User
@@ -24,8 +27,7 @@ from kefu.tenants import queues as queues_service
 from kefu.tenants.acd_config import add_unique
 from kefu.tenants.agents import ui_state
 from kefu.tenants.models import Agent, Call, Queue, QueueMember, QueueSupervisor, Team, TeamSupervisor
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from kefu.tenants.reports.live import today_by_queue
 
 MAX_NAME = 200
 MAX_IDS = 1000  # agents or supervisors named in one request
@@ -328,25 +330,13 @@ async def console(session: AsyncSession, *, tenant_id: uuid.UUID, principal: Pri
             for row in await session.scalars(select(Agent).where(Agent.tenant_id == tenant_id, Agent.id.in_(member_ids))):
                 member_state[row.id] = ui_state(row)
     day_start = await _day_start(session, tenant_id=tenant_id, now=now)
-    today: dict[uuid.UUID, list[tuple[Any, ...]]] = {q: [] for q in queue_ids}
-    if queue_ids:
-        for row in await session.execute(
-            select(Call.queue_id, Call.status, Call.queue_entered_at, Call.answered_at)
-            .where(Call.tenant_id == tenant_id, Call.queue_id.in_(queue_ids), Call.queue_entered_at >= day_start)
-        ):
-            today[row.queue_id].append(tuple(row))
+    # Today's service level as the reports define it (kefu.tenants.reports.live, docs/reports.md).
+    today = await today_by_queue(session, tenant_id=tenant_id, queue_ids=queue_ids, now=now)
     queues_out = []
     for queue in queues:
         waiting = [c for c in live_calls.values() if c.queue_id == queue.id and c.status in WAITING]
         entered = [c.queue_entered_at or c.queued_at for c in waiting if (c.queue_entered_at or c.queued_at) is not None]
-        target_s = int(queues_service.rules_of(queue)["service_level_s"])
-        answered = within = abandoned = 0
-        for _queue_id, status, entered_at, answered_at in today[queue.id]:
-            if answered_at is not None:
-                answered += 1
-                within += int((answered_at - entered_at).total_seconds() <= target_s)
-            elif status == "ended":
-                abandoned += 1
+        figures = today[queue.id]
         states = [member_state.get(a, "offline") for a in members[queue.id]]
         queues_out.append({
             "id": str(queue.id), "name": queue.name, "waiting": len(waiting),
@@ -354,8 +344,8 @@ async def console(session: AsyncSession, *, tenant_id: uuid.UUID, principal: Pri
             "longest_wait_s": _seconds(min(entered), now) if entered else 0,
             "oldest_since": min(entered).isoformat() if entered else None,
             "service_level": {
-                "target_s": target_s, "answered": answered, "answered_within": within, "abandoned": abandoned,
-                "percent": round(100 * within / (answered + abandoned), 1) if answered + abandoned else None,
+                "target_s": figures.target_s, "answered": figures.answered, "answered_within": figures.answered_within,
+                "abandoned": figures.abandoned, "short_abandoned": figures.short_abandoned, "percent": figures.service_level_percent,
             },
             "agents": {state: states.count(state) for state in ("available", "not_ready", "ringing", "on_call", "wrap_up", "offline")},
         })
