@@ -13,11 +13,11 @@ import time_machine
 from billing_support import STRIPE_KEY, T0, WEBHOOK_SECRET, Admin, new_tenant
 from fake_stripe import FakeStripe
 from litestar import Litestar
-from tenants_support import InProcessMedia
+from tenants_support import InProcessMedia, manual_runtime
 
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
-from kefu.tenants.clock import ManualClock, ManualTimers
+from kefu.tenants.clock import ManualClock
 
 
 @pytest.fixture
@@ -44,12 +44,7 @@ def stripe_settings(make_settings: Any, backend: str, stripe_server: FakeStripe)
 
 @pytest.fixture
 def runtime(settings: Settings) -> Runtime:
-    runtime = Runtime.build(settings, process_roles=frozenset({"api", "worker"}))
-    clock = ManualClock(T0)
-    runtime.components["acd.clock"] = clock
-    runtime.components["acd.timers"] = ManualTimers(clock)
-    runtime.components["acd.sweep_interval_s"] = None
-    return runtime
+    return manual_runtime(settings, ManualClock(T0))
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import time_machine
 from recordings_support import T0, Tenant, new_tenant
+from tenants_support import manual_runtime
 
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
-from kefu.tenants.clock import ManualClock, ManualTimers
+from kefu.tenants.clock import ManualClock
 
 
 @pytest.fixture
@@ -25,12 +26,7 @@ def traveller() -> Iterator[Any]:
 
 @pytest.fixture
 def runtime(settings: Settings) -> Runtime:
-    runtime = Runtime.build(settings, process_roles=frozenset({"api", "worker"}))
-    clock = ManualClock(T0)
-    runtime.components["acd.clock"] = clock
-    runtime.components["acd.timers"] = ManualTimers(clock)
-    runtime.components["acd.sweep_interval_s"] = None
-    return runtime
+    return manual_runtime(settings, ManualClock(T0))
 
 
 @pytest.fixture

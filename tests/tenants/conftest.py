@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from httpx import AsyncClient as AsyncTestClient
 from litestar import Litestar
-from tenants_support import START, Admin, AgentSeat, InProcessMedia, MakeAgent, activate_user, bearer, create_tenant, create_user
+from tenants_support import START, Admin, AgentSeat, InProcessMedia, MakeAgent, activate_user, bearer, create_tenant, create_user, manual_runtime
 
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
@@ -30,11 +30,7 @@ def timers(clock: ManualClock) -> ManualTimers:
 
 @pytest.fixture
 def runtime(settings: Settings, clock: ManualClock, timers: ManualTimers) -> Runtime:
-    runtime = Runtime.build(settings, process_roles=frozenset({"api", "worker"}))
-    runtime.components["acd.clock"] = clock
-    runtime.components["acd.timers"] = timers
-    runtime.components["acd.sweep_interval_s"] = None
-    return runtime
+    return manual_runtime(settings, clock, timers)
 
 
 @pytest.fixture

@@ -6,16 +6,16 @@ side of the contract is exercised exactly)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kefu.billing.services import open_account
-from kefu.platform.identity.principal import Principal
 from sqlalchemy import update
 
+from kefu.billing.services import open_account
+from kefu.platform.identity.principal import Principal
 from kefu.platform.models import Tenant, User
 from kefu.platform.runtime import Runtime
 from kefu.webrtc.media import RecordedFile  # the media plane's own contract type
@@ -88,6 +88,17 @@ class InProcessMedia:
     async def drop_leg(self, call_id: uuid.UUID, party: str) -> None:
         """What kefu.webrtc does when a peer connection fails."""
         await self.on_leg_closed(self.tenant_of[call_id], call_id, party)
+
+
+def manual_runtime(settings: Any, clock: Any, timers: Any = None) -> Runtime:
+    """An API and worker runtime whose ACD runs on ``clock`` (timers fired by hand, no sweeper)."""
+    from kefu.tenants.clock import ManualTimers
+
+    runtime = Runtime.build(settings, process_roles=frozenset({"api", "worker"}))
+    runtime.components["acd.clock"] = clock
+    runtime.components["acd.timers"] = timers if timers is not None else ManualTimers(clock)
+    runtime.components["acd.sweep_interval_s"] = None
+    return runtime
 
 
 async def create_tenant(runtime: Runtime, slug: str, *, locale: str = "en", status: str = "active") -> uuid.UUID:
