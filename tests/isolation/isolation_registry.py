@@ -35,9 +35,9 @@ from __future__ import annotations
 import re
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -521,3 +521,9 @@ def _merge(module_name: str) -> None:
 
 for _module in ("qa_isolation", "recordings_isolation", "reports_isolation", "wallboard_isolation", "staffing_isolation"):
     _merge(_module)
+
+# --- wallboard (issue 8, part C): its websocket entry, kept in wallboard_isolation.py ------
+from wallboard_isolation import WEBSOCKET_ROUTES as _WALLBOARD_SOCKETS  # noqa: E402
+
+WEBSOCKET_ROUTES.update(_WALLBOARD_SOCKETS)
+# --- end of wallboard ----------------------------------------------------------------------

@@ -103,6 +103,18 @@ async def recordings_page(request: Request, runtime: RuntimeDep) -> Response[str
     return _login_page("recordings.html", request, runtime)
 
 
+# --- reports page (issue 8, part B: docs/staffing.md) -------------------------------------
+
+
+@get(["/portal/reports", "/portal/reports/"], include_in_schema=False)
+async def reports_page(request: Request, runtime: RuntimeDep) -> Response[str]:
+    """Historical reports with charts, downloads, rankings, repeat callers and the staffing calculator (``reports.read``)."""
+    return _login_page("reports.html", request, runtime)
+
+
+# --- end of reports page ----------------------------------------------------------------
+
+
 @get(["/qa", "/qa/"], include_in_schema=False)
 async def qa_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     """The QA reviewer's work list, listening and scoring, second reviews, the library (``qa.*``)."""
@@ -121,6 +133,18 @@ async def invite_page(request: Request, runtime: RuntimeDep) -> Response[str]:
     return _login_page("invite.html", request, runtime)
 
 
+# --- wallboard page (issue 8, part C: docs/wallboard.md) ----------------------------------
+
+
+@get(["/wallboard", "/wallboard/"], include_in_schema=False)
+async def wallboard_page(request: Request, runtime: RuntimeDep) -> Response[str]:
+    """The large-screen wallboard, live over /ws/wallboard (``reports.read``); installed by kefu.tenants.wallboard."""
+    return _login_page("wallboard.html", request, runtime)
+
+
+# --- end of wallboard page ----------------------------------------------------------------
+
+
 @functools.cache
 def _static_router() -> Router:
     # One router for every app (Litestar registers a copy): the test suite's app pool
@@ -133,4 +157,4 @@ def _static_router() -> Router:
 
 def route_handlers() -> list[Any]:
     static = _static_router()
-    return [caller_page, agent_page, supervisor_page, portal_page, ivr_page, billing_page, recordings_page, qa_page, my_qa_page, invite_page, static]
+    return [caller_page, agent_page, supervisor_page, portal_page, ivr_page, billing_page, recordings_page, reports_page, qa_page, my_qa_page, invite_page, static]

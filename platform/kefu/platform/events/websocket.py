@@ -46,28 +46,41 @@ def _frame(event: PublishedEvent) -> dict[str, object]:
     }
 
 
-async def _reject(socket: WebSocket, code: int, reason: str) -> None:
+async def reject(socket: WebSocket, code: int, reason: str) -> None:
+    """Refuse a socket: accept it, say why (``{"type": "error", "code"}``), close with ``code``."""
     await socket.accept()
     await socket.send_json({"type": "error", "code": reason})
     await socket.close(code=code, reason=reason)
 
 
-@websocket("/ws/events")
-async def events_socket(socket: WebSocket) -> None:
-    runtime: Runtime = socket.app.state.runtime
+async def socket_principal(socket: WebSocket, permission: str | None = None) -> Principal | None:
+    """The tenant user or client a socket authenticated as (its bearer token), or None once
+    the socket is refused: 4401 without a valid token, 4403 without a tenant or ``permission``."""
     principal = socket.scope.get("user")
     if not isinstance(principal, Principal):
         error = socket.scope.get("auth_error")
-        await _reject(socket, 4401, error.code if isinstance(error, Problem) else "unauthorized")
-        return
+        await reject(socket, 4401, error.code if isinstance(error, Problem) else "unauthorized")
+        return None
     if principal.tenant_id is None:
-        await _reject(socket, 4403, "tenant_required")
+        await reject(socket, 4403, "tenant_required")
+        return None
+    if permission is not None and not principal.can(permission):
+        await reject(socket, 4403, "permission_denied")
+        return None
+    return principal
+
+
+@websocket("/ws/events")
+async def events_socket(socket: WebSocket) -> None:
+    runtime: Runtime = socket.app.state.runtime
+    principal = await socket_principal(socket)
+    if principal is None or principal.tenant_id is None:
         return
     tenant_id = principal.tenant_id
     async with runtime.db.tenant_session(tenant_id=tenant_id) as session:
         status = await session.scalar(select(Tenant.status).where(Tenant.id == tenant_id))
     if status != TenantStatus.ACTIVE:
-        await _reject(socket, 4403, f"tenant_{status or 'missing'}")
+        await reject(socket, 4403, f"tenant_{status or 'missing'}")
         return
 
     bus: EventBus = runtime.components["events"]
