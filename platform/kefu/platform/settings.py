@@ -130,6 +130,14 @@ class Settings:
     # --- reports (issue 8, part A) ---
     # How often a worker brings the report rollups up to date.
     reports_rollup_interval_s: int = 300
+    # Scheduled reports: how often a worker queues the deliveries that are due.
+    reports_schedule_interval_s: int = 60
+    # Where scheduled reports are e-mailed from (smtp[s]://[user:password@]host[:port][?starttls=true]);
+    # unset: schedules with e-mail addresses are refused (409 smtp_not_configured).
+    smtp_url: str | None = field(default=None, repr=False)
+    smtp_from: str | None = None
+    # Development and tests only: report webhooks may use http:// and loopback/private addresses.
+    reports_webhook_allow_loopback: bool = False
     # --- end reports ---
 
     @property
@@ -285,7 +293,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         qa_sampling_interval_s=_within(env, "KEFU_QA_SAMPLING_INTERVAL", 3600, low=1, high=86_400),
         # reports (issue 8, part A)
         reports_rollup_interval_s=_within(env, "KEFU_REPORTS_ROLLUP_INTERVAL", 300, low=1, high=86_400),
+        reports_schedule_interval_s=_within(env, "KEFU_REPORTS_SCHEDULE_INTERVAL", 60, low=1, high=3600),
+        smtp_url=_smtp_url(env),
+        smtp_from=env.get("KEFU_SMTP_FROM") or None,
+        reports_webhook_allow_loopback=env.get("KEFU_REPORTS_WEBHOOK_ALLOW_LOOPBACK", "0") == "1",
     )
+
+
+def _smtp_url(env: Mapping[str, str]) -> str | None:
+    """KEFU_SMTP_URL, checked: smtp:// or smtps:// with a host, and KEFU_SMTP_FROM beside it."""
+    from urllib.parse import urlsplit
+
+    url = env.get("KEFU_SMTP_URL") or None
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 — a port that is not a number raises here
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise SettingsError("KEFU_SMTP_URL must be smtp://[user:password@]host[:port][?starttls=true] or smtps://…")
+    if not env.get("KEFU_SMTP_FROM"):
+        raise SettingsError("KEFU_SMTP_URL needs KEFU_SMTP_FROM, the address scheduled reports are sent from")
+    return url
 
 
 @lru_cache(maxsize=1)

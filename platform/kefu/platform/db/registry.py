@@ -10,6 +10,7 @@ def load_all_models() -> None:
     import kefu.tenants.models  # noqa: F401
     import kefu.tenants.qa.models  # noqa: F401
     import kefu.tenants.recordings.models  # noqa: F401
+    import kefu.tenants.reports.schedules  # noqa: F401
     import kefu.billing.models  # noqa: F401
 
 
