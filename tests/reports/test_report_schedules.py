@@ -419,3 +419,14 @@ def test_smtp_settings_are_checked_at_start() -> None:
     assert schedules.smtp_server("smtps://mail.example.com").port == 465
     assert "p%2Fss" not in repr(load_settings({"KEFU_DATA_DIR": "/tmp/kefu-smtp-settings", "KEFU_SMTP_FROM": "r@x.test",
                                                 "KEFU_SMTP_URL": "smtp://u:p%2Fss@mail.example.com"}))
+
+
+def test_a_receiver_gets_less_time_on_the_embedded_default() -> None:
+    # SQLite's other writers wait at most its 10 s busy timeout while a delivery holds the lock.
+    from types import SimpleNamespace
+
+    from kefu.tenants.reports.schedules import SMTP_TIMEOUT_S, WEBHOOK_TIMEOUT_S, send_timeout
+
+    embedded, production = SimpleNamespace(embedded=True), SimpleNamespace(embedded=False)
+    assert send_timeout(embedded, WEBHOOK_TIMEOUT_S) == send_timeout(embedded, SMTP_TIMEOUT_S) == 5.0  # type: ignore[arg-type]
+    assert (send_timeout(production, WEBHOOK_TIMEOUT_S), send_timeout(production, SMTP_TIMEOUT_S)) == (15.0, 30.0)  # type: ignore[arg-type]

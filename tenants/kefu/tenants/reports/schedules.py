@@ -65,6 +65,14 @@ MAX_URL = 2000
 RETRY_DELAYS_S: tuple[int, ...] = (30, 120, 600, 1800, 3600)
 WEBHOOK_TIMEOUT_S = 15.0
 SMTP_TIMEOUT_S = 30.0
+# The embedded default (SQLite): a delivery holds the database's write lock while it sends,
+# and other writers wait at most the busy timeout (10 s), so a receiver gets less time there;
+# a slower one is retried like any timeout.
+EMBEDDED_SEND_TIMEOUT_S = 5.0
+
+
+def send_timeout(settings: Settings, production_s: float) -> float:
+    return production_s if not settings.embedded else min(production_s, EMBEDDED_SEND_TIMEOUT_S)
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
@@ -297,7 +305,7 @@ async def post_webhook(settings: Settings, schedule: ReportSchedule, delivery: R
         "X-Kefu-Signature": signature(schedule.secret, timestamp, body),
     }
     try:
-        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False) as client:
+        async with httpx.AsyncClient(timeout=send_timeout(settings, WEBHOOK_TIMEOUT_S), follow_redirects=False) as client:
             response = await client.post(url, content=body, headers=headers)
     except httpx.TimeoutException:
         raise DeliveryError("webhook: timed out", retryable=True) from None
@@ -309,11 +317,11 @@ async def post_webhook(settings: Settings, schedule: ReportSchedule, delivery: R
     raise DeliveryError(f"webhook: HTTP {response.status_code}", retryable=retryable)
 
 
-def _send_mail(server: SmtpServer, message: EmailMessage) -> None:
+def _send_mail(server: SmtpServer, message: EmailMessage, timeout_s: float) -> None:
     context = ssl.create_default_context()
     smtp: smtplib.SMTP = (
-        smtplib.SMTP_SSL(server.host, server.port, timeout=SMTP_TIMEOUT_S, context=context) if server.implicit_tls
-        else smtplib.SMTP(server.host, server.port, timeout=SMTP_TIMEOUT_S)
+        smtplib.SMTP_SSL(server.host, server.port, timeout=timeout_s, context=context) if server.implicit_tls
+        else smtplib.SMTP(server.host, server.port, timeout=timeout_s)
     )
     with smtp:
         if server.starttls:
@@ -337,7 +345,7 @@ async def send_email(settings: Settings, schedule: ReportSchedule, delivery: Rep
     maintype, subtype = MEDIA_TYPES[schedule.format].split(";")[0].split("/")
     message.add_attachment(body, maintype=maintype, subtype=subtype, filename=filename)
     try:
-        await asyncio.to_thread(_send_mail, smtp_server(settings.smtp_url), message)
+        await asyncio.to_thread(_send_mail, smtp_server(settings.smtp_url), message, send_timeout(settings, SMTP_TIMEOUT_S))
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         raise DeliveryError(f"e-mail: recipients refused ({', '.join(map(str, codes))})", retryable=all(400 <= c < 500 for c in codes)) from None
