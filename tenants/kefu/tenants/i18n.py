@@ -1127,6 +1127,58 @@ MESSAGES["zh-CN"].update({
 # --- end of wallboard ----------------------------------------------------------------------
 
 
+# --- report column names (kefu.tenants.reports.query.KPIS keys; the seeds' terms in Chinese) ---
+MESSAGES["en"].update({
+    "kpi_total_calls": "Total calls",
+    "kpi_answered": "Answered",
+    "kpi_abandoned": "Abandoned",
+    "kpi_short_abandoned": "Short abandons",
+    "kpi_blocked": "Blocked",
+    "kpi_answer_rate": "Answer rate",
+    "kpi_service_level": "Service level",
+    "kpi_asa_s": "Average speed of answer",
+    "kpi_abandon_rate": "Abandon rate",
+    "kpi_avg_time_to_abandon_s": "Average time to abandon",
+    "kpi_aht_s": "Average handle time",
+    "kpi_avg_talk_s": "Average talk time",
+    "kpi_avg_hold_s": "Average hold time",
+    "kpi_avg_acw_s": "Average after-call work",
+    "kpi_transfer_rate": "Transfer rate",
+    "kpi_fcr_rate": "First-call resolution",
+    "kpi_calls_per_logged_in_hour": "Calls per logged-in hour",
+    "kpi_occupancy": "Occupancy",
+    "kpi_adherence": "Adherence",
+    "kpi_ivr_containment": "IVR containment",
+    "kpi_callbacks": "Callbacks",
+    "kpi_voicemails": "Voicemails",
+})
+MESSAGES["zh-CN"].update({
+    "kpi_total_calls": "总呼叫数",
+    "kpi_answered": "应答",
+    "kpi_abandoned": "放弃",
+    "kpi_short_abandoned": "短时放弃",
+    "kpi_blocked": "忙音",
+    "kpi_answer_rate": "应答率",
+    "kpi_service_level": "服务水平",
+    "kpi_asa_s": "平均应答速度",
+    "kpi_abandon_rate": "呼叫放弃率",
+    "kpi_avg_time_to_abandon_s": "平均放弃时间",
+    "kpi_aht_s": "平均处理时间",
+    "kpi_avg_talk_s": "平均交谈时间",
+    "kpi_avg_hold_s": "平均持线时间",
+    "kpi_avg_acw_s": "平均事后处理时间",
+    "kpi_transfer_rate": "转接呼叫率",
+    "kpi_fcr_rate": "一次性解决率",
+    "kpi_calls_per_logged_in_hour": "每小时呼叫次数",
+    "kpi_occupancy": "占线率",
+    "kpi_adherence": "实际工作率",
+    "kpi_ivr_containment": "IVR 自助解决率",
+    "kpi_callbacks": "回呼",
+    "kpi_voicemails": "语音留言",
+})
+# --- end of report column names ---
+
+
 def normalize_language(value: str | None) -> str | None:
     """Map ``zh``, ``zh-CN``, ``zh_Hans`` … to ``zh-CN`` and ``en*`` to ``en``; None otherwise."""
     if not value:

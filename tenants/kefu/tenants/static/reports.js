@@ -5,10 +5,10 @@
 // repeat callers, and the staffing calculator (POST /api/v1/staffing/erlang-c and /workload).
 // Rows: #report-table tr[data-period][data-id] td[data-key]; #rankings-table tr[data-agent-id];
 // #repeat-callers-table tr[data-caller].
-import { $, ApiError, api, fetchBlob, logOut, showError, signedInPage, t } from "./common.js";
+import { $, ApiError, api, el, fetchBlob, logOut, showError, signedInPage, t } from "./common.js";
 import { barChart, lineChart, pieChart } from "./charts.js";
 
-// The KPI keys of the reports API (docs/reports-plan.md), for rankings before a report has loaded.
+// The KPI keys of the reports API (docs/reports.md), for rankings before a report has loaded.
 const KPI_KEYS = [
   "total_calls", "answered", "abandoned", "short_abandoned", "blocked", "answer_rate", "service_level", "asa_s", "abandon_rate",
   "avg_time_to_abandon_s", "aht_s", "avg_talk_s", "avg_hold_s", "avg_acw_s", "transfer_rate", "fcr_rate", "calls_per_logged_in_hour",
@@ -21,10 +21,11 @@ const FILTERS_BY_DIMENSION = { tenant: ["queue_id"], queue: ["queue_id"], team: 
 
 let report = null;
 
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
+/** A KPI column's name in the page's language (i18n ``kpi_<key>``), else the API's label. */
+function kpiLabel(column) {
+  const key = `kpi_${column.key}`;
+  const text = t(key);
+  return text === key ? column.label : text;
 }
 
 function isoDate(date) {
@@ -92,7 +93,7 @@ function renderTable() {
   if (withName) head.append(el("th", { textContent: t(`rep_dim_${report.dimension}`) }));
   for (const column of report.columns) {
     const unit = isPercent(column.unit) ? " (%)" : isSeconds(column.unit) ? " (s)" : "";
-    head.append(el("th", { textContent: column.label + unit }));
+    head.append(el("th", { textContent: kpiLabel(column) + unit }));
   }
   $("report-table").querySelector("thead").replaceChildren(head);
   const rows = report.rows.map((row) => {
@@ -122,7 +123,7 @@ function periods() {
 function fillChartControls() {
   const metric = $("chart-metric");
   const wanted = metric.value || "total_calls";
-  metric.replaceChildren(...report.columns.map((c) => new Option(c.label, c.key)));
+  metric.replaceChildren(...report.columns.map((c) => new Option(kpiLabel(c), c.key)));
   metric.value = report.columns.some((c) => c.key === wanted) ? wanted : (report.columns[0] || {}).key || "";
   const period = $("chart-period");
   const all = periods();
@@ -197,7 +198,7 @@ async function download(format) {
 function fillRankingMetrics() {
   const select = $("ranking-metric");
   const wanted = select.value || "aht_s";
-  const options = report ? report.columns.map((c) => new Option(c.label, c.key)) : KPI_KEYS.map((key) => new Option(key, key));
+  const options = report ? report.columns.map((c) => new Option(kpiLabel(c), c.key)) : KPI_KEYS.map((key) => new Option(kpiLabel({ key, label: key }), key));
   select.replaceChildren(...options);
   select.value = [...select.options].some((o) => o.value === wanted) ? wanted : (select.options[0] || {}).value || "";
 }
