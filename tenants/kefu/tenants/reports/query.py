@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Integer, String, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.identity.principal import Principal
@@ -202,15 +202,48 @@ def _zero() -> dict[str, int]:
     return {c: 0 for c in COUNTERS}
 
 
-async def _rollups(session: AsyncSession, tenant_id: uuid.UUID, dimension: str, keys: list[uuid.UUID] | None, period: Period) -> list[Any]:
-    query = select(ReportRollup.key_id, ReportRollup.bucket_start, *[getattr(ReportRollup, c) for c in COUNTERS]).where(
-        ReportRollup.tenant_id == tenant_id, ReportRollup.dimension == dimension,
-        ReportRollup.bucket_start >= period.start, ReportRollup.bucket_start < period.end,
-    )
+def _local_period(interval: str, zone: ZoneInfo) -> tuple[Any, ...]:
+    """PostgreSQL: what groups the buckets of one local period (``period_start``): the local
+    wall-clock period, and for 30m and hour also the UTC offset, so that the two 01:00 hours of
+    a daylight-saving fall-back stay apart as they do in ``period_start``."""
+    local = func.timezone(literal(zone.key, String), ReportRollup.bucket_start)
+    if interval == "30m":
+        minutes = cast(func.extract("minute", local), Integer).op("/")(30).op("*")(30)
+        wall = func.date_trunc("hour", local) + func.make_interval(0, 0, 0, 0, 0, minutes)
+    else:
+        wall = func.date_trunc({"hour": "hour", "day": "day", "week": "week", "month": "month"}[interval], local)
+    if interval in ("30m", "hour"):
+        return (wall, local - func.timezone(literal("UTC", String), ReportRollup.bucket_start))
+    return (wall,)
+
+
+async def _rollups(
+    session: AsyncSession, tenant_id: uuid.UUID, dimension: str, keys: list[uuid.UUID] | None, period: Period,
+    interval: str | None = None,
+) -> list[Any]:
+    """The rollup rows of ``keys`` (None: every key) in the period: ``(key_id, bucket_start, <counters>)``.
+
+    With ``interval`` on PostgreSQL the database sums them per key and local period: one row
+    each, its ``bucket_start`` the period's first bucket (``period_start`` maps it to the same
+    period as any of its buckets).  A month of queue rows or a day of agent rows is tens of
+    thousands of buckets, and carrying each into Python cost most of a report's time
+    (bench/reports.py).  Elsewhere (SQLite) the buckets are summed by the caller."""
+    if keys is not None and not keys:
+        return []
+    where = [ReportRollup.tenant_id == tenant_id, ReportRollup.dimension == dimension,
+             ReportRollup.bucket_start >= period.start, ReportRollup.bucket_start < period.end]
     if keys is not None:
-        if not keys:
-            return []
-        query = query.where(ReportRollup.key_id.in_(keys))
+        where.append(ReportRollup.key_id.in_(keys))
+    bind = session.bind
+    if interval is not None and bind is not None and bind.dialect.name == "postgresql":
+        query = (
+            select(ReportRollup.key_id, func.min(ReportRollup.bucket_start).label("bucket_start"),
+                   *[cast(func.sum(getattr(ReportRollup, c)), BigInteger).label(c) for c in COUNTERS])
+            .where(*where)
+            .group_by(ReportRollup.key_id, *_local_period(interval, period.time_zone))
+        )
+    else:
+        query = select(ReportRollup.key_id, ReportRollup.bucket_start, *[getattr(ReportRollup, c) for c in COUNTERS]).where(*where)
     return list((await session.execute(query)).all())
 
 
@@ -248,16 +281,16 @@ async def report(
 
     if dimension == "tenant" and filters.queue_id is None:
         names["tenant"] = (str(tenant_id), "All")
-        for row in await _rollups(session, tenant_id, "tenant", [tenant_id], period):
+        for row in await _rollups(session, tenant_id, "tenant", [tenant_id], period, interval):
             add("tenant", row.bucket_start, row, CALL_COUNTERS)
-        for row in await _rollups(session, tenant_id, "agent", None, period):
+        for row in await _rollups(session, tenant_id, "agent", None, period, interval):
             add("tenant", row.bucket_start, row, AGENT_TIME_COUNTERS)
     elif dimension in ("tenant", "queue"):
         queue_names = await _names(session, tenant_id, Queue, Queue.name, None)
         keys = [q for q in queue_names if scope.sees_queue(q) and (filters.queue_id is None or q == filters.queue_id)]
         for key in keys:
             names[str(key)] = (str(key), queue_names[key])
-        for row in await _rollups(session, tenant_id, "queue", keys, period):
+        for row in await _rollups(session, tenant_id, "queue", keys, period, interval):
             add(str(row.key_id), row.bucket_start, row)
     else:
         agents = (await session.execute(select(Agent.id, Agent.display_name, Agent.team_id).where(Agent.tenant_id == tenant_id))).all()
@@ -273,7 +306,7 @@ async def report(
             for team_id, name in team_names.items():
                 if (scope.everything or team_id in scope.team_ids) and (filters.team_id is None or team_id == filters.team_id):
                     names[str(team_id)] = (str(team_id), name)
-        for row in await _rollups(session, tenant_id, "agent", [a.id for a in visible], period):
+        for row in await _rollups(session, tenant_id, "agent", [a.id for a in visible], period, interval):
             key = str(row.key_id) if dimension == "agent" else str(team_of.get(row.key_id))
             if key in names:
                 add(key, row.bucket_start, row)
