@@ -87,7 +87,7 @@ async def events_socket(socket: WebSocket) -> None:
     await socket.accept()
     async with bus.subscribe(tenant_id=tenant_id) as subscription:
         await socket.send_json({"type": "ready"})
-        receiver = asyncio.create_task(_until_disconnect(socket))
+        receiver = asyncio.create_task(until_disconnect(socket))
         try:
             while True:
                 next_event = asyncio.create_task(subscription.next())
@@ -109,7 +109,7 @@ async def events_socket(socket: WebSocket) -> None:
                 await receiver
 
 
-async def _until_disconnect(socket: WebSocket) -> None:
+async def until_disconnect(socket: WebSocket) -> None:
     """Read (and ignore) client frames until the client goes away."""
     with contextlib.suppress(WebSocketDisconnect):
         while True:

@@ -41,8 +41,7 @@ from kefu.platform.db.base import utcnow
 from kefu.platform.db.session import write_first
 from kefu.platform.events import JobContext, enqueue, tenant_job
 from kefu.platform.models import Tenant, TenantStatus
-from kefu.platform.periodic import PeriodicService
-from kefu.platform.runtime import Runtime
+from kefu.platform.periodic import TenantJobScheduler
 from kefu.platform.settings import Settings
 from kefu.tenants.models import (
     Agent,
@@ -291,21 +290,14 @@ async def rebuild_reports(job: JobContext, session: AsyncSession, *, tenant_id: 
                        detail={"request_id": request_id, "calls": result.calls, "agents": result.agents}, at=now)
 
 
-class ReportRollupScheduler(PeriodicService):
-    """Every interval (worker processes): one upkeep run per tenant that is not closed.
-    Messages of one interval share their key, so several workers queueing them run each once."""
+class ReportRollupScheduler(TenantJobScheduler):
+    """Every interval (worker processes): one upkeep run per tenant that is not closed."""
 
     name = "report rollup scheduler"
+    reason = "scheduled report rollups"
 
-    def __init__(self, runtime: Runtime, *, interval_s: float) -> None:
-        super().__init__(interval_s=interval_s, first_delay_s=interval_s)
-        self.runtime = runtime
+    async def tenants(self, session: AsyncSession) -> list[uuid.UUID]:
+        return list(await session.scalars(select(Tenant.id).where(Tenant.status != TenantStatus.CLOSED).order_by(Tenant.id)))
 
-    async def tick(self, now: datetime | None = None) -> int:
-        now = now or utcnow()
-        tick = str(int(now.timestamp() // max(1, self.interval_s)))
-        async with self.runtime.db.platform_session(reason="scheduled report rollups") as session:
-            tenant_ids = list(await session.scalars(select(Tenant.id).where(Tenant.status != TenantStatus.CLOSED).order_by(Tenant.id)))
-            for tenant_id in tenant_ids:
-                await enqueue(session, update_report_rollups, tenant_id=tenant_id, tick=tick, now=now.isoformat(), batch=0)
-        return len(tenant_ids)
+    async def enqueue(self, session: AsyncSession, tenant_id: uuid.UUID, *, tick: str, now: datetime) -> None:
+        await enqueue(session, update_report_rollups, tenant_id=tenant_id, tick=tick, now=now.isoformat(), batch=0)

@@ -23,13 +23,12 @@ import uuid
 from typing import Any
 
 from litestar import Controller, WebSocket, get, websocket
-from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromQuery
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.deps import CurrentPrincipal, RuntimeDep, TenantId
-from kefu.platform.events.websocket import reject, socket_principal
+from kefu.platform.events.websocket import reject, socket_principal, until_disconnect
 from kefu.platform.identity.principal import Principal, requires
 from kefu.platform.models import Tenant, TenantStatus
 from kefu.platform.problems import Problem
@@ -116,7 +115,7 @@ async def wallboard_socket(socket: WebSocket) -> None:
 
     await socket.accept()
     async with wallboard_of(runtime).open(tenant_id) as (board, mailbox):
-        receiver = asyncio.create_task(_until_disconnect(socket))
+        receiver = asyncio.create_task(until_disconnect(socket))
         try:
             sent, snapshot = await board.first()
             await socket.send_data(board.frame(sent, snapshot, key), mode="text")
@@ -138,9 +137,3 @@ async def wallboard_socket(socket: WebSocket) -> None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await receiver
 
-
-async def _until_disconnect(socket: WebSocket) -> None:
-    """Read (and ignore) client frames until the client goes away."""
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            await socket.receive_data(mode="text")
