@@ -107,6 +107,18 @@ class PostgresServer:
         )
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def restart(self, mode: str = "fast") -> None:
+        """Stop and start the server on the same port and data (``pg_ctl restart``, which
+        reuses the last start's options): every open connection is cut, nothing committed
+        is lost (``mode`` ``fast`` rolls back open transactions; ``immediate`` is a crash
+        and recovery)."""
+        subprocess.run(
+            _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", mode, "-l", str(self.root / "log"), "-w", "restart"]),
+            check=True,
+            capture_output=True,
+        )
+        _wait_for_port(self.port)
+
     def psql(self, database: str, sql: str) -> str:
         result = subprocess.run(
             [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", database,
@@ -153,21 +165,34 @@ class RedisServer:
     port: int
     process: subprocess.Popen[bytes]
     root: Path
+    persistent: bool = False
 
     @classmethod
-    def start(cls) -> "RedisServer":
-        server = shutil.which("redis-server")
-        if server is None:
-            raise RuntimeError("redis-server was not found: run 'make deps' (apt-get install redis-server)")
+    def start(cls, *, persistent: bool = False) -> "RedisServer":
+        """``persistent``: append-only file (fsync every second), so a restart keeps the data,
+        as a production Redis with persistence does; otherwise nothing is kept."""
         root = Path(tempfile.mkdtemp(prefix="kefu-redis-"))
-        port = free_port()
-        process = subprocess.Popen(
-            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(root)],
+        server = cls(port=free_port(), process=None, root=root, persistent=persistent)  # type: ignore[arg-type]
+        server._spawn()
+        return server
+
+    def _spawn(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server was not found: run 'make deps' (apt-get install redis-server)")
+        keep = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *keep, "--dir", str(self.root)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_for_port(port)
-        return cls(port=port, process=process, root=root)
+        _wait_for_port(self.port)
+
+    def restart(self) -> None:
+        """SIGTERM (Redis writes what it holds when persistent) and start again on the same port."""
+        self.process.terminate()
+        self.process.wait(10)
+        self._spawn()
 
     @property
     def url(self) -> str:
