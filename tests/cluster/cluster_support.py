@@ -75,21 +75,37 @@ class Desk:
     via: str
     frames: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     socket: Any = None
-    _reader: asyncio.Task[None] | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def open(self) -> Desk:
+        """Connect to ``via`` (the page pings every few seconds, which renews the agent's lease)."""
         import websockets
 
+        self.frames = asyncio.Queue()
         self.socket = await websockets.connect(self.c.ws(self.via, f"/ws/agent?access_token={self.seat.token}"))
-        self._reader = asyncio.create_task(self._read())
+        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._ping())]
         await self.next(lambda f: "state" in f)  # subscribed
         return self
+
+    async def move(self, via: str) -> Desk:
+        """The page reconnects through another replica (its own died, or the balancer moved it)."""
+        await self.close()
+        self.via = via
+        return await self.open()
 
     async def _read(self) -> None:
         try:
             async for raw in self.socket:
                 await self.frames.put(json.loads(raw))
         except Exception:  # the replica died: the desk sees no more frames
+            pass
+
+    async def _ping(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(5)
+                await self.socket.send(json.dumps({"type": "ping"}))
+        except Exception:  # closed
             pass
 
     async def next(self, predicate: Any, timeout: float = 20) -> dict[str, Any]:
@@ -112,8 +128,10 @@ class Desk:
     async def close(self) -> None:
         if self.socket is not None:
             await self.socket.close()
-        if self._reader is not None:
-            await self._reader
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
 
 async def agents(c: ApiCluster, tenant_id: uuid.UUID) -> dict[uuid.UUID, Agent]:
@@ -142,20 +160,24 @@ class Outcome:
     at: float
     ok: bool
     what: str
-    call_id: str | None = None
+    started: float = 0.0
 
 
 class Traffic:
-    """Calls one after another while a test breaks things: a caller through one replica,
-    the offer taken by a free agent's desk, answered, talked over for ``talk_s`` and hung
-    up.  Each attempt's outcome is kept with its time; a failure is an outcome, not an
-    error (a replica or node may be down on purpose)."""
+    """Calls arriving while a test breaks things: every ``interval_s`` a caller comes in
+    through a live replica (open loop, at most one call per agent in flight), the offer
+    is taken by the agent it rings at, answered, talked over for ``talk_s`` and hung up.
+    Each attempt's outcome is kept with its time and the step that failed; a failure is
+    an outcome, not an error (a replica or node may be down on purpose)."""
 
-    def __init__(self, c: ApiCluster, center: ContactCenter, desks: list[Desk], *, talk_s: float = 1.5) -> None:
-        self.c, self.center, self.desks, self.talk_s = c, center, desks, talk_s
+    def __init__(self, c: ApiCluster, center: ContactCenter, desks: list[Desk], *, talk_s: float = 1.5,
+                 interval_s: float = 1.0) -> None:
+        self.c, self.center, self.desks, self.talk_s, self.interval_s = c, center, desks, talk_s, interval_s
         self.outcomes: list[Outcome] = []
         self.placed: list[str] = []  # every call the API acknowledged (201)
+        self.completed: list[str] = []  # answered and hung up by the agent
         self._task: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
 
     def start(self) -> Traffic:
@@ -166,42 +188,56 @@ class Traffic:
         self._stop.set()
         if self._task is not None:
             await self._task
+        await asyncio.gather(*self._calls, return_exceptions=True)
 
     def succeeded_after(self, t: float) -> bool:
-        return any(o.ok and o.at > t for o in self.outcomes)
+        return any(o.ok and o.started > t for o in self.outcomes)
 
     async def _run(self) -> None:
         i = 0
         while not self._stop.is_set():
-            i += 1
+            if len(self._calls) < len(self.desks):
+                i += 1
+                task = asyncio.create_task(self._attempt(i))
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
             try:
-                await asyncio.wait_for(self._one(i), 30)
-            except Exception as exc:  # noqa: BLE001 - a failed call is an outcome here
-                self.outcomes.append(Outcome(time.monotonic(), False, f"{type(exc).__name__}: {exc}"[:300]))
-                await asyncio.sleep(0.2)  # pace retries while something is down
+                await asyncio.wait_for(self._stop.wait(), self.interval_s)
+            except TimeoutError:
+                pass
 
-    async def _one(self, i: int) -> None:
-        names = list(self.c.http)
+    async def _attempt(self, i: int) -> None:
+        started, step = time.monotonic(), ["start"]
+        try:
+            await asyncio.wait_for(self._one(i, step), 40)
+            self.outcomes.append(Outcome(time.monotonic(), True, "answered and hung up", started=started))
+        except Exception as exc:  # noqa: BLE001 - a failed call is an outcome here
+            self.outcomes.append(Outcome(time.monotonic(), False, f"{step[0]}: {type(exc).__name__}: {exc}"[:300], started=started))
+
+    async def _one(self, i: int, step: list[str]) -> None:
+        names = [name for name in self.c.http if self.c.api[name].running()]  # the balancer's healthy targets
         via = names[i % len(names)]
         caller, agent = ClientPeer(CALLER_HZ), ClientPeer(AGENT_HZ)
         try:
+            step[0] = f"call in via {via}"
             response = await self.c.http[via].post(f"/api/v1/widget/{self.center.widget}/calls",
                                                     json={"caller_name": f"Caller {i}", "offer_sdp": await caller.offer()})
-            if response.status_code != 201:
-                self.outcomes.append(Outcome(time.monotonic(), False, f"{via} {response.status_code} {response.text[:200]}"))
-                await asyncio.sleep(0.2)
-                return
+            assert response.status_code == 201, f"{response.status_code} {response.text[:200]}"
             body = response.json()
-            self.placed.append(body["call_id"])
-            await caller.accept(body["answer_sdp"])
             call_id = body["call_id"]
+            self.placed.append(call_id)
+            await caller.accept(body["answer_sdp"])
+            step[0] = "ringing"
             desk = await self._desk_offered(call_id)
+            step[0] = f"answer via {desk.via}"
             await self.c.answer(desk.via, desk.seat, call_id, agent)
+            step[0] = "agent connected"
             await asyncio.wait_for(agent.connected.wait(), 15)
             await asyncio.sleep(self.talk_s)  # the conversation
+            step[0] = f"hang up via {desk.via}"
             hangup = await self.c.http[desk.via].post(f"/api/v1/agent/calls/{call_id}/hangup", headers=desk.seat.headers)
             assert hangup.status_code == 204, hangup.text
-            self.outcomes.append(Outcome(time.monotonic(), True, "answered and hung up", call_id))
+            self.completed.append(call_id)
         finally:
             await caller.close()
             await agent.close()
@@ -216,4 +252,6 @@ class Traffic:
 
         agent_id = await until(ringing_agent, timeout=20, what=f"call {call_id} ringing at an agent")
         [desk] = [d for d in self.desks if d.seat.agent_id == agent_id]
+        if not self.c.api[desk.via].running():
+            await desk.move(next(name for name in self.c.http if self.c.api[name].running()))
         return desk

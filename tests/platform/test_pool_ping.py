@@ -1,6 +1,8 @@
 """Pooled PostgreSQL connections are pinged only when they sat idle
 (kefu.platform.db.session): one the server closed meanwhile is replaced before a
-transaction uses it, and one used a moment ago is not pinged at all."""
+transaction uses it, and one used a moment ago is not pinged at all — a tenant
+transaction that meets it dead on its first statement begins again on a fresh
+one, and a request that meets it later answers 503 ``database_unavailable``."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
 from kefu.platform.db import Database
 from kefu.platform.db import session as db_session
 from kefu.platform.devservices import PostgresServer
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
 TENANT = uuid.UUID(int=1)
 
@@ -48,7 +51,43 @@ async def test_a_connection_used_a_moment_ago_is_not_pinged(
     assert await backend_pid(db) == first  # the same connection, reused
     postgres.psql("postgres", f"SELECT pg_terminate_backend({first})")
     monkeypatch.setattr(db_session, "PING_AFTER_IDLE_S", 3600.0)
-    # Not pinged: the dead connection is used, fails, and the pool is renewed for the next one.
-    with pytest.raises(DBAPIError):
-        await backend_pid(db)
+    # Not pinged: the dead connection is used and fails on the tenant transaction's first
+    # statement; the pool is renewed and the transaction begins again on a new connection.
     assert await backend_pid(db) != first
+
+
+async def test_a_platform_session_on_a_dropped_connection_fails_once_and_the_pool_is_renewed(
+    postgres: PostgresServer, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def platform_pid() -> int:
+        async with db.platform_session(reason="test") as session:
+            return int(await session.scalar(text("select pg_backend_pid()")))
+
+    first = await platform_pid()
+    postgres.psql("postgres", f"SELECT pg_terminate_backend({first})")
+    monkeypatch.setattr(db_session, "PING_AFTER_IDLE_S", 3600.0)
+    with pytest.raises(DBAPIError) as raised:  # its caller's statement already ran: no silent retry
+        await platform_pid()
+    assert raised.value.connection_invalidated
+    assert await platform_pid() != first
+
+
+async def test_a_request_that_loses_its_database_connection_answers_503_database_unavailable() -> None:
+    from litestar import Litestar, get
+    from litestar.testing import AsyncTestClient
+
+    from kefu.platform.problems import exception_handlers
+
+    @get("/dropped")
+    async def dropped() -> None:
+        raise DBAPIError("select 1", {}, ConnectionResetError("server closed the connection"), connection_invalidated=True)
+
+    @get("/broken")
+    async def broken() -> None:
+        raise DBAPIError("select 1", {}, ValueError("syntax"), connection_invalidated=False)
+
+    async with AsyncTestClient(Litestar([dropped, broken], exception_handlers=exception_handlers)) as client:  # type: ignore[arg-type]
+        response = await client.get("/dropped")
+        assert (response.status_code, response.json()["code"], response.headers["retry-after"]) == (503, "database_unavailable", "1")
+        response = await client.get("/broken")
+        assert (response.status_code, response.json()["code"]) == (500, "internal_error")

@@ -19,7 +19,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +111,23 @@ def _http_handler(request: Request, exc: HTTPException) -> Response[dict[str, An
     return problem_response(status, code, detail, request)
 
 
+def _database_handler(request: Request, exc: DBAPIError) -> Response[dict[str, Any]]:
+    """A connection the database server dropped (a restart, a fail-over) is transient:
+    503 ``database_unavailable`` with Retry-After, not a 500.  SQLAlchemy has already
+    invalidated the pool, so the retry gets fresh connections."""
+    if exc.connection_invalidated:
+        log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
+        response = problem_response(503, "database_unavailable", "the database connection was lost; retry the request", request)
+        response.headers["Retry-After"] = "1"
+        return response
+    return _internal_handler(request, exc)
+
+
 def _operational_handler(request: Request, exc: OperationalError) -> Response[dict[str, Any]]:
     """SQLite's "database is locked" (a busy snapshot under concurrent writes) is
     transient: 503 with Retry-After, so clients retry instead of seeing a 500."""
+    if exc.connection_invalidated:
+        return _database_handler(request, exc)
     message = str(exc.orig).lower() if exc.orig is not None else ""
     if "locked" in message or "busy" in message:
         log.warning("database busy on %s %s: %s", request.method, request.url.path, message)
@@ -135,5 +149,6 @@ exception_handlers = {
     ValidationException: _validation_handler,
     HTTPException: _http_handler,
     OperationalError: _operational_handler,
+    DBAPIError: _database_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: _internal_handler,
 }

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from kefu.platform.settings import DatabaseSettings
@@ -116,6 +116,10 @@ async def write_first(session: AsyncSession) -> None:
         await session.execute(_TAKE_WRITE_LOCK)
 
 
+class _BeginAgain(Exception):
+    """A tenant transaction's first statement met a dropped connection (never raised by callers)."""
+
+
 class Database:
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
@@ -133,13 +137,25 @@ class Database:
     async def tenant_session(self, *, tenant_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
         if not isinstance(tenant_id, uuid.UUID):
             raise TypeError("tenant_session needs a tenant UUID")
-        async with self._sessions() as session:
-            session.info["tenant_id"] = tenant_id
-            async with session.begin():
-                if self.is_postgres:
-                    await session.execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": str(tenant_id)})
-                yield session
-            await _run_after_commit(session)
+        for attempt in (1, 2):
+            try:
+                async with self._sessions() as session:
+                    session.info["tenant_id"] = tenant_id
+                    async with session.begin():
+                        if self.is_postgres:
+                            try:
+                                await session.execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": str(tenant_id)})
+                            except DBAPIError as exc:
+                                # The server dropped this pooled connection (a restart, a fail-over)
+                                # and nothing has run yet: the pool is invalidated; begin once more.
+                                if attempt == 2 or not exc.connection_invalidated:
+                                    raise
+                                raise _BeginAgain from exc
+                        yield session
+                    await _run_after_commit(session)
+                    return
+            except _BeginAgain:
+                log.warning("database connection lost before the transaction began; beginning again")
 
     @asynccontextmanager
     async def platform_session(self, *, reason: str) -> AsyncIterator[AsyncSession]:
