@@ -375,6 +375,16 @@ async def build(session: AsyncSession, *, tenant_id: uuid.UUID, schedule: Report
     return result, name, exports.to_csv(result) if schedule.format == "csv" else exports.to_xlsx(result)
 
 
+DELIVERY_IDS = uuid.UUID("6f0b8a52-3c1e-4d7a-9a41-2b8f5e0c7d13")
+
+
+def delivery_id(tenant_id: uuid.UUID, schedule_id: uuid.UUID, due: datetime) -> uuid.UUID:
+    """The delivery's id, derived from what it delivers: a worker that dies after the
+    receiver got the report but before its transaction committed leaves no row, and the
+    message delivered again sends the same ``X-Kefu-Delivery-Id`` for the receiver to drop."""
+    return uuid.uuid5(DELIVERY_IDS, f"{tenant_id}:{schedule_id}:{due.astimezone(UTC).isoformat()}")
+
+
 def _job_key(kw: dict[str, Any]) -> str:
     return f"report-delivery:{kw['schedule_id']}:{kw['due_at']}:{kw['attempt']}"
 
@@ -398,7 +408,7 @@ async def deliver_scheduled_report(
     if attempt == 1:
         if delivery is not None:
             return  # another message of this due time got here first
-        delivery = ReportDelivery(tenant_id=tenant_id, schedule_id=schedule.id, due_at=due, trigger=trigger, period_from=first.isoformat(),
+        delivery = ReportDelivery(id=delivery_id(tenant_id, schedule.id, due), tenant_id=tenant_id, schedule_id=schedule.id, due_at=due, trigger=trigger, period_from=first.isoformat(),
                                   period_to=last.isoformat(), status="sending", attempts=0, email_sent=False, webhook_sent=False)
         try:
             async with session.begin_nested():
