@@ -70,3 +70,40 @@ async def test_a_time_zone_a_quarter_hour_off_gets_whole_half_hours(acme: Tenant
     halves = await report(acme, interval="30m", **{"from": "2026-11-23", "to": "2026-11-23"})
     assert row_of(halves, "2026-11-23T10:00:00+05:45")["short_abandoned"] == 1
     assert sum(r["total_calls"] for r in halves["rows"]) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_daylight_saving_days_have_25_and_23_hours_and_the_repeated_hour_stays_two_rows(acme: Tenant) -> None:
+    # PostgreSQL sums the buckets per local period in the database (query._local_period);
+    # SQLite sums them in Python (period_start): both must cut the same periods.
+    await set_time_zone(acme, "America/New_York")
+    queue = await add_queue(acme, "Support")
+    # Sunday 1 Nov 2026, clocks go back at 02:00 EDT: 01:00-02:00 happens twice.
+    for at in (utc(1, 4, 50), utc(1, 5, 10), utc(1, 5, 40), utc(1, 6, 10)):  # 00:50 EDT, 01:10 EDT, 01:40 EDT, 01:10 EST
+        call = await new_call(acme, started_at=at)
+        await log(acme, call, ev("queued", at, queue_id=queue), ev("ended", at + timedelta(seconds=30), reason="abandoned"))
+    # Sunday 8 Mar 2026, clocks go forward at 02:00 EST: 03:10 EDT is 07:10 UTC.
+    spring = datetime(2026, 3, 8, 7, 10, tzinfo=UTC)
+    call = await new_call(acme, started_at=spring)
+    await log(acme, call, ev("queued", spring, queue_id=queue), ev("ended", spring + timedelta(seconds=30), reason="abandoned"))
+    await run_upkeep(acme, utc(2, 0, 0))
+
+    hours = await report(acme, interval="hour", **{"from": "2026-11-01", "to": "2026-11-01"})
+    assert len(hours["rows"]) == 25
+    assert [(r["period_start"], r["total_calls"]) for r in hours["rows"][:4]] == [
+        ("2026-11-01T00:00:00-04:00", 1), ("2026-11-01T01:00:00-04:00", 2), ("2026-11-01T01:00:00-05:00", 1),
+        ("2026-11-01T02:00:00-05:00", 0),
+    ]
+    halves = await report(acme, interval="30m", **{"from": "2026-11-01", "to": "2026-11-01"})
+    assert len(halves["rows"]) == 50
+    assert [r["total_calls"] for r in halves["rows"][1:6]] == [1, 1, 1, 1, 0]  # 00:30, 01:00, 01:30 EDT, 01:00, 01:30 EST
+    days = await report(acme, interval="day", **{"from": "2026-10-31", "to": "2026-11-02"})
+    assert [(r["period_start"], r["total_calls"]) for r in days["rows"]] == [
+        ("2026-10-31T00:00:00-04:00", 0), ("2026-11-01T00:00:00-04:00", 4), ("2026-11-02T00:00:00-05:00", 0),
+    ]
+
+    short = await report(acme, interval="hour", **{"from": "2026-03-08", "to": "2026-03-08"})
+    assert len(short["rows"]) == 23  # 02:00-03:00 does not exist that day
+    assert row_of(short, "2026-03-08T03:00:00-04:00")["total_calls"] == 1
+    month = await report(acme, interval="month", **{"from": "2026-03-01", "to": "2026-03-31"})
+    assert [(r["period_start"], r["total_calls"]) for r in month["rows"]] == [("2026-03-01T00:00:00-05:00", 1)]
