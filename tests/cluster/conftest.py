@@ -14,11 +14,13 @@ METRICS_TOKEN = "cluster-metrics-token"
 
 
 @pytest.fixture(scope="module")
-def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+def topology(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    """The module's topology; a module adds settings with ``TOPOLOGY_ENV``."""
     root = tmp_path_factory.mktemp("cluster")
-    cluster = Topology.start(root=root, env={"KEFU_METRICS_TOKEN": METRICS_TOKEN})
+    env = {"KEFU_METRICS_TOKEN": METRICS_TOKEN, **getattr(request.module, "TOPOLOGY_ENV", {})}
+    cluster = Topology.start(root=root, env=env)
     try:
-        cluster.wait_ready(*cluster.names("api"), *cluster.names("media"))  # TODO workers once they serve /health
+        cluster.wait_ready()
         yield cluster
     finally:
         cluster.close()

@@ -471,6 +471,9 @@ PUBLIC_ROUTES: dict[str, str] = {
     "/api/v1/widget/calls/{call_id:uuid}/media": "the caller's own call: its caller token (X-Caller-Token) is checked with the id "
     "(tests/tenants/test_reconnect.py::test_a_caller_token_re_attaches_only_its_own_call)",
     "/health": "liveness for load balancers; no tenant data",
+    "/ready": "readiness for load balancers (runtime, database, Redis answer); no tenant data",
+    "/metrics": "Prometheus metrics behind KEFU_METRICS_TOKEN (404 while unset): platform-wide aggregates, no tenant ids in "
+    "labels (tests/platform/test_metrics.py)",
     "/api/billing/stripe/webhook": "Stripe's webhooks: the signature is the authentication; the event's customer names the tenant "
     "(tests/billing/test_webhooks.py)",
     "/.well-known/jwks.json": "public signing keys",

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, get
+from litestar import Litestar, Request, Response, get
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -17,7 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
 from sqlalchemy import text
 
-from kefu.platform import deps
+from kefu.platform import deps, metrics, probes
 from kefu.platform.deps import RuntimeDep
 from kefu.platform.identity.middleware import BearerAuthMiddleware
 from kefu.platform.problems import exception_handlers
@@ -39,6 +39,19 @@ async def health(runtime: RuntimeDep) -> dict[str, str]:
     return {"status": "ok" if runtime.started else "starting", "mode": runtime.settings.mode}
 
 
+@get("/ready", include_in_schema=False)
+async def ready(runtime: RuntimeDep) -> dict[str, Any]:
+    """Readiness (docs/observability.md): 200 while this process can take traffic, else 503 ``not_ready``."""
+    return await probes.readiness_of(runtime).report()
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics_endpoint(request: Request, runtime: RuntimeDep) -> Response[bytes]:
+    """Prometheus metrics, for the bearer of ``KEFU_METRICS_TOKEN`` only (404 while it is unset)."""
+    probes.check_metrics_token(runtime.settings, request.headers.get("authorization"))
+    return Response(await metrics.exposition(runtime), media_type=metrics.CONTENT_TYPE)
+
+
 @get("/.well-known/jwks.json", include_in_schema=False)
 async def jwks(runtime: RuntimeDep) -> dict[str, object]:
     return runtime.keys.jwks()
@@ -57,9 +70,10 @@ class KefuPlugin(InitPluginProtocol):
         runtime = self.runtime
         handlers = route_handlers(runtime) if self.handlers is None else self.handlers
         app_config.state["runtime"] = runtime
-        app_config.route_handlers.extend([health, jwks, *handlers])
+        app_config.route_handlers.extend([health, ready, metrics_endpoint, jwks, *handlers])
         app_config.dependencies.update({name: Provide(fn) if _is_async(fn) else Provide(fn, sync_to_thread=False) for name, fn in deps.SHARED_DEPENDENCIES.items()})
         app_config.middleware.insert(0, BearerAuthMiddleware())
+        app_config.middleware.insert(0, metrics.HttpMetricsMiddleware())
         app_config.exception_handlers.update(exception_handlers)  # type: ignore[arg-type]
         app_config.openapi_config = OpenAPIConfig(
             title="Kefu API",
@@ -77,11 +91,21 @@ class KefuPlugin(InitPluginProtocol):
             # The app's runtime, read when it starts (not captured here): the same
             # routes can serve another runtime (the test suite reuses apps).
             started: Runtime = app.state.runtime
-            await started.start()
+            readiness = probes.readiness_of(started)
+            readiness.begin()
+            restore_signals = probes.mark_stopping_on_signals(readiness)
+            try:
+                await started.start()
+            except BaseException:
+                restore_signals()
+                raise
             try:
                 yield
             finally:
+                readiness.shutting_down()  # /ready answers 503 while the services stop
+                restore_signals()
                 await started.stop()
+                await readiness.close()
 
         app_config.lifespan.append(lifespan)
         return app_config

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 Mode = Literal["embedded", "production"]
+METRICS_TOKEN_MIN = 16
 
 
 class SettingsError(RuntimeError):
@@ -139,6 +140,9 @@ class Settings:
     # Development and tests only: report webhooks may use http:// and loopback/private addresses.
     reports_webhook_allow_loopback: bool = False
     # --- end reports ---
+    # --- operations (issue 9) ---
+    # Bearer token Prometheus presents on /metrics (KEFU_METRICS_TOKEN); unset: /metrics answers 404.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -297,7 +301,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_url=_smtp_url(env),
         smtp_from=env.get("KEFU_SMTP_FROM") or None,
         reports_webhook_allow_loopback=env.get("KEFU_REPORTS_WEBHOOK_ALLOW_LOOPBACK", "0") == "1",
+        metrics_token=_metrics_token(env),
     )
+
+
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    """KEFU_METRICS_TOKEN: long enough that guessing it is hopeless (it guards /metrics)."""
+    token = env.get("KEFU_METRICS_TOKEN") or None
+    if token is not None and len(token) < METRICS_TOKEN_MIN:
+        raise SettingsError(f"KEFU_METRICS_TOKEN must have at least {METRICS_TOKEN_MIN} characters (e.g. openssl rand -hex 32)")
+    return token
 
 
 def _smtp_url(env: Mapping[str, str]) -> str | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from kefu.billing import services as billing
-from kefu.platform import audit
+from kefu.platform import audit, metrics
 from kefu.platform.db import Database
 from kefu.platform.db.base import utcnow
 from kefu.platform.db.session import on_commit
@@ -994,7 +995,9 @@ class Acd:
         out.  ``arrived``: a call that just entered the queue, whose timers are armed."""
         offers: list[Offer] = []
         for _ in range(1000):
+            started = time.perf_counter()
             booked, stale = await self._route_pass(tenant_id=tenant_id, queue_id=queue_id, arrived=arrived)
+            metrics.ROUTING_PASS_SECONDS.observe(time.perf_counter() - started)
             arrived = None
             offers.extend(booked)
             if not stale:
@@ -1124,6 +1127,7 @@ class Acd:
                         free.pop(agent_id, None)
                         continue
             except _CallTaken:
+                metrics.ROUTING_CONFLICTS.labels("call").inc()
                 return "call_taken"
             offer = Offer(tenant_id, call.call_id, agent_id, queue_id, caller_name, now)
             self._after_offer([offer], [reserved], ring_timeout, group=False)
@@ -1140,6 +1144,7 @@ class Acd:
         is gone; raises ``_CallTaken`` (roll back) when the call is."""
         reserved = (await session.execute(_RESERVE_AGENT, {"t": tenant_id, "a": agent_id, "c": call_id, "now": now})).first()
         if reserved is None:
+            metrics.ROUTING_CONFLICTS.labels("agent").inc()
             skipped.append(str(agent_id))
             return None
         if arriving is not None:
@@ -1196,12 +1201,14 @@ class Acd:
                     await agent_state_changed(session, agent)
                 await call_state_changed(session, tenant_id=tenant_id, call_id=call.call_id, status="ringing", queue_id=queue_id)
         except _CallTaken:
+            metrics.ROUTING_CONFLICTS.labels("call").inc()
             return None, []
         offers = [Offer(tenant_id, call.call_id, a.id, queue_id, caller_name, now) for a in reserved]
         self._after_offer(offers, reserved, ring_timeout, group=True)
         return offers, gone
 
     def _after_offer(self, offers: list[Offer], agents: list[Agent], ring_timeout: float, *, group: bool) -> None:
+        metrics.ROUTING_OFFERS.labels("ring_all" if group else "single").inc(len(offers))
         first = offers[0]
         for offer, agent in zip(offers, agents):
             channel = agent_channel(offer.tenant_id, offer.agent_id)

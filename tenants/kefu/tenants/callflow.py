@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kefu.billing import services as billing
+from kefu.platform import metrics
 from kefu.platform.db import Database
 from kefu.platform.db.session import on_commit
 from kefu.platform.identity.passwords import token_hash
@@ -184,6 +186,7 @@ class CallFlow:
         done = await end_tenant_activity(session, tenant_id=tenant_id, now=self.acd.clock())
 
         async def after_commit() -> None:
+            metrics.CALLS_ENDED.labels("tenant_suspended").inc(len(done.ended_calls))
             hub = self.acd.hub
             for call_id, agent_id in done.ended_calls:
                 self.acd.publish_call(tenant_id, call_id, "ended", reason="tenant_suspended")
@@ -263,6 +266,7 @@ class CallFlow:
         queue's rules (closed, overflow) and, when an agent is free and nothing older waits,
         books it to that agent.  ``caller_ref`` identifies a returning caller (a customer
         reference the tenant's site passes) for preferred-agent routing."""
+        arrived = time.perf_counter()  # kefu_call_setup_seconds counts from here
         caller_name = check_text(caller_name, code="invalid_caller_name", what="the caller name")
         if caller_ref is not None:
             caller_ref = check_text(caller_ref, code="invalid_caller_ref", what="the caller reference")
@@ -281,6 +285,7 @@ class CallFlow:
             # The attempt still leaves a call record, ended media_failed.
             async with self.db.tenant_session(tenant_id=tenant_id) as session:
                 await self._create_call(session, arrival, self.acd.clock())
+            metrics.CALLS_STARTED.labels("web").inc()
             await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="media_failed", actor="media")
             raise
         committed = False
@@ -313,13 +318,17 @@ class CallFlow:
             if not committed:  # a call that exists keeps its leg (its own rules end it)
                 await self._drop_media_quietly(tenant_id=tenant_id, call_id=call_id)
             raise
+        metrics.CALLS_STARTED.labels("web").inc()
         if suspended:
+            metrics.CALLS_ENDED.labels("billing_suspended").inc()
             await self._suspended_message(tenant_id=tenant_id, call_id=call_id)
             return NewCall(call_id, tenant_id, answer_sdp, caller_token, "suspended")
         if step is not None:
             await self.ivr.carry_out(step)
         elif queued is not None:
             await queued.go()
+            if queued.offered is not None and queued.offered.offer is not None:  # booked on arrival: the agent's phone rings
+                metrics.CALL_SETUP_SECONDS.observe(time.perf_counter() - arrived)
         return NewCall(call_id, tenant_id, answer_sdp, caller_token, "ivr" if status == "ivr" else "voicemail" if status == "voicemail" else "queued")
 
     async def _end_for_billing(self, session: AsyncSession, *, call: Call, now: datetime) -> None:
@@ -728,6 +737,7 @@ class CallFlow:
             await self._collect_recordings(tenant_id=tenant_id, call_id=call_id)
             return False
         reason, freed = ended
+        metrics.CALLS_ENDED.labels(metrics.end_reason(reason)).inc()
         # A ring-all group (or an offer a crash left behind) may still ring for this call.
         await self.acd.release_offers(tenant_id=tenant_id, call_id=call_id, reason="call_ended")
         if freed is not None and freed.system_state == "wrap_up":

@@ -29,8 +29,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
-from litestar import Litestar, get
+from litestar import Litestar, Request, Response, get
+from prometheus_client.core import GaugeMetricFamily
 
+from kefu.platform import metrics, probes
+from kefu.platform.problems import exception_handlers
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
 from kefu.webrtc.leg import OfferRejected
@@ -88,8 +91,9 @@ class CpuMeter:
 class MediaNode:
     name = "media-node"
 
-    def __init__(self, settings: Settings, media: MediaPlane | None = None) -> None:
+    def __init__(self, settings: Settings, media: MediaPlane | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self.clock = clock
         self.media = media or MediaPlane(settings)
         self.node_id = settings.node_id
         self.node = new_node_name(settings.node_id)
@@ -107,6 +111,9 @@ class MediaNode:
         self._redis_down = False
         self._heartbeat_script: Any = None
         self._stopping = False
+        # Readiness: when a heartbeat was last written (``clock``), and whether the last one was refused.
+        self.last_beat_at: float | None = None
+        self.fenced = False
 
     @property
     def calls(self) -> int:
@@ -174,6 +181,9 @@ class MediaNode:
         )
         accepted = await self._heartbeat_script(keys=[NODES, fence_key(self.node)], args=[self.node, msgspec.json.encode(beat)])
         self._redis_ok()
+        self.fenced = not accepted
+        if accepted:
+            self.last_beat_at = self.clock()
         if not accepted and self.state == "running":
             await self._rejoin()
             return
@@ -189,6 +199,18 @@ class MediaNode:
         self.node = new_node_name(self.node_id)
         self.started_at = time.time()
         await self.heartbeat()
+
+    async def heartbeat_check(self) -> str | None:
+        """Readiness: the heartbeat is being written (within three periods, as the control plane
+        wants it to place calls here) and the node is not fenced."""
+        if self.fenced:
+            return "fenced: declared lost by the control plane"
+        if self.last_beat_at is None:
+            return "no heartbeat written yet"
+        age = self.clock() - self.last_beat_at
+        if age > 3 * self.settings.media_heartbeat_s:
+            return f"last heartbeat written {age:.1f} s ago"
+        return None
 
     def _redis_failed(self, what: str) -> None:
         if not self._redis_down:
@@ -236,21 +258,28 @@ class MediaNode:
     async def execute(self, command: Command) -> Reply:
         method = getattr(self.media, command.command, None) if command.command in self.commands else None
         if method is None:
+            metrics.MEDIA_COMMANDS.labels("unknown", "unknown_command").inc()
             return Reply(id=command.id, ok=False, error=Failure(kind="failed", code="unknown_command", detail=f"media nodes have no command {command.command!r}"))
         started = time.monotonic()
+        outcome = "failed"
         try:
             result = await method(**from_wire(command.kwargs))
             took_ms = (time.monotonic() - started) * 1000
             if took_ms > command.timeout_ms:
                 log.warning("%s took %.0f ms on media node %s; the control plane gave up after %d ms",
                             command.command, took_ms, self.node, command.timeout_ms)
+            outcome = "ok"
             return Reply(id=command.id, ok=True, result=to_wire(result))
         except OfferRejected as exc:
+            outcome = "offer_rejected"
             return Reply(id=command.id, ok=False, error=Failure(kind="offer_rejected", code=exc.code, detail=exc.detail))
         except Exception as exc:
             log.exception("%s failed on media node %s", command.command, self.node)
             detail = f"{command.command} failed on media node {self.node}: {type(exc).__name__}"
             return Reply(id=command.id, ok=False, error=Failure(kind="failed", code="media_failed", detail=detail))
+        finally:
+            metrics.MEDIA_COMMANDS.labels(command.command, outcome).inc()
+            metrics.MEDIA_COMMAND_SECONDS.labels(command.command).observe(time.monotonic() - started)
 
     # --- events to the control plane -------------------------------------------------------
 
@@ -286,20 +315,56 @@ def build_node_runtime(settings: Settings) -> Runtime:
     return runtime
 
 
+def node_figures(node: MediaNode) -> list[GaugeMetricFamily]:
+    """The node's own gauges, read on every scrape."""
+    calls = GaugeMetricFamily("kefu_media_calls", "Calls on this media node.")
+    calls.add_metric([], node.calls)
+    legs = GaugeMetricFamily("kefu_media_legs", "Media legs (peer connections) on this media node.")
+    legs.add_metric([], node.legs)
+    age = GaugeMetricFamily("kefu_media_heartbeat_age_seconds", "Since this node's heartbeat was last written (-1: never).")
+    age.add_metric([], -1.0 if node.last_beat_at is None else node.clock() - node.last_beat_at)
+    return [calls, legs, age]
+
+
 def create_node_app(runtime: Runtime) -> Litestar:
-    """The node's only HTTP route is ``GET /health`` (for orchestrators); calls come through Redis."""
+    """The node's HTTP routes are its probes — ``/health``, ``/ready``, ``/metrics``
+    (docs/observability.md); calls come through Redis."""
     node: MediaNode = runtime.components["media_node"]
+    readiness = probes.readiness_of(runtime)
+    readiness.add_check("heartbeat", node.heartbeat_check)
+    metrics.scrape_state(runtime).add_live(lambda: node_figures(node))
 
     @get("/health", include_in_schema=False, sync_to_thread=False)
     def health() -> dict[str, Any]:
         return {"status": "ok" if runtime.started else "starting", "node": node.node, "calls": node.calls, "legs": node.legs}
 
+    @get("/ready", include_in_schema=False)
+    async def ready() -> dict[str, Any]:
+        return await readiness.report()
+
+    @get("/metrics", include_in_schema=False)
+    async def metrics_endpoint(request: Request) -> Response[bytes]:
+        probes.check_metrics_token(runtime.settings, request.headers.get("authorization"))
+        return Response(await metrics.exposition(runtime), media_type=metrics.CONTENT_TYPE)
+
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        await runtime.start()
+        readiness.begin()
+        restore_signals = probes.mark_stopping_on_signals(readiness)
+        try:
+            await runtime.start()
+        except BaseException:
+            restore_signals()
+            raise
         try:
             yield
         finally:
+            readiness.shutting_down()  # /ready answers 503 while the node hands its calls back
+            restore_signals()
             await runtime.stop()
+            await readiness.close()
 
-    return Litestar(route_handlers=[health], lifespan=[lifespan], openapi_config=None)
+    return Litestar(
+        route_handlers=[health, ready, metrics_endpoint], lifespan=[lifespan], exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        openapi_config=None,
+    )

@@ -34,6 +34,7 @@ from uuid import UUID
 
 import msgspec
 
+from kefu.platform import metrics
 from kefu.platform.problems import Problem
 from kefu.platform.settings import Settings
 from kefu.webrtc.bridge import RecordedFile
@@ -657,6 +658,7 @@ class RemoteMediaPlane:
             await self.on_node_lost(node)
             await self.redis.hdel(NODES, node)
             self._nodes.pop(node, None)
+            metrics.MEDIA_NODES_LOST.inc()  # once per node: by the replica holding its lost lock
         except Exception:
             log.exception("ending the calls of lost media node %s failed; retrying", node)
             try:

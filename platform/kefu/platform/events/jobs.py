@@ -42,11 +42,12 @@ from typing import Any
 import dramatiq
 from dramatiq.asyncio import EventLoopThread
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware import CurrentMessage, Retries
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kefu.platform import metrics
 from kefu.platform.db import Database
 from kefu.platform.db.base import utcnow
 from kefu.platform.db.session import on_commit
@@ -197,6 +198,8 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     else:
         broker = StubBroker()
     broker.add_middleware(CurrentMessage())
+    # Before Retries: its "after" hook then runs after Retries decided (failed or retried).
+    broker.add_middleware(metrics.JobMetrics(), before=Retries)
     return broker
 
 
@@ -320,21 +323,22 @@ class JobSystem:
             current = CurrentMessage.get_current_message()
             message_id = current.message_id if current is not None else ""
             retries = int(current.options.get("retries", 0)) if current is not None else 0
-            self.loop_thread.run_coroutine(self._execute(definition, tenant_id, payload, key, message_id, retries))
+            outcome = self.loop_thread.run_coroutine(self._execute(definition, tenant_id, payload, key, message_id, retries))
+            metrics.JobMetrics.note_outcome(outcome)  # "done" or "skipped_duplicate", counted by kefu_jobs_total
 
         run.__name__ = definition.name.rsplit(".", 1)[-1]
         return run
 
     async def _execute(
         self, definition: JobDefinition, tenant_id: str | None, payload: dict[str, Any], key: str, message_id: str, retries: int
-    ) -> None:
+    ) -> str:
         db = self.worker_db
         assert db is not None
         context = JobContext(settings=self.settings, db=db, message_id=message_id, retries=retries, key=key)
         if definition.scope == "platform":
             async with db.platform_session(reason=definition.reason or definition.name) as session:
                 await definition.fn(context, session, **payload)
-            return
+            return metrics.JOB_DONE
         tenant = uuid.UUID(tenant_id) if tenant_id else None
         if tenant is None:
             raise ValueError(f"message for tenant job {definition.name} has no tenant_id")
@@ -343,7 +347,7 @@ class JobSystem:
                 done = await session.scalar(select(JobRun.id).where(JobRun.tenant_id == tenant, JobRun.key == key))
                 if done is not None:
                     log.info("job %s already done for key %s", definition.name, key)
-                    return
+                    return metrics.JOB_SKIPPED_DUPLICATE
                 await definition.fn(context, session, tenant_id=tenant, **payload)
                 try:
                     async with session.begin_nested():
@@ -353,3 +357,5 @@ class JobSystem:
                     raise _AlreadyDone() from None
         except _AlreadyDone:
             log.info("job %s for key %s finished concurrently elsewhere", definition.name, key)
+            return metrics.JOB_SKIPPED_DUPLICATE
+        return metrics.JOB_DONE
