@@ -1,0 +1,16 @@
+output "cluster_name" {
+  value = aws_ecs_cluster.this.name
+}
+
+output "cluster_arn" {
+  value = aws_ecs_cluster.this.arn
+}
+
+output "migrate_task_definition_family" {
+  description = "Run it (latest revision) before rolling the services: `kefu db upgrade`."
+  value       = aws_ecs_task_definition.migrate.family
+}
+
+output "migrate_security_group_id" {
+  value = aws_security_group.migrate.id
+}
