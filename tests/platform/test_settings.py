@@ -146,6 +146,7 @@ def test_a_malformed_number_stops_start_up_with_its_name(tmp_path: Path, name: s
 @pytest.mark.parametrize("name,value,low,high", [
     ("KEFU_RECORDING_LINK_TTL", "5", 10, 86_400), ("KEFU_RECORDING_LINK_TTL", "90000", 10, 86_400),
     ("KEFU_RECORDING_RETENTION_INTERVAL", "0", 1, 86_400), ("KEFU_QA_SAMPLING_INTERVAL", "100000", 1, 86_400),
+    ("KEFU_JOBS_HEARTBEAT_TIMEOUT_MS", "999", 1_000, 3_600_000), ("KEFU_JOBS_MAINTENANCE_PER_MILLION", "0", 1, 1_000_000),
 ])
 def test_intervals_out_of_their_range_stop_start_up_with_the_range(tmp_path: Path, name: str, value: str, low: int, high: int) -> None:
     with pytest.raises(SettingsError) as raised:

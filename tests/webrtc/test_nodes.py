@@ -666,6 +666,40 @@ async def test_a_killed_node_s_calls_end_within_10_s_while_the_other_node_s_call
 
 
 @pytest.mark.postgres
+async def test_a_new_call_placed_on_a_node_that_dies_before_answering_goes_to_another_node(cluster: Cluster) -> None:
+    c = cluster
+    center = await contact_center(c)
+    # A node that reports, is the first choice (idle, first by name) and never takes a command.
+    reporting = asyncio.create_task(keep_reporting(c.remote.redis, "a-mute/1", max_calls=100_000, cpu_percent=0.0))
+    caller = ClientPeer(CALLER_HZ)
+    try:
+        await c.remote.wait_for_nodes(lambda ns: "a-mute/1" in {n.node for n in ns}, timeout=10)
+        started = time.monotonic()
+        post = asyncio.create_task(c.http.post(f"/api/v1/widget/{center.widget}/calls",
+                                               json={"caller_name": "Li Lei", "offer_sdp": await caller.offer()}))
+
+
+        async def asked() -> bool:  # the caller's leg is waiting in the node's command list
+            return bool(await c.remote.redis.llen("kefu:media:commands:a-mute/1"))
+
+        await until(asked, timeout=10, what="the caller's leg asked of the mute node")
+        reporting.cancel()  # it dies with the leg asked of it
+        response = await post
+        assert response.status_code == 201, response.text
+        elapsed = time.monotonic() - started
+        print(f"\nplaced on a node that died, answered by another after {elapsed:.1f} s")
+        assert elapsed < 15  # declared lost (about 5 s), not the command's 15 s timeout
+        body = response.json()
+        await caller.accept(body["answer_sdp"])
+        await asyncio.wait_for(caller.connected.wait(), 15)
+        call = await c.call(center.tenant_id, body["call_id"])
+        assert (call.status, call.media_node.split("/")[0]) in {("queued", "media-a"), ("queued", "media-b")}
+    finally:
+        reporting.cancel()
+        await caller.close()
+
+
+@pytest.mark.postgres
 async def test_a_frozen_node_is_ended_once_by_two_replicas_then_fenced_and_rejoins(cluster: Cluster) -> None:
     c = cluster
     second = Runtime.build(dataclasses.replace(c.runtime.settings, node_id="api-2"), process_roles=frozenset({"api"}))

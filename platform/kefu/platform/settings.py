@@ -143,6 +143,10 @@ class Settings:
     # --- operations (issue 9) ---
     # Bearer token Prometheus presents on /metrics (KEFU_METRICS_TOKEN); unset: /metrics answers 404.
     metrics_token: str | None = field(default=None, repr=False)
+    # Dramatiq on Redis: a worker silent this long is dead and its unfinished messages go back
+    # to the queue, at a fetch that checks (this many fetches in a million; Dramatiq's defaults).
+    jobs_heartbeat_timeout_ms: int = 60_000
+    jobs_maintenance_per_million: int = 1_000
 
     @property
     def embedded(self) -> bool:
@@ -302,6 +306,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_from=env.get("KEFU_SMTP_FROM") or None,
         reports_webhook_allow_loopback=env.get("KEFU_REPORTS_WEBHOOK_ALLOW_LOOPBACK", "0") == "1",
         metrics_token=_metrics_token(env),
+        jobs_heartbeat_timeout_ms=_within(env, "KEFU_JOBS_HEARTBEAT_TIMEOUT_MS", 60_000, low=1_000, high=3_600_000),
+        jobs_maintenance_per_million=_within(env, "KEFU_JOBS_MAINTENANCE_PER_MILLION", 1_000, low=1, high=1_000_000),
     )
 
 

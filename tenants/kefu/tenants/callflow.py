@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -280,7 +280,17 @@ class CallFlow:
         arrival = NewArrival(entry, call_id, caller_name, caller_ref, token_hash(caller_token), media_node)
         try:
             # The leg first: nobody is offered a call whose caller cannot be heard yet.
-            answer_sdp = await self.answer_leg(tenant_id=tenant_id, call_id=call_id, party="caller", offer_sdp=offer_sdp)
+            try:
+                answer_sdp = await self.answer_leg(tenant_id=tenant_id, call_id=call_id, party="caller", offer_sdp=offer_sdp)
+            except Problem as exc:
+                if not getattr(exc, "node_lost", False):
+                    raise
+                # The node died between its last report and this call (kefu.webrtc.remote's
+                # MediaUnavailable.node_lost): nothing of the call exists yet, so it goes to
+                # another node, once.
+                media_node = await self._place_call(tenant_id=tenant_id, call_id=call_id)
+                arrival = replace(arrival, media_node=media_node)
+                answer_sdp = await self.answer_leg(tenant_id=tenant_id, call_id=call_id, party="caller", offer_sdp=offer_sdp)
         except Problem:
             # The attempt still leaves a call record, ended media_failed.
             async with self.db.tenant_session(tenant_id=tenant_id) as session:

@@ -231,10 +231,14 @@ def from_wire(value: Any) -> Any:
 
 
 class MediaUnavailable(Problem):
-    """No media node can do this now (none live, the call's node died, no answer in time, Redis down)."""
+    """No media node can do this now (none live, the call's node died, no answer in time, Redis down).
 
-    def __init__(self, detail: str) -> None:
+    ``node_lost``: the call's node is known dead or fenced, so nothing it did for the call
+    outlives it (the control plane may place a call that does not exist yet elsewhere)."""
+
+    def __init__(self, detail: str, *, node_lost: bool = False) -> None:
         super().__init__(503, "media_unavailable", detail)
+        self.node_lost = node_lost
 
 
 def raise_failure(failure: Failure) -> None:
@@ -442,7 +446,7 @@ class RemoteMediaPlane:
                 return GONE_WITH_THE_NODE[name]()
             if node is None:
                 raise MediaUnavailable("no media node holds this call")
-            raise MediaUnavailable(f"the call's media node {node} is gone")
+            raise MediaUnavailable(f"the call's media node {node} is gone", node_lost=True)
         assert node is not None
         result = await self._request(node, name, kwargs)
         if name == "end_call":
@@ -637,7 +641,7 @@ class RemoteMediaPlane:
         self._lost.add(node)
         for command_id, (target, future) in list(self._pending.items()):
             if target == node and not future.done():
-                future.set_exception(MediaUnavailable(f"media node {node} was lost"))
+                future.set_exception(MediaUnavailable(f"media node {node} was lost", node_lost=True))
 
     def _declare_lost(self, node: str, reason: str) -> None:
         if node not in self._lost:

@@ -194,7 +194,10 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     if settings.redis_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        broker: dramatiq.Broker = RedisBroker(url=settings.redis_url, namespace="kefu-jobs")
+        broker: dramatiq.Broker = RedisBroker(
+            url=settings.redis_url, namespace="kefu-jobs", heartbeat_timeout=settings.jobs_heartbeat_timeout_ms,
+            maintenance_chance=settings.jobs_maintenance_per_million,
+        )
     else:
         broker = StubBroker()
     broker.add_middleware(CurrentMessage())
