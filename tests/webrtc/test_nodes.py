@@ -352,6 +352,25 @@ async def test_node_events_wait_in_order_while_redis_refuses_them(node: MediaNod
     assert await asyncio.wait_for(heard.get(), 5) == (tenant_id, second, "agent")
 
 
+async def test_a_reply_redis_refuses_is_sent_again_while_the_replica_waits(node: MediaNode, replicas: Callable[..., Any],
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    remote: RemoteMediaPlane = await replicas()
+    await remote.wait_for_nodes(lambda nodes: [n.node for n in nodes] == [node.node], timeout=5)
+    tenant_id, call_id = uuid.uuid4(), uuid.uuid4()
+    await remote.place_call(tenant_id=tenant_id, call_id=call_id)
+    real_pipeline, refused = node.redis.pipeline, []
+
+    def pipeline(*args: Any, **kwargs: Any) -> Any:
+        if len(refused) < 3:  # Redis restarting: the first three sends fail
+            refused.append(1)
+            raise ConnectionError("Redis is down")
+        return real_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(node.redis, "pipeline", pipeline)
+    assert await remote.leg_states(tenant_id=tenant_id, call_id=call_id) == {}  # answered, not timed out
+    assert len(refused) == 3
+
+
 async def test_no_node_is_declared_lost_while_the_control_plane_cannot_read_redis(
     node: MediaNode, replicas: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

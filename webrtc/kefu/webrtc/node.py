@@ -62,6 +62,9 @@ from kefu.webrtc.remote import (
 
 log = logging.getLogger(__name__)
 
+# A reply Redis refused is sent again this often, until the command's own timeout.
+REPLY_RETRY_S = 0.25
+
 # Leg events kept while Redis is unreachable (the oldest go first when full).
 EVENT_BACKLOG = 10_000
 
@@ -247,13 +250,22 @@ class MediaNode:
             log.error("undecodable command dropped")
             return
         reply = await self.execute(command)
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.lpush(replies_key(command.reply_to), msgspec.json.encode(reply))
-                pipe.pexpire(replies_key(command.reply_to), REPLY_TTL_MS)
-                await pipe.execute()
-        except Exception:
-            self._redis_failed("reply")
+        encoded = msgspec.json.encode(reply)
+        # Redis may be restarting: the reply is worth sending while the replica still waits for it.
+        deadline = time.monotonic() + command.timeout_ms / 1000
+        while True:
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.lpush(replies_key(command.reply_to), encoded)
+                    pipe.pexpire(replies_key(command.reply_to), REPLY_TTL_MS)
+                    await pipe.execute()
+                return
+            except Exception:
+                self._redis_failed("reply")
+                if self._stopping or time.monotonic() >= deadline:
+                    log.warning("media node %s: the reply to %s %s could not be sent in time", self.node, command.command, command.id)
+                    return
+                await asyncio.sleep(REPLY_RETRY_S)
 
     async def execute(self, command: Command) -> Reply:
         method = getattr(self.media, command.command, None) if command.command in self.commands else None
