@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 
-.PHONY: run test deps venv test-env bench clean
+.PHONY: run test deps venv test-env bench cluster-test bench-cluster clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ deps:
 
 bench: deps venv
 	$(PY) bench/api_isolation.py
+
+## The production topology on this machine (two kefu api, two kefu media, two kefu worker on one
+## PostgreSQL and Redis): real calls through it, then faults mid-traffic (docs/scaling.md).
+cluster-test: deps venv
+	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)
+
+## Sustained call set-ups through that topology, driven by bench/loadgen.py (docs/cluster-benchmark.md).
+bench-cluster: deps venv
+	$(PY) bench/cluster_load.py
 
 clean:
 	rm -rf $(VENV) .kefu-data .pytest_cache build dist

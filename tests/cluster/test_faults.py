@@ -13,10 +13,15 @@ that nothing committed was lost and that no agent or call is left stuck.
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from cluster_support import (
@@ -42,6 +47,13 @@ VIA = ("api-a", "api-b")
 # A new call must succeed within this many seconds of a fault (media node loss is
 # detected in about 5 s; a restarted database or Redis answers again in about 1 s).
 RECOVERY_S = 15
+TOPOLOGY_ENV = {
+    # A worker silent this long is dead and its unfinished messages go back to the queue;
+    # every fetch looks for such workers (production: 60 s, one fetch in a thousand).
+    "KEFU_JOBS_HEARTBEAT_TIMEOUT_MS": "4000",
+    "KEFU_JOBS_MAINTENANCE_PER_MILLION": "1000000",
+    "KEFU_REPORTS_WEBHOOK_ALLOW_LOOPBACK": "1",
+}
 
 
 @dataclass
@@ -186,6 +198,91 @@ async def test_a_killed_api_replica_loses_no_call_and_its_agents_carry_on_throug
         topology["api-a"].start()
         topology.wait_ready("api-a")
         await on_a.move("api-a")
+
+
+class HoldingReceiver:
+    """A webhook receiver that holds its first request until released (a worker is killed
+    meanwhile), and keeps every request's headers and body."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                if len(receiver.requests) == 1:
+                    receiver.release.wait(60)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/reports"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def process_connected_to(port: int, candidates: dict[str, int]) -> str:
+    """Which of ``candidates`` (name → pid) holds a TCP connection to 127.0.0.1:``port``."""
+    out = subprocess.run(["ss", "-tnpH", "dst", f"127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    pids = {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+    [name] = [name for name, pid in candidates.items() if pid in pids]
+    return name
+
+
+async def test_a_worker_killed_in_the_middle_of_a_job_leaves_one_visible_effect(floor: Floor, topology: Topology) -> None:
+    f, c = floor, floor.c
+    receiver = HoldingReceiver()
+    try:
+        schedule = {"name": "Daily volume", "period": "yesterday", "cadence": "daily", "time": "06:00", "format": "csv",
+                    "webhook_url": receiver.url}
+        created = await c.http["api-a"].post("/api/v1/reports/schedules", json=schedule, headers=f.long.admin)
+        assert created.status_code == 201, created.text
+        schedule_id = created.json()["id"]
+        run = await c.http["api-b"].post(f"/api/v1/reports/schedules/{schedule_id}/run", headers=f.long.admin)
+        assert run.status_code == 202, run.text
+
+        async def first_request_held() -> bool:
+            return len(receiver.requests) == 1
+
+        await until(first_request_held, timeout=30, what="a worker posting the report")
+        victim = process_connected_to(receiver.port, {name: topology[name].pid for name in topology.names("worker")})
+        topology[victim].kill()  # mid-job: the report is sent, the delivery not yet recorded
+        killed = time.monotonic()
+        receiver.release.set()
+
+        async def delivered() -> list[dict[str, Any]]:
+            response = await c.http["api-a"].get(f"/api/v1/reports/schedules/{schedule_id}/deliveries", headers=f.long.admin)
+            items = response.json()["deliveries"]
+            return items if items and items[0]["status"] == "ok" else []
+
+        deliveries = await until(delivered, timeout=60, what="the other worker finishing the delivery")
+        print(f"\nkill -9 of {victim} mid-delivery to the report delivered by the other worker: {time.monotonic() - killed:.1f} s")
+        assert len(deliveries) == 1 and deliveries[0]["attempts"] == 1, deliveries  # one delivery, recorded once
+        # The receiver got the report twice (the first answer went to a dead worker), as the
+        # same delivery: same id, same bytes — the duplicate it drops, one visible effect.
+        assert len(receiver.requests) == 2
+        (first_headers, first_body), (second_headers, second_body) = receiver.requests
+        assert first_headers["x-kefu-delivery-id"] == second_headers["x-kefu-delivery-id"] == deliveries[0]["id"]
+        assert first_body == second_body
+        print(f"new call completed {await recovers(f, killed, 'the worker kill'):.1f} s after the kill")
+    finally:
+        receiver.close()
+        if not topology["worker-a"].running():
+            topology["worker-a"].start()
+        if not topology["worker-b"].running():
+            topology["worker-b"].start()
 
 
 async def test_postgresql_restarted_mid_traffic_keeps_calls_and_every_committed_row(floor: Floor, topology: Topology) -> None:
