@@ -207,3 +207,21 @@ def test_installed_wheel_migrates_an_empty_sqlite_database(installed_wheel: Path
     assert result.returncode == 0, result.stderr
     heads = sorted(p.name.split("_")[0] for p in (ROOT / "platform/kefu/platform/migrations/versions").glob("[0-9]*.py"))
     assert result.stdout.strip().splitlines()[-1] == heads[-1]
+
+
+def test_the_container_image_installs_every_context_and_leaves_tests_out() -> None:
+    """The Dockerfile (docker cannot run here) copies what ``pip install .`` needs: the
+    project file, the README it names, every context folder; .dockerignore keeps the
+    rest of the checkout out of the build context."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    folders = {path.split("/")[0] for path in project["tool"]["setuptools"]["package-dir"].values()}
+    assert folders == set(CONTEXTS)
+    dockerfile = (ROOT / "Dockerfile").read_text().splitlines()
+    copied = {part.rstrip("/") for line in dockerfile if line.startswith("COPY ") for part in line.split()[1:-1]}
+    assert copied == {"pyproject.toml", project["project"]["readme"], *CONTEXTS}
+    assert any(line.startswith("RUN pip install") and " . " in f"{line} " for line in dockerfile)
+    assert 'ENTRYPOINT ["kefu"]' in dockerfile and "USER kefu" in dockerfile
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".git", ".venv", "tests", "bench"} <= ignored and not ignored & copied
