@@ -40,6 +40,7 @@ __all__ = ["ApiCluster", "ContactCenter", "Seat", "next_frame", "until", "Client
            "CALLER_HZ", "AGENT_HZ", "hears"]
 
 CALLER_HZ, AGENT_HZ = 440.0, 1000.0
+METRICS_TOKEN = "cluster-metrics-token"  # KEFU_METRICS_TOKEN of the tests' topologies
 
 
 @asynccontextmanager
@@ -58,6 +59,28 @@ async def attach(topology: Topology) -> AsyncIterator[ApiCluster]:
             await client.aclose()
         await c.redis.aclose()
         await c.runtime.db.dispose()
+
+
+async def scrape(c: ApiCluster, *, token: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """Every sample of every API replica's ``/metrics``, summed over the replicas:
+    ``{sample name: {sorted labels: value}}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for name, client in c.http.items():
+        response = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, (name, response.status_code)
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                labels = tuple(sorted(sample.labels.items()))
+                by_labels = totals.setdefault(sample.name, {})
+                by_labels[labels] = by_labels.get(labels, 0.0) + sample.value
+    return totals
+
+
+def total(samples: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    return sum(value for key, value in samples.get(name, {}).items() if set(labels.items()) <= set(key))
 
 
 async def hears(peer: ClientPeer, *, timeout: float = 15) -> float:

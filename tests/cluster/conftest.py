@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from cluster_support import METRICS_TOKEN
 
 from kefu.platform.devcluster import Topology
-
-METRICS_TOKEN = "cluster-metrics-token"
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ import pytest
 from cluster_support import (
     AGENT_HZ,
     CALLER_HZ,
+    METRICS_TOKEN,
     ApiCluster,
     ClientPeer,
     ContactCenter,
@@ -36,6 +37,8 @@ from cluster_support import (
     attach,
     call_events,
     hears,
+    scrape,
+    total,
     until,
 )
 
@@ -166,6 +169,9 @@ async def test_a_killed_media_node_ends_its_calls_with_closed_cdrs_while_the_oth
 
         await still_talking(survivor)
         print(f"new call completed {await recovers(f, killed, 'the media node kill'):.1f} s after the kill")
+        samples = await scrape(c, token=METRICS_TOKEN)
+        assert total(samples, "kefu_media_nodes_lost_total") >= 1  # operators see the loss
+        assert total(samples, "kefu_calls_ended_total", reason="media_lost") >= 1
         await hang_up(f, survivor, via="api-a")
     finally:
         await first.close()

@@ -14,9 +14,25 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import websockets
-from cluster_support import AGENT_HZ, CALLER_HZ, ApiCluster, ClientPeer, Desk, assert_cdr_closed, attach, call_events, hears, next_frame, until
+from cluster_support import (
+    AGENT_HZ,
+    CALLER_HZ,
+    METRICS_TOKEN,
+    ApiCluster,
+    ClientPeer,
+    Desk,
+    assert_cdr_closed,
+    attach,
+    call_events,
+    hears,
+    next_frame,
+    scrape,
+    total,
+    until,
+)
 
 from kefu.platform.devcluster import Topology
 
@@ -41,8 +57,18 @@ def _board_figures(frame: dict[str, Any]) -> Any:
     return {k: v for k, v in frame.items() if k not in {"at"}}
 
 
+async def test_every_process_is_ready_and_the_replicas_see_both_media_nodes(cluster: ApiCluster, topology: Topology) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name, process in topology.processes.items():
+            response = await http.get(f"{process.url}/ready")
+            assert (response.status_code, response.json()["status"]) == (200, "ready"), (name, response.text)
+    samples = await scrape(cluster, token=METRICS_TOKEN)
+    assert total(samples, "kefu_media_nodes_live") == 4  # each replica sees both nodes
+
+
 async def test_calls_spread_over_both_media_nodes_and_both_replicas_see_one_state(cluster: ApiCluster) -> None:
     c = cluster
+    before = await scrape(c, token=METRICS_TOKEN)
     center = await c.contact_center(["Ann", "Ben", "Cat", "Dan"], via="api-a")
     desks = [await Desk(c, seat, VIA[i % 2]).open() for i, seat in enumerate(center.seats)]
     admin_token = center.admin["Authorization"].split()[1]
@@ -107,6 +133,12 @@ async def test_calls_spread_over_both_media_nodes_and_both_replicas_see_one_stat
         assert idle[0]["totals"] == idle[1]["totals"]
         agents = await c.agents(center.tenant_id)
         assert {(a.status, a.system_state) for a in agents.values()} == {("available", "idle")}
+
+        # Both replicas' counters together saw each call once: started, set up on arrival, ended.
+        after = await scrape(c, token=METRICS_TOKEN)
+        for name, labels in (("kefu_calls_started_total", {"entry": "web"}), ("kefu_call_setup_seconds_count", {}),
+                             ("kefu_calls_ended_total", {"reason": "agent_hangup"}), ("kefu_routing_offers_total", {})):
+            assert total(after, name, **labels) - total(before, name, **labels) == 4, name
     finally:
         for peer in [*callers, *phones.values()]:
             await peer.close()
