@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -307,6 +308,9 @@ class Call(TenantScoped, Base):
         Index("ix_calls_tenant_started", "tenant_id", "started_at"),
         Index("ix_calls_tenant_queue_status", "tenant_id", "queue_id", "status"),
         Index("ix_calls_tenant_caller_ref", "tenant_id", "caller_ref"),
+        # The live calls only: the sweeps (reconnect grace, media orphans) and the metrics read
+        # ``status <> 'ended'`` across tenants, which must not grow with every call ever made.
+        Index("ix_calls_live", "tenant_id", "status", postgresql_where=text("status <> 'ended'"), sqlite_where=text("status <> 'ended'")),
     )
 
     tenant_id: Mapped[uuid.UUID] = _tenant_column_without_index()
