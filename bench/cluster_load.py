@@ -255,6 +255,8 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=20, help="tenants (default 20)")
     parser.add_argument("--agents", type=int, default=10, help="agents per tenant (default 10)")
     parser.add_argument("--talk", type=float, default=1.5, help="seconds an agent talks before hanging up (default 1.5)")
+    parser.add_argument("--after-ring", choices=("answer", "caller-hangup"), default="answer",
+                        help="after the ring: the agent answers, talks and hangs up (default); or the caller hangs up at once")
     parser.add_argument("--profile", type=Path, help="sample the API replicas and media nodes with py-spy into this folder")
     parser.add_argument("--root", type=Path, help="keep the topology's logs in this folder (default: a temporary one, deleted)")
     args = parser.parse_args()
@@ -275,7 +277,7 @@ def main() -> int:
             command = [sys.executable, str(BENCH / "loadgen.py"), *[a for url in apis for a in ("--api", url)],
                        "--operator-id", client_id, "--operator-secret", client_secret, "--tenants", str(args.tenants),
                        "--agents", str(args.agents), "--rate", str(args.rate), "--seconds", str(args.seconds),
-                       "--talk", str(args.talk), "--json", str(summary_path)]
+                       "--talk", str(args.talk), "--after-ring", args.after_ring, "--json", str(summary_path)]
             loadgen = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
             assert loadgen.stdout is not None
             cpu_start = cpu_end = None

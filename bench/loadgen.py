@@ -238,6 +238,9 @@ class LoadConfig:
     rate: float = 50.0
     seconds: float = 30.0
     talk_s: float = 1.5
+    # What follows the ring: "answer" (the agent answers, talks ``talk_s``, hangs up) or
+    # "caller-hangup" (the caller leaves as soon as the agent rings: the set-up alone).
+    after_ring: str = "answer"
     ring_timeout_s: int = 120
     offers: int = 16
     concurrency: int = 8  # onboarding, log-in and state-change requests in flight at once
@@ -431,10 +434,11 @@ class LoadGenerator:
                     seat.state_changed.set()
                 elif kind == "call.offered":
                     self._arrived(self.offered, frame["call_id"], at)
-                    work = asyncio.create_task(self._take(seat, frame["call_id"]))
-                    self.agent_work.add(work)
-                    work.add_done_callback(self.agent_work.discard)
-                elif kind == "call.ended":
+                    if self.config.after_ring == "answer":
+                        work = asyncio.create_task(self._take(seat, frame["call_id"]))
+                        self.agent_work.add(work)
+                        work.add_done_callback(self.agent_work.discard)
+                elif kind in ("call.ended", "call.withdrawn"):  # withdrawn: the caller left while it rang
                     self._arrived(self.ended, frame["call_id"], at)
                 elif kind == "error":
                     self.rec.failed("ws.message", f"error {frame.get('code')}")
@@ -519,6 +523,13 @@ class LoadGenerator:
             self.rec.failed("call.setup", "no call.offered push")
             return
         self.rec.ok("call.setup", sent, record.offered_at)
+        if self.config.after_ring == "caller-hangup":  # the caller leaves while it rings: the agent is free again
+            started = time.perf_counter()
+            if await self.rec.request("call.caller_hangup", self.client(api), "POST", f"/api/v1/widget/calls/{call_id}/hangup",
+                                      expect=204, headers={"X-Caller-Token": record.caller_token}) is not None:
+                record.hung_up = True
+                self.rec.ok("call.ended_push", started, await asyncio.shield(self._push(self.ended, call_id)))
+                record.ended_push = True
 
     async def run_calls(self) -> dict[str, Any]:
         """Open-loop Poisson arrivals: each arrival is due at its own time whatever the
@@ -642,12 +653,14 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="call arrivals per second (Poisson)")
     parser.add_argument("--seconds", type=float, default=30.0, help="arrival window")
     parser.add_argument("--talk", type=float, default=1.5, help="seconds an agent talks before hanging up")
+    parser.add_argument("--after-ring", choices=("answer", "caller-hangup"), default="answer",
+                        help="after the ring: the agent answers, talks and hangs up; or the caller hangs up at once")
     parser.add_argument("--concurrency", type=int, default=8, help="onboarding, log-in and status requests in flight")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the JSON summary here")
     args = parser.parse_args()
     config = LoadConfig(apis=[a.rstrip("/") for a in args.api], operator_id=args.operator_id, operator_secret=args.operator_secret,
-                        tenants=args.tenants, agents=args.agents, rate=args.rate, seconds=args.seconds, talk_s=args.talk,
+                        tenants=args.tenants, agents=args.agents, rate=args.rate, seconds=args.seconds, talk_s=args.talk, after_ring=args.after_ring,
                         concurrency=args.concurrency, seed=args.seed)
     try:
         import uvloop

@@ -65,6 +65,28 @@ async def test_every_generated_call_reaches_an_agent_and_ends_in_the_call_log(to
             assert logged == {call_id: ("ended", "agent_hangup", True) for call_id in tenant.call_ids}
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_callers_who_leave_while_it_rings_free_their_agents_and_end_abandoned(topology: Topology) -> None:
+    """``after_ring="caller-hangup"`` (the set-up alone): each caller hangs up once its agent
+    rings; the agent hears ``call.withdrawn`` and takes the next call; nobody answers."""
+    wait_for_media(topology, topology.env["KEFU_METRICS_TOKEN"])
+    operator_id, operator_secret = topology.operator_client("loadgen-ring-test")
+    run = await run_load(LoadConfig(
+        apis=topology.api_urls(), operator_id=operator_id, operator_secret=operator_secret, tenants=1, agents=2,
+        rate=4, seconds=2, after_ring="caller-hangup", drain_s=15, log=lambda line: None,
+    ))
+    calls = run.report["calls"]
+    placed = calls["arrivals"]
+    assert run.report["error_count"] == 0 and placed > 0
+    assert (calls["created"], calls["offered"], calls["hung_up"], calls["ended_pushes"], calls["answered"]) == (placed,) * 4 + (0,)
+    [tenant] = run.tenants
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.get(f"{tenant.api}/api/v1/calls", params={"limit": 200}, headers={"Authorization": f"Bearer {tenant.admin_token}"})
+        logged = {item["id"]: (item["status"], item["end_reason"]) for item in response.json()["items"]}
+    assert logged == {call_id: ("ended", "abandoned") for call_id in tenant.call_ids}
+
+
 def test_p99_is_interpolated_inside_its_bucket_as_prometheus_does() -> None:
     buckets = {0.1: 50.0, 0.2: 90.0, 0.3: 100.0, math.inf: 100.0}  # cumulative, summed over replicas
     assert histogram_quantile(0.99, buckets) == pytest.approx(0.29)  # rank 99 of 100: 9/10 into (0.2, 0.3]

@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             args.flow, inputs=args.input, locale=args.locale, variables=args.var, answers=args.answer, closed=args.closed, out=sys.stdout
         )
     logging.basicConfig(level=os.environ.get("KEFU_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aioice reports every candidate pair's every check at INFO (a dozen lines per call leg):
+    # warnings and worse only, unless KEFU_LOG_LEVEL asks for DEBUG.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("aioice").setLevel(logging.WARNING)
     _apply_overrides(args)
     try:
         settings = get_settings()
