@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar
+from probe_support import TOKEN, serving
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,18 +29,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "webrtc"))
 from nodes_support import write_heartbeat  # noqa: E402
 from tenants_support import OFFER, START, InProcessMedia, activate_user, bearer, create_tenant, create_user, manual_runtime  # noqa: E402
 
-TOKEN = "metrics-token-0123456789abcdef"
 SCRAPE = {"Authorization": f"Bearer {TOKEN}"}
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.IGNORECASE)
-
-
-@asynccontextmanager
-async def serving(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan, in this test's loop (as the ``client`` fixture)."""
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
-            yield client
 
 
 def samples(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -9,30 +9,20 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar
+from probe_support import TOKEN, serving
 
 from kefu.platform import probes
 from kefu.platform.devservices import RedisServer
 from kefu.platform.events.worker import build_worker_runtime, serve_worker
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
-
-TOKEN = "metrics-token-0123456789abcdef"
-
-
-@asynccontextmanager
-async def serving(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
-            yield client
 
 
 class HeldStop:
