@@ -91,3 +91,35 @@ async def test_a_request_that_loses_its_database_connection_answers_503_database
         assert (response.status_code, response.json()["code"], response.headers["retry-after"]) == (503, "database_unavailable", "1")
         response = await client.get("/broken")
         assert (response.status_code, response.json()["code"]) == (500, "internal_error")
+
+
+async def test_a_connection_lost_while_committing_says_the_outcome_is_unknown(postgres: PostgresServer, db: Database) -> None:
+    from kefu.platform.db.session import CommitOutcomeUnknown
+
+    with pytest.raises(CommitOutcomeUnknown) as raised:
+        async with db.tenant_session(tenant_id=TENANT) as session:
+            pid = int(await session.scalar(text("select pg_backend_pid()")))
+            postgres.psql("postgres", f"SELECT pg_terminate_backend({pid})")  # gone before the commit
+    assert (raised.value.status, raised.value.code) == (503, "database_outcome_unknown")
+    assert await backend_pid(db) != pid  # the pool was renewed
+
+
+async def test_a_database_that_cannot_be_reached_answers_503_not_500() -> None:
+    from litestar import Litestar, get
+    from litestar.testing import AsyncTestClient
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from kefu.platform.devservices import free_port
+    from kefu.platform.problems import exception_handlers
+
+    engine = create_async_engine(f"postgresql+asyncpg://kefu_app@127.0.0.1:{free_port()}/kefu")  # nothing listens there
+
+    @get("/down")
+    async def down() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("select 1"))
+
+    async with AsyncTestClient(Litestar([down], exception_handlers=exception_handlers)) as client:  # type: ignore[arg-type]
+        response = await client.get("/down")
+    await engine.dispose()
+    assert (response.status_code, response.json()["code"], response.headers["retry-after"]) == (503, "service_unavailable", "2")

@@ -126,6 +126,7 @@ class Topology:
         root.mkdir(parents=True, exist_ok=True)
         postgres = PostgresServer.start()
         redis = None
+        topology = None
         try:
             redis = RedisServer.start(persistent=True)
             database = postgres.create_empty_database(f"kefu_{uuid.uuid4().hex[:12]}")
@@ -151,9 +152,13 @@ class Topology:
                 topology.processes[name] = KefuProcess(name, shared, root / f"{name}.log").start()
             return topology
         except BaseException:
+            for process in (topology.processes.values() if topology is not None else ()):
+                process.kill()
             if redis is not None:
                 redis.stop()
             postgres.stop()
+            if own_root:
+                shutil.rmtree(root, ignore_errors=True)
             raise
 
     def kefu(self, *args: str) -> str:

@@ -105,7 +105,7 @@ class Readiness:
         return None
 
     async def _redis_ping(self) -> str | None:
-        if self._redis is None:
+        if self._redis is None:  # made here, with no await before it is kept: two first probes share it
             import redis.asyncio as aioredis
 
             self._redis = aioredis.from_url(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asyncpg.exceptions import CannotConnectNowError, PostgresConnectionError
 from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
@@ -123,6 +124,20 @@ def _database_handler(request: Request, exc: DBAPIError) -> Response[dict[str, A
     return _internal_handler(request, exc)
 
 
+def _unreachable_handler(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    """A connection that could not even be opened: PostgreSQL restarting or failing over
+    (asyncpg's "cannot connect now", a refused connection) — 503, not a 500."""
+    log.warning("a service was unreachable on %s %s: %r", request.method, request.url.path, exc)
+    database = type(exc).__module__.startswith("asyncpg")
+    response = problem_response(
+        503, "database_unavailable" if database else "service_unavailable",
+        "the database cannot be reached; retry shortly" if database else "a service this request needs cannot be reached; retry shortly",
+        request,
+    )
+    response.headers["Retry-After"] = "2"
+    return response
+
+
 def _operational_handler(request: Request, exc: OperationalError) -> Response[dict[str, Any]]:
     """SQLite's "database is locked" (a busy snapshot under concurrent writes) is
     transient: 503 with Retry-After, so clients retry instead of seeing a 500."""
@@ -150,5 +165,8 @@ exception_handlers = {
     HTTPException: _http_handler,
     OperationalError: _operational_handler,
     DBAPIError: _database_handler,
+    ConnectionRefusedError: _unreachable_handler,
+    PostgresConnectionError: _unreachable_handler,
+    CannotConnectNowError: _unreachable_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: _internal_handler,
 }

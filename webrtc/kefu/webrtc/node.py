@@ -249,10 +249,11 @@ class MediaNode:
         except msgspec.DecodeError:
             log.error("undecodable command dropped")
             return
+        # Redis may be restarting: the reply is worth sending while the replica still waits for
+        # it, i.e. until the command's timeout counted from when it was taken.
+        deadline = time.monotonic() + command.timeout_ms / 1000
         reply = await self.execute(command)
         encoded = msgspec.json.encode(reply)
-        # Redis may be restarting: the reply is worth sending while the replica still waits for it.
-        deadline = time.monotonic() + command.timeout_ms / 1000
         while True:
             try:
                 async with self.redis.pipeline(transaction=True) as pipe:

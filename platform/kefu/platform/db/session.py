@@ -27,6 +27,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from kefu.platform.problems import Problem
 from kefu.platform.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,29 @@ async def write_first(session: AsyncSession) -> None:
         await session.execute(_TAKE_WRITE_LOCK)
 
 
+class CommitOutcomeUnknown(Problem):
+    """The connection was lost while the transaction committed: it may or may not have been
+    saved, so the client must look before it repeats a change (no Retry-After)."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "database_outcome_unknown",
+                         "the database connection was lost while saving; check whether the change was made before repeating it")
+
+
+@asynccontextmanager
+async def _committing(session: AsyncSession) -> AsyncIterator[None]:
+    """``session.begin()``, telling a connection lost at the commit apart from one lost before."""
+    committing = False
+    try:
+        async with session.begin():
+            yield
+            committing = True
+    except DBAPIError as exc:
+        if committing and exc.connection_invalidated:
+            raise CommitOutcomeUnknown() from exc
+        raise
+
+
 class _BeginAgain(Exception):
     """A tenant transaction's first statement met a dropped connection (never raised by callers)."""
 
@@ -141,7 +165,7 @@ class Database:
             try:
                 async with self._sessions() as session:
                     session.info["tenant_id"] = tenant_id
-                    async with session.begin():
+                    async with _committing(session):
                         if self.is_postgres:
                             try:
                                 await session.execute(_SET_TENANT, {"name": TENANT_SETTING, "tenant": str(tenant_id)})
@@ -164,7 +188,7 @@ class Database:
         log.debug("platform session: %s", reason)
         async with self._platform_sessions() as session:
             session.info["platform_reason"] = reason
-            async with session.begin():
+            async with _committing(session):
                 yield session
             await _run_after_commit(session)
 

@@ -23,8 +23,19 @@ LIVE = sa.text("status <> 'ended'")
 
 
 def upgrade() -> None:
-    op.create_index('ix_calls_live', 'calls', ['tenant_id', 'status'], postgresql_where=LIVE, sqlite_where=LIVE)
+    if op.get_bind().dialect.name == "postgresql":
+        # CONCURRENTLY: calls keep being created and ended while a large table is indexed
+        # (a plain CREATE INDEX would block every write to it until done).
+        with op.get_context().autocommit_block():
+            op.create_index('ix_calls_live', 'calls', ['tenant_id', 'status'], postgresql_where=LIVE,
+                            postgresql_concurrently=True, if_not_exists=True)
+    else:
+        op.create_index('ix_calls_live', 'calls', ['tenant_id', 'status'], sqlite_where=LIVE)
 
 
 def downgrade() -> None:
-    op.drop_index('ix_calls_live', table_name='calls')
+    if op.get_bind().dialect.name == "postgresql":
+        with op.get_context().autocommit_block():
+            op.drop_index('ix_calls_live', table_name='calls', postgresql_concurrently=True, if_exists=True)
+    else:
+        op.drop_index('ix_calls_live', table_name='calls')
