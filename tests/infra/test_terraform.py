@@ -32,6 +32,7 @@ import pytest
 
 TF_ROOT = Path(__file__).resolve().parents[2] / "infra" / "terraform"
 MODULES = TF_ROOT / "modules"
+ECS_TASK = MODULES / "ecs_task"
 EXAMPLE = TF_ROOT / "environments" / "example"
 PROVIDER = ("registry.terraform.io", "hashicorp", "aws")
 PROVIDER_VERSION = "5.100.0"
@@ -165,6 +166,26 @@ def module_calls() -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for entry in parsed(EXAMPLE / "main.tf").get("module", []):
         found.update(entry)
+    return found
+
+
+def calls_in(module: Path) -> dict[str, dict[str, Any]]:
+    """The module blocks of one module's folder, by name."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(module.glob("*.tf")):
+        for entry in parsed(path).get("module", []):
+            found.update(entry)
+    return found
+
+
+def ecs_task_calls() -> dict[str, dict[str, Any]]:
+    """The calls of the internal ecs_task module, by the calling module's name."""
+    found: dict[str, dict[str, Any]] = {}
+    for module in sorted(p for p in MODULES.iterdir() if p.is_dir()):
+        for call in calls_in(module).values():
+            if Path(call["source"]).name == ECS_TASK.name:
+                assert module.name not in found, f"{module.name}: one task per module"
+                found[module.name] = call
     return found
 
 
@@ -913,11 +934,13 @@ def test_alb_redirects_http_and_serves_https_with_the_certificate_variable() -> 
     assert "TLS13" in resolve(https["ssl_policy"], MODULES / "loadbalancer")
 
 
-def test_alb_checks_readiness_and_logs_to_its_bucket() -> None:
+def test_alb_checks_liveness_and_logs_to_its_bucket() -> None:
+    # ECS replaces a target the ALB finds unhealthy: the check must be /health (process-local),
+    # never /ready, which fails on every replica together while PostgreSQL or Redis is down.
     [group] = resources("aws_lb_target_group")
     [check] = blocks(group.body, "health_check")
-    assert resolve(check["path"], group.module) == "/ready"
-    assert module_calls()["loadbalancer"].get("health_check_path", "/ready") == "/ready"
+    assert resolve(check["path"], group.module) == "/health"
+    assert module_calls()["loadbalancer"].get("health_check_path", "/health") == "/health"
     [alb] = resources("aws_lb")
     [logs] = blocks(alb.body, "access_logs")
     assert logs["enabled"] is True and referenced_name(logs["bucket"], "aws_s3_bucket")
@@ -928,19 +951,25 @@ def test_alb_checks_readiness_and_logs_to_its_bucket() -> None:
 
 
 def container_of(task: Resource) -> dict[str, Any]:
+    """The container's own fields: a local, merged last (it wins) over the
+    caller's extra settings, if any."""
     match = re.fullmatch(
-        r"\$\{jsonencode\(\[local\.([A-Za-z0-9_]+)\]\)\}",
+        r"\$\{jsonencode\(\[(?:merge\(var\.container_settings, )?"
+        r"local\.([A-Za-z0-9_]+)\)?\]\)\}",
         task.body["container_definitions"],
     )
     assert match, (
         f"{task}: container_definitions must be jsonencode([local.<container>])"
+        " or jsonencode([merge(var.container_settings, local.<container>)])"
     )
     return locals_of(task.module)[match.group(1)]
 
 
 def test_ecs_task_definitions_take_credentials_through_secrets() -> None:
     tasks = resources("aws_ecs_task_definition")
-    assert {t.module.name for t in tasks} == {"api", "workers", "ecs_cluster"}
+    assert tasks and {t.module for t in tasks} == {ECS_TASK}, (
+        "ECS task definitions are made by modules/ecs_task only"
+    )
     for task in tasks:
         container = container_of(task)
         assert (
@@ -961,6 +990,23 @@ def test_ecs_task_definitions_take_credentials_through_secrets() -> None:
         assert not missing, (
             f"{task.module.name}: environment_variables validation must refuse {sorted(missing)}"
         )
+    # The API, the workers and the migration hand their callers' credentials
+    # over as secrets, and their plain settings to the validated variable.
+    calls = ecs_task_calls()
+    assert set(calls) == {"api", "workers", "ecs_cluster"}
+    for module, call in calls.items():
+        assert call["secrets"] == "${var.secrets}", f"{module}: secrets = var.secrets"
+        environment = expand_locals(
+            json.dumps(call["environment_variables"]), MODULES / module
+        )
+        assert "var.environment_variables" in environment, (
+            f"{module}: its environment_variables must go through ecs_task's validation"
+        )
+        assert "var.secrets" not in environment, f"{module}: secrets in environment"
+        for name in SECRET_SETTINGS:
+            assert name not in json.dumps(call), (
+                f"{module}: {name} written into the task's settings"
+            )
 
 
 def test_example_passes_credentials_only_as_secrets() -> None:
@@ -1014,10 +1060,9 @@ def test_secrets_manager_holds_every_credential_encrypted_with_a_customer_key() 
 
 
 def test_services_command_the_right_kefu_processes() -> None:
-    commands = {
-        t.module.name: container_of(t)["command"]
-        for t in resources("aws_ecs_task_definition")
-    }
+    for task in resources("aws_ecs_task_definition"):
+        assert container_of(task)["command"] == "${var.command}", str(task)
+    commands = {module: call["command"] for module, call in ecs_task_calls().items()}
     assert commands == {
         "api": ["kefu", "api"],
         "workers": ["kefu", "worker"],
@@ -1078,13 +1123,37 @@ def test_kms_keys_rotate() -> None:
         assert kms.body.get("enable_key_rotation") is True, str(kms)
 
 
+def alarm_kinds(alarm: Resource) -> list[dict[str, Any]]:
+    """What an alarm resource watches: its own namespace and metric, or, when it
+    is generated from the module's ``alarm_kinds``, those of every kind."""
+    if alarm.body.get("namespace") != "${each.value.namespace}":
+        return [alarm.body]
+    assert alarm.body["metric_name"] == "${each.value.metric_name}", str(alarm)
+    assert alarm.body.get("for_each") == "${local.alarms}", str(alarm)
+    found = locals_of(alarm.module)
+    # One alarm for every target of every kind.
+    generated = re.search(
+        r"for \w+, (\w+) in local\.alarm_kinds\s*:.*\bfor \w+, \w+ in \1\.targets\s*:",
+        found["alarms"],
+        flags=re.DOTALL,
+    )
+    assert generated, (
+        f"{alarm}: local.alarms must hold every target of every local.alarm_kinds"
+    )
+    kinds = found["alarm_kinds"]
+    for name, kind in kinds.items():
+        assert kind.get("targets"), f"{alarm}: alarm kind {name} watches nothing"
+    return list(kinds.values())
+
+
 def test_alarms_cover_the_topology_and_notify_the_topic() -> None:
     metrics = set()
     for alarm in resources("aws_cloudwatch_metric_alarm"):
         assert alarm.body.get("alarm_actions") == "${local.actions}", (
             f"{alarm}: must notify the SNS topic"
         )
-        metrics.add((alarm.body["namespace"], alarm.body["metric_name"]))
+        for kind in alarm_kinds(alarm):
+            metrics.add((kind["namespace"], kind["metric_name"]))
     assert metrics >= {
         ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count"),
         ("AWS/ApplicationELB", "TargetResponseTime"),
@@ -1165,9 +1234,16 @@ def test_every_module_takes_tags_and_the_example_passes_the_environment() -> Non
             f"{module.name}: tags variable"
         )
     calls = module_calls()
-    assert {Path(c["source"]).name for c in calls.values()} == {
-        m.name for m in modules
-    }, "every module is used"
+    # Internal modules (ecs_task) are called by other modules, with their tags.
+    internal = {m: calls_in(m) for m in modules}
+    assert {Path(c["source"]).name for c in calls.values()} | {
+        Path(c["source"]).name for found in internal.values() for c in found.values()
+    } == {m.name for m in modules}, "every module is used"
     for name, call in calls.items():
         assert call.get("tags") == "${local.tags}", f"module {name}: tags = local.tags"
+    for module, found in internal.items():
+        for name, call in found.items():
+            assert call.get("tags") == "${var.tags}", (
+                f"{module.name}: module {name}: tags = var.tags"
+            )
     assert locals_of(EXAMPLE)["tags"]["Environment"] == "${var.environment}"

@@ -45,6 +45,11 @@ locals {
     KEFU_REDIS_URL             = local.secret.redis_url
     KEFU_JWT_PRIVATE_KEY       = local.secret.jwt_private_key
   }
+
+  # What the API and the workers both get: their credentials (the API adds
+  # the TURN secret) and, like the media nodes, the recordings policy.
+  app_secrets            = merge(local.core_secrets, local.stripe_secrets, local.metrics_secrets)
+  recordings_policy_arns = { recordings = module.recordings.read_write_policy_arn }
 }
 
 module "network" {
@@ -138,7 +143,7 @@ module "loadbalancer" {
   public_subnet_ids = module.network.public_subnet_ids
   certificate_arn   = var.certificate_arn
   log_bucket_name   = var.log_bucket_name
-  health_check_path = "/ready"
+  health_check_path = "/health"
   tags              = local.tags
 }
 
@@ -179,11 +184,9 @@ module "api" {
   max_capacity = var.api.max_capacity
 
   environment_variables = local.app_environment
-  secrets = merge(local.core_secrets, local.stripe_secrets, local.metrics_secrets, {
-    KEFU_TURN_SECRET = local.secret.turn_secret
-  })
-  secrets_kms_key_arn = module.secrets.kms_key_arn
-  task_policy_arns    = { recordings = module.recordings.read_write_policy_arn }
+  secrets               = merge(local.app_secrets, { KEFU_TURN_SECRET = local.secret.turn_secret })
+  secrets_kms_key_arn   = module.secrets.kms_key_arn
+  task_policy_arns      = local.recordings_policy_arns
 
   log_group_name = module.observability.log_group_names["api"]
   log_group_arn  = module.observability.log_group_arns["api"]
@@ -206,9 +209,9 @@ module "workers" {
   max_capacity = var.workers.max_capacity
 
   environment_variables = local.app_environment
-  secrets               = merge(local.core_secrets, local.stripe_secrets, local.metrics_secrets)
+  secrets               = local.app_secrets
   secrets_kms_key_arn   = module.secrets.kms_key_arn
-  task_policy_arns      = { recordings = module.recordings.read_write_policy_arn }
+  task_policy_arns      = local.recordings_policy_arns
 
   log_group_name = module.observability.log_group_names["worker"]
   log_group_arn  = module.observability.log_group_arns["worker"]
@@ -240,7 +243,7 @@ module "media" {
     KEFU_JWT_PRIVATE_KEY = local.secret.jwt_private_key
   })
   secrets_kms_key_arn  = module.secrets.kms_key_arn
-  instance_policy_arns = { recordings = module.recordings.read_write_policy_arn }
+  instance_policy_arns = local.recordings_policy_arns
 
   log_group_name = module.observability.log_group_names["media"]
   log_group_arn  = module.observability.log_group_arns["media"]

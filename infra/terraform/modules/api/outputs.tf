@@ -3,9 +3,9 @@ output "service_name" {
 }
 
 output "security_group_id" {
-  value = aws_security_group.api.id
+  value = module.task.security_group_id
 }
 
 output "task_role_arn" {
-  value = aws_iam_role.task.arn
+  value = module.task.task_role_arn
 }

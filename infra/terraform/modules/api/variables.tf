@@ -81,18 +81,9 @@ variable "requests_per_target" {
 }
 
 variable "environment_variables" {
-  description = "Plain settings (KEFU_PUBLIC_URL, KEFU_S3_BUCKET, ...). Never credentials: those go in `secrets`."
+  description = "Plain settings (KEFU_PUBLIC_URL, KEFU_S3_BUCKET, ...). Never credentials (the ecs_task module refuses them): those go in `secrets`."
   type        = map(string)
   default     = {}
-
-  validation {
-    condition = length(setintersection(keys(var.environment_variables), [
-      "KEFU_JWT_PRIVATE_KEY", "KEFU_DATABASE_URL", "KEFU_PLATFORM_DATABASE_URL", "KEFU_MIGRATION_DATABASE_URL",
-      "KEFU_REDIS_URL", "KEFU_TURN_SECRET", "KEFU_STRIPE_API_KEY", "KEFU_STRIPE_WEBHOOK_SECRET", "KEFU_SMTP_URL",
-      "KEFU_METRICS_TOKEN",
-    ])) == 0
-    error_message = "Credentials must be passed in `secrets` (Secrets Manager ARNs), never as plain environment values."
-  }
 }
 
 variable "secrets" {

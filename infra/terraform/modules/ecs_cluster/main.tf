@@ -4,9 +4,6 @@
 #   aws ecs run-task --cluster <cluster> --task-definition <migrate family> \
 #     --launch-type FARGATE --network-configuration '<see the run_migration_command output>'
 
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-
 resource "aws_ecs_cluster" "this" {
   name = var.name
 
@@ -30,130 +27,24 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 
 # --- the migration task -----------------------------------------------------------
 
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
+# The migration calls no AWS API: its task role gets no policy.
+module "migrate_task" {
+  source = "../ecs_task"
 
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
+  name                  = "${var.name}-migrate"
+  container_name        = "migrate"
+  image                 = var.image
+  command               = ["kefu", "db", "upgrade"]
+  cpu                   = var.cpu
+  memory                = var.memory
+  environment_variables = var.environment_variables
+  secrets               = var.secrets
+  secrets_kms_key_arn   = var.secrets_kms_key_arn
+  log_group_name        = var.log_group_name
+  log_group_arn         = var.log_group_arn
+  tags                  = var.tags
 
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-}
-
-resource "aws_iam_role" "migrate_execution" {
-  name               = "${var.name}-migrate-execution"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "migrate_execution" {
-  statement {
-    sid       = "PullImage"
-    actions   = ["ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
-    resources = ["*"]
-  }
-
-  statement {
-    sid       = "WriteLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${var.log_group_arn}:*"]
-  }
-
-  statement {
-    sid       = "ReadSecrets"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = values(var.secrets)
-  }
-
-  statement {
-    sid       = "DecryptSecrets"
-    actions   = ["kms:Decrypt"]
-    resources = [var.secrets_kms_key_arn]
-  }
-}
-
-resource "aws_iam_role_policy" "migrate_execution" {
-  name   = "pull-log-secrets"
-  role   = aws_iam_role.migrate_execution.id
-  policy = data.aws_iam_policy_document.migrate_execution.json
-}
-
-# The migration calls no AWS API: its task role has no policy.
-resource "aws_iam_role" "migrate_task" {
-  name               = "${var.name}-migrate-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-
-  tags = var.tags
-}
-
-resource "aws_security_group" "migrate" {
-  name        = "${var.name}-migrate"
-  description = "Migration task: no ingress; out to PostgreSQL and Redis in the VPC, HTTPS for AWS APIs"
-  vpc_id      = var.vpc_id
-
-  tags = merge(var.tags, { Name = "${var.name}-migrate" })
-}
-
-resource "aws_vpc_security_group_egress_rule" "migrate" {
-  for_each = {
-    https      = { port = 443, cidr = "0.0.0.0/0" }
-    postgresql = { port = 5432, cidr = var.vpc_cidr_block }
-    redis      = { port = 6379, cidr = var.vpc_cidr_block }
-  }
-
-  security_group_id = aws_security_group.migrate.id
-  description       = each.key
-  ip_protocol       = "tcp"
-  from_port         = each.value.port
-  to_port           = each.value.port
-  cidr_ipv4         = each.value.cidr
-
-  tags = var.tags
-}
-
-locals {
-  migrate_environment = merge(var.environment_variables, { KEFU_MODE = "production" })
-
-  migrate_container = {
-    name        = "migrate"
-    image       = var.image
-    essential   = true
-    command     = ["kefu", "db", "upgrade"]
-    environment = [for key in sort(keys(local.migrate_environment)) : { name = key, value = local.migrate_environment[key] }]
-    secrets     = [for key in sort(keys(var.secrets)) : { name = key, valueFrom = var.secrets[key] }]
-    logConfiguration = {
-      logDriver = "awslogs"
-      options = {
-        awslogs-group         = var.log_group_name
-        awslogs-region        = data.aws_region.current.name
-        awslogs-stream-prefix = "migrate"
-      }
-    }
-  }
-}
-
-resource "aws_ecs_task_definition" "migrate" {
-  family                   = "${var.name}-migrate"
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = var.cpu
-  memory                   = var.memory
-  execution_role_arn       = aws_iam_role.migrate_execution.arn
-  task_role_arn            = aws_iam_role.migrate_task.arn
-  container_definitions    = jsonencode([local.migrate_container])
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
-  }
-
-  tags = var.tags
+  vpc_id                     = var.vpc_id
+  vpc_cidr_block             = var.vpc_cidr_block
+  security_group_description = "Migration task: no ingress; out to PostgreSQL and Redis in the VPC, HTTPS for AWS APIs"
 }

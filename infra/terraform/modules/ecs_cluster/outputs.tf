@@ -8,9 +8,9 @@ output "cluster_arn" {
 
 output "migrate_task_definition_family" {
   description = "Run it (latest revision) before rolling the services: `kefu db upgrade`."
-  value       = aws_ecs_task_definition.migrate.family
+  value       = module.migrate_task.family
 }
 
 output "migrate_security_group_id" {
-  value = aws_security_group.migrate.id
+  value = module.migrate_task.security_group_id
 }

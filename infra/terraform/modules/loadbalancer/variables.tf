@@ -33,9 +33,9 @@ variable "target_port" {
 }
 
 variable "health_check_path" {
-  description = "Readiness path: a replica gets traffic only while this answers 200."
+  description = "Target health: ECS replaces a target that fails it, so it must not depend on shared services (/health; /ready would replace every replica during a database fail-over)."
   type        = string
-  default     = "/ready"
+  default     = "/health"
 }
 
 variable "idle_timeout" {

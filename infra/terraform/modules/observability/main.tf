@@ -87,172 +87,166 @@ resource "aws_sns_topic_subscription" "email" {
 
 locals {
   actions = [aws_sns_topic.alarms.arn]
+
+  alb_dimensions    = { LoadBalancer = var.alb_arn_suffix }
+  target_dimensions = merge(local.alb_dimensions, { TargetGroup = var.target_group_arn_suffix })
+
+  # Every kind of alarm: what it watches and when it fires.  `targets` holds
+  # one entry per alarm of that kind (its name, dimensions and, optionally,
+  # description): one for most, one per Redis node, one per ECS service.
+  # Unset fields take local.alarm_defaults.
+  alarm_kinds = {
+    # --- ALB
+    api_5xx = {
+      namespace           = "AWS/ApplicationELB"
+      metric_name         = "HTTPCode_Target_5XX_Count"
+      statistic           = "Sum"
+      period              = 60
+      evaluation_periods  = 5
+      datapoints_to_alarm = 3
+      threshold           = var.thresholds.api_5xx_per_minute
+      treat_missing_data  = "notBreaching"
+      targets = { alb = {
+        name        = "${var.name}-api-5xx"
+        description = "API replicas answer 5xx (or the ALB finds no healthy replica)."
+        dimensions  = local.target_dimensions
+      } }
+    }
+    alb_5xx = {
+      namespace           = "AWS/ApplicationELB"
+      metric_name         = "HTTPCode_ELB_5XX_Count"
+      statistic           = "Sum"
+      period              = 60
+      evaluation_periods  = 5
+      datapoints_to_alarm = 3
+      threshold           = var.thresholds.api_5xx_per_minute
+      treat_missing_data  = "notBreaching"
+      targets = { alb = {
+        name        = "${var.name}-alb-5xx"
+        description = "The ALB itself answers 5xx (no healthy target, timeouts)."
+        dimensions  = local.alb_dimensions
+      } }
+    }
+    target_response_time = {
+      namespace           = "AWS/ApplicationELB"
+      metric_name         = "TargetResponseTime"
+      extended_statistic  = "p95"
+      period              = 60
+      evaluation_periods  = 5
+      datapoints_to_alarm = 4
+      threshold           = var.thresholds.target_response_seconds
+      treat_missing_data  = "notBreaching"
+      targets = { alb = {
+        name        = "${var.name}-api-response-time"
+        description = "p95 API response time is high."
+        dimensions  = local.target_dimensions
+      } }
+    }
+    # --- RDS
+    rds_cpu = {
+      namespace          = "AWS/RDS"
+      metric_name        = "CPUUtilization"
+      statistic          = "Average"
+      evaluation_periods = 3
+      threshold          = var.thresholds.rds_cpu_percent
+      targets = { rds = {
+        name       = "${var.name}-rds-cpu"
+        dimensions = { DBInstanceIdentifier = var.rds_instance_id }
+      } }
+    }
+    rds_free_storage = {
+      namespace           = "AWS/RDS"
+      metric_name         = "FreeStorageSpace"
+      statistic           = "Minimum"
+      evaluation_periods  = 2
+      threshold           = var.thresholds.rds_free_storage_bytes
+      comparison_operator = "LessThanThreshold"
+      targets = { rds = {
+        name       = "${var.name}-rds-free-storage"
+        dimensions = { DBInstanceIdentifier = var.rds_instance_id }
+      } }
+    }
+    # --- Redis, each node
+    redis_memory = {
+      namespace          = "AWS/ElastiCache"
+      metric_name        = "DatabaseMemoryUsagePercentage"
+      statistic          = "Maximum"
+      evaluation_periods = 2
+      threshold          = var.thresholds.redis_memory_percent
+      targets            = { for id in var.redis_cache_cluster_ids : id => { name = "${id}-memory", dimensions = { CacheClusterId = id } } }
+    }
+    redis_cpu = {
+      namespace          = "AWS/ElastiCache"
+      metric_name        = "EngineCPUUtilization"
+      statistic          = "Average"
+      evaluation_periods = 3
+      threshold          = var.thresholds.redis_engine_cpu_percent
+      targets            = { for id in var.redis_cache_cluster_ids : id => { name = "${id}-engine-cpu", dimensions = { CacheClusterId = id } } }
+    }
+    # --- ECS, each service, and the media nodes
+    ecs_cpu = {
+      namespace          = "AWS/ECS"
+      metric_name        = "CPUUtilization"
+      statistic          = "Average"
+      evaluation_periods = 3
+      threshold          = var.thresholds.ecs_cpu_percent
+      targets = { for key, service in var.ecs_service_names : key => {
+        name        = "${service}-cpu"
+        description = "The ${key} service runs hot even after scaling out (at its maximum?)."
+        dimensions  = { ClusterName = var.ecs_cluster_name, ServiceName = service }
+      } }
+    }
+    media_cpu = {
+      namespace           = "AWS/EC2"
+      metric_name         = "CPUUtilization"
+      statistic           = "Average"
+      period              = 60
+      evaluation_periods  = 5
+      datapoints_to_alarm = 3
+      threshold           = var.thresholds.media_cpu_percent
+      targets = { media = {
+        name        = "${var.media_autoscaling_group_name}-cpu"
+        description = "Media nodes run hot: audio quality suffers before calls fail."
+        dimensions  = { AutoScalingGroupName = var.media_autoscaling_group_name }
+      } }
+    }
+  }
+
+  # null: the provider's default (treat_missing_data "missing", no description).
+  alarm_defaults = {
+    description         = null
+    statistic           = null
+    extended_statistic  = null
+    period              = 300
+    datapoints_to_alarm = null
+    comparison_operator = "GreaterThanThreshold"
+    treat_missing_data  = null
+  }
+
+  # One alarm per kind and target, keyed "<kind>/<target>" (known at plan time).
+  alarms = merge([
+    for kind, alarm in local.alarm_kinds : {
+      for target, watched in alarm.targets : "${kind}/${target}" => merge(local.alarm_defaults, alarm, watched)
+    }
+  ]...)
 }
 
-# --- ALB ---------------------------------------------------------------------------------
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
 
-resource "aws_cloudwatch_metric_alarm" "api_5xx" {
-  alarm_name          = "${var.name}-api-5xx"
-  alarm_description   = "API replicas answer 5xx (or the ALB finds no healthy replica)."
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "HTTPCode_Target_5XX_Count"
-  dimensions          = { LoadBalancer = var.alb_arn_suffix, TargetGroup = var.target_group_arn_suffix }
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
-  threshold           = var.thresholds.api_5xx_per_minute
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "alb_5xx" {
-  alarm_name          = "${var.name}-alb-5xx"
-  alarm_description   = "The ALB itself answers 5xx (no healthy target, timeouts)."
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "HTTPCode_ELB_5XX_Count"
-  dimensions          = { LoadBalancer = var.alb_arn_suffix }
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
-  threshold           = var.thresholds.api_5xx_per_minute
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "target_response_time" {
-  alarm_name          = "${var.name}-api-response-time"
-  alarm_description   = "p95 API response time is high."
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "TargetResponseTime"
-  dimensions          = { LoadBalancer = var.alb_arn_suffix, TargetGroup = var.target_group_arn_suffix }
-  extended_statistic  = "p95"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 4
-  threshold           = var.thresholds.target_response_seconds
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
-# --- RDS -------------------------------------------------------------------------------------
-
-resource "aws_cloudwatch_metric_alarm" "rds_cpu" {
-  alarm_name          = "${var.name}-rds-cpu"
-  namespace           = "AWS/RDS"
-  metric_name         = "CPUUtilization"
-  dimensions          = { DBInstanceIdentifier = var.rds_instance_id }
-  statistic           = "Average"
-  period              = 300
-  evaluation_periods  = 3
-  threshold           = var.thresholds.rds_cpu_percent
-  comparison_operator = "GreaterThanThreshold"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "rds_free_storage" {
-  alarm_name          = "${var.name}-rds-free-storage"
-  namespace           = "AWS/RDS"
-  metric_name         = "FreeStorageSpace"
-  dimensions          = { DBInstanceIdentifier = var.rds_instance_id }
-  statistic           = "Minimum"
-  period              = 300
-  evaluation_periods  = 2
-  threshold           = var.thresholds.rds_free_storage_bytes
-  comparison_operator = "LessThanThreshold"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
-# --- Redis -------------------------------------------------------------------------------------
-
-resource "aws_cloudwatch_metric_alarm" "redis_memory" {
-  for_each = toset(var.redis_cache_cluster_ids)
-
-  alarm_name          = "${each.key}-memory"
-  namespace           = "AWS/ElastiCache"
-  metric_name         = "DatabaseMemoryUsagePercentage"
-  dimensions          = { CacheClusterId = each.key }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 2
-  threshold           = var.thresholds.redis_memory_percent
-  comparison_operator = "GreaterThanThreshold"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "redis_cpu" {
-  for_each = toset(var.redis_cache_cluster_ids)
-
-  alarm_name          = "${each.key}-engine-cpu"
-  namespace           = "AWS/ElastiCache"
-  metric_name         = "EngineCPUUtilization"
-  dimensions          = { CacheClusterId = each.key }
-  statistic           = "Average"
-  period              = 300
-  evaluation_periods  = 3
-  threshold           = var.thresholds.redis_engine_cpu_percent
-  comparison_operator = "GreaterThanThreshold"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
-# --- ECS and media nodes --------------------------------------------------------------------------
-
-resource "aws_cloudwatch_metric_alarm" "ecs_cpu" {
-  for_each = var.ecs_service_names
-
-  alarm_name          = "${each.value}-cpu"
-  alarm_description   = "The ${each.key} service runs hot even after scaling out (at its maximum?)."
-  namespace           = "AWS/ECS"
-  metric_name         = "CPUUtilization"
-  dimensions          = { ClusterName = var.ecs_cluster_name, ServiceName = each.value }
-  statistic           = "Average"
-  period              = 300
-  evaluation_periods  = 3
-  threshold           = var.thresholds.ecs_cpu_percent
-  comparison_operator = "GreaterThanThreshold"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "media_cpu" {
-  alarm_name          = "${var.media_autoscaling_group_name}-cpu"
-  alarm_description   = "Media nodes run hot: audio quality suffers before calls fail."
-  namespace           = "AWS/EC2"
-  metric_name         = "CPUUtilization"
-  dimensions          = { AutoScalingGroupName = var.media_autoscaling_group_name }
-  statistic           = "Average"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
-  threshold           = var.thresholds.media_cpu_percent
-  comparison_operator = "GreaterThanThreshold"
+  alarm_name          = each.value.name
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric_name
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  extended_statistic  = each.value.extended_statistic
+  period              = each.value.period
+  evaluation_periods  = each.value.evaluation_periods
+  datapoints_to_alarm = each.value.datapoints_to_alarm
+  threshold           = each.value.threshold
+  comparison_operator = each.value.comparison_operator
+  treat_missing_data  = each.value.treat_missing_data
   alarm_actions       = local.actions
   ok_actions          = local.actions
 

@@ -2,162 +2,49 @@
 # no ingress at all, scaled on CPU and, when a backlog metric is published, on
 # waiting messages per worker.
 
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-
 locals {
   service_name = "${var.name}-worker"
-  environment  = merge(var.environment_variables, { KEFU_MODE = "production" })
+}
 
-  container = {
-    name        = "worker"
-    image       = var.image
-    essential   = true
-    command     = ["kefu", "worker"]
-    environment = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
-    secrets     = [for key in sort(keys(var.secrets)) : { name = key, valueFrom = var.secrets[key] }]
+# The task definition, its roles and its security group (no ingress).  The
+# retention purge deletes recordings: the task role gets the bucket policy.
+module "task" {
+  source = "../ecs_task"
+
+  name                  = local.service_name
+  image                 = var.image
+  command               = ["kefu", "worker"]
+  cpu                   = var.cpu
+  memory                = var.memory
+  environment_variables = var.environment_variables
+  secrets               = var.secrets
+  secrets_kms_key_arn   = var.secrets_kms_key_arn
+  task_policy_arns      = var.task_policy_arns
+  log_group_name        = var.log_group_name
+  log_group_arn         = var.log_group_arn
+  tags                  = var.tags
+
+  vpc_id                     = var.vpc_id
+  vpc_cidr_block             = var.vpc_cidr_block
+  security_group_description = "Workers: no ingress; out to PostgreSQL and Redis in the VPC, HTTPS and SMTP outside"
+  # AWS APIs, Stripe, report webhooks; e-mail.
+  public_egress_ports = { https = 443, smtps = 465, submission = 587 }
+
+  container_name = "worker"
+  container_settings = {
     # SIGTERM, then this long before SIGKILL.  A message is acknowledged only
     # once handled: one a stopped worker had not finished is delivered again.
     stopTimeout     = 120
     linuxParameters = { initProcessEnabled = true }
-    logConfiguration = {
-      logDriver = "awslogs"
-      options = {
-        awslogs-group         = var.log_group_name
-        awslogs-region        = data.aws_region.current.name
-        awslogs-stream-prefix = "worker"
-      }
-    }
   }
 }
 
-# --- roles ------------------------------------------------------------------------
-
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-}
-
-resource "aws_iam_role" "execution" {
-  name               = "${local.service_name}-execution"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "execution" {
-  statement {
-    sid       = "PullImage"
-    actions   = ["ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
-    resources = ["*"]
-  }
-
-  statement {
-    sid       = "WriteLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${var.log_group_arn}:*"]
-  }
-
-  statement {
-    sid       = "ReadSecrets"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = values(var.secrets)
-  }
-
-  statement {
-    sid       = "DecryptSecrets"
-    actions   = ["kms:Decrypt"]
-    resources = [var.secrets_kms_key_arn]
-  }
-}
-
-resource "aws_iam_role_policy" "execution" {
-  name   = "pull-log-secrets"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
-}
-
-# The retention purge deletes recordings: the task role gets the bucket policy.
-resource "aws_iam_role" "task" {
-  name               = "${local.service_name}-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-
-  tags = var.tags
-}
-
-resource "aws_iam_role_policy_attachment" "task" {
-  for_each = var.task_policy_arns
-
-  role       = aws_iam_role.task.name
-  policy_arn = each.value
-}
-
-# --- network --------------------------------------------------------------------------
-
-resource "aws_security_group" "worker" {
-  name        = local.service_name
-  description = "Workers: no ingress; out to PostgreSQL and Redis in the VPC, HTTPS and SMTP outside"
-  vpc_id      = var.vpc_id
-
-  tags = merge(var.tags, { Name = local.service_name })
-}
-
-resource "aws_vpc_security_group_egress_rule" "worker" {
-  for_each = {
-    # AWS APIs, Stripe, report webhooks.
-    https      = { port = 443, cidr = "0.0.0.0/0" }
-    smtps      = { port = 465, cidr = "0.0.0.0/0" }
-    submission = { port = 587, cidr = "0.0.0.0/0" }
-    postgresql = { port = 5432, cidr = var.vpc_cidr_block }
-    redis      = { port = 6379, cidr = var.vpc_cidr_block }
-  }
-
-  security_group_id = aws_security_group.worker.id
-  description       = each.key
-  ip_protocol       = "tcp"
-  from_port         = each.value.port
-  to_port           = each.value.port
-  cidr_ipv4         = each.value.cidr
-
-  tags = var.tags
-}
-
-# --- task and service -------------------------------------------------------------------
-
-resource "aws_ecs_task_definition" "worker" {
-  family                   = local.service_name
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = var.cpu
-  memory                   = var.memory
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
-  container_definitions    = jsonencode([local.container])
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
-  }
-
-  tags = var.tags
-}
+# --- service -------------------------------------------------------------------
 
 resource "aws_ecs_service" "worker" {
   name            = local.service_name
   cluster         = var.cluster_name
-  task_definition = aws_ecs_task_definition.worker.arn
+  task_definition = module.task.arn
   desired_count   = var.min_capacity
   launch_type     = "FARGATE"
 
@@ -173,7 +60,7 @@ resource "aws_ecs_service" "worker" {
 
   network_configuration {
     subnets          = var.subnet_ids
-    security_groups  = [aws_security_group.worker.id]
+    security_groups  = [module.task.security_group_id]
     assign_public_ip = false
   }
 
