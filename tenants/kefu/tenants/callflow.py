@@ -656,8 +656,9 @@ class CallFlow:
 
     async def _end_in_db(
         self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, reason: str | None, actor: str, party: str | None, disconnected: bool
-    ) -> tuple[str, Agent | None] | None:
-        """The ``ended`` transition and its event; None when the call is missing or already ended."""
+    ) -> tuple[str, Agent | None, bool] | None:
+        """The ``ended`` transition and its event: (reason, the agent freed, whether the call was
+        ringing at a group); None when the call is missing or already ended."""
         now = self.acd.clock()
         for _attempt in range(MAX_END_ATTEMPTS):
             try:
@@ -670,7 +671,7 @@ class CallFlow:
 
     async def _end_once(
         self, now: datetime, *, tenant_id: uuid.UUID, call_id: uuid.UUID, reason: str | None, actor: str, party: str | None, disconnected: bool
-    ) -> tuple[str, Agent | None] | None:
+    ) -> tuple[str, Agent | None, bool] | None:
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             # Lock order everywhere (as the router): the call's current agent row, then the call row.
             locked_agent = await lock_agent_of_call(session, tenant_id=tenant_id, call_id=call_id)
@@ -724,7 +725,7 @@ class CallFlow:
                     await append_event(session, tenant_id=tenant_id, call_id=call_id, type="wrap_up_started", actor="acd", at=now,
                                        data={"agent_id": str(freed.id), "until": freed.wrap_up_until.isoformat() if freed.wrap_up_until else None})
                 await agent_state_changed(session, freed)
-        return reason, freed
+        return reason, freed, bool(call.ring_group)
 
     async def end_call(
         self,
@@ -746,10 +747,12 @@ class CallFlow:
         if ended is None:
             await self._collect_recordings(tenant_id=tenant_id, call_id=call_id)
             return False
-        reason, freed = ended
+        reason, freed, rang_group = ended
         metrics.CALLS_ENDED.labels(metrics.end_reason(reason)).inc()
-        # A ring-all group (or an offer a crash left behind) may still ring for this call.
-        await self.acd.release_offers(tenant_id=tenant_id, call_id=call_id, reason="call_ended")
+        if rang_group:  # the rest of a ring-all group still rings for this call
+            await self.acd.release_offers(tenant_id=tenant_id, call_id=call_id, reason="call_ended")
+        # (A single offer's agent was freed with the call; an offer some crash left behind on
+        # another agent is the sweep's: agents ringing for a call that no longer rings.)
         if freed is not None and freed.system_state == "wrap_up":
             self.acd.watch_wrap_up(tenant_id, freed.id, call_id, freed.wrap_up_until)
         for hook in self.after_end:
