@@ -46,8 +46,7 @@ async def ready(runtime: RuntimeDep) -> dict[str, Any]:
 @get("/metrics", include_in_schema=False)
 async def metrics_endpoint(request: Request, runtime: RuntimeDep) -> Response[bytes]:
     """Prometheus metrics, for the bearer of ``KEFU_METRICS_TOKEN`` only (404 while it is unset)."""
-    probes.check_metrics_token(runtime.settings, request.headers.get("authorization"))
-    return Response(await metrics.exposition(runtime), media_type=metrics.CONTENT_TYPE)
+    return await probes.metrics_response(runtime, request)
 
 
 @get("/.well-known/jwks.json", include_in_schema=False)

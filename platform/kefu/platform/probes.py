@@ -22,8 +22,10 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from litestar import Request, Response
 from sqlalchemy import text
 
+from kefu.platform import metrics
 from kefu.platform.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -157,3 +159,10 @@ def check_metrics_token(settings: Any, authorization: str | None) -> None:
     scheme, _, presented = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
         raise Problem(401, "unauthorized", "/metrics needs Authorization: Bearer <KEFU_METRICS_TOKEN>")
+
+
+async def metrics_response(runtime: Any, request: Request) -> Response[bytes]:
+    """The ``/metrics`` answer of every process (API, media node, worker): the token gate,
+    then the runtime's exposition."""
+    check_metrics_token(runtime.settings, request.headers.get("authorization"))
+    return Response(await metrics.exposition(runtime), media_type=metrics.CONTENT_TYPE)

@@ -357,8 +357,7 @@ def create_node_app(runtime: Runtime) -> Litestar:
 
     @get("/metrics", include_in_schema=False)
     async def metrics_endpoint(request: Request) -> Response[bytes]:
-        probes.check_metrics_token(runtime.settings, request.headers.get("authorization"))
-        return Response(await metrics.exposition(runtime), media_type=metrics.CONTENT_TYPE)
+        return await probes.metrics_response(runtime, request)
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:

@@ -23,7 +23,7 @@ from typing import Any
 import uvicorn
 from litestar import Litestar, Request, Response, get
 
-from kefu.platform import metrics, probes
+from kefu.platform import probes
 from kefu.platform.problems import exception_handlers
 from kefu.platform.runtime import Runtime
 from kefu.platform.settings import Settings
@@ -52,8 +52,7 @@ def create_worker_app(runtime: Runtime) -> Litestar:
 
     @get("/metrics", include_in_schema=False)
     async def metrics_endpoint(request: Request) -> Response[bytes]:
-        probes.check_metrics_token(runtime.settings, request.headers.get("authorization"))
-        return Response(await metrics.exposition(runtime), media_type=metrics.CONTENT_TYPE)
+        return await probes.metrics_response(runtime, request)
 
     return Litestar(route_handlers=[health, ready, metrics_endpoint], exception_handlers=exception_handlers, openapi_config=None)  # type: ignore[arg-type]
 
