@@ -36,7 +36,7 @@ from kefu.tenants.models import Agent, Call, CallEvent  # noqa: E402
 from kefu.webrtc.ice import allow_loopback_host_candidates  # noqa: E402
 from kefu.webrtc.remote import redis_client  # noqa: E402
 
-__all__ = ["ApiCluster", "ContactCenter", "Seat", "next_frame", "until", "ClientPeer", "attach", "Desk", "Traffic",
+__all__ = ["media_nodes_reporting", "ApiCluster", "ContactCenter", "Seat", "next_frame", "until", "ClientPeer", "attach", "Desk", "Traffic",
            "CALLER_HZ", "AGENT_HZ", "hears"]
 
 CALLER_HZ, AGENT_HZ = 440.0, 1000.0
@@ -59,6 +59,11 @@ async def attach(topology: Topology) -> AsyncIterator[ApiCluster]:
             await client.aclose()
         await c.redis.aclose()
         await c.runtime.db.dispose()
+
+
+async def media_nodes_reporting(c: ApiCluster, count: int, *, besides: frozenset[str] = frozenset()) -> bool:
+    """At least ``count`` media nodes in the nodes hash, not counting the names ``besides``."""
+    return len(set(await c.redis.hkeys("kefu:media:nodes")) - besides) >= count
 
 
 async def scrape(c: ApiCluster, *, token: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:

@@ -37,6 +37,7 @@ from cluster_support import (
     attach,
     call_events,
     hears,
+    media_nodes_reporting,
     scrape,
     total,
     until,
@@ -74,7 +75,7 @@ class Floor:
 @pytest.fixture(scope="module")
 async def floor(topology: Topology) -> AsyncIterator[Floor]:
     async with attach(topology) as c:
-        await until(lambda: _nodes_reporting(c, 2), timeout=60, what="both media nodes reporting")
+        await until(lambda: media_nodes_reporting(c, 2), timeout=60, what="both media nodes reporting")
         busy = await c.contact_center(["T1", "T2", "T3", "T4"], via="api-a")
         long = await c.contact_center(["Ann", "Ben"], via="api-b")
         busy_desks = [await Desk(c, seat, VIA[i % 2]).open() for i, seat in enumerate(busy.seats)]
@@ -87,10 +88,6 @@ async def floor(topology: Topology) -> AsyncIterator[Floor]:
         finally:
             await traffic.stop()
             await asyncio.gather(*(desk.close() for desk in [*busy_desks, *long_desks]))
-
-
-async def _nodes_reporting(c: ApiCluster, count: int, *, besides: set[str] = frozenset()) -> bool:  # type: ignore[assignment]
-    return len(set(await c.redis.hkeys("kefu:media:nodes")) - besides) >= count
 
 
 @dataclass
@@ -177,7 +174,7 @@ async def test_a_killed_media_node_ends_its_calls_with_closed_cdrs_while_the_oth
         await first.close()
         await second.close()
         topology[victim].start()
-        await until(lambda: _nodes_reporting(c, 2, besides={nodes[doomed.call_id]}), timeout=60, what=f"{victim} back")
+        await until(lambda: media_nodes_reporting(c, 2, besides=frozenset({nodes[doomed.call_id]})), timeout=60, what=f"{victim} back")
 
 
 async def test_a_killed_api_replica_loses_no_call_and_its_agents_carry_on_through_the_other(floor: Floor, topology: Topology) -> None:

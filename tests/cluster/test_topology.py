@@ -28,6 +28,7 @@ from cluster_support import (
     attach,
     call_events,
     hears,
+    media_nodes_reporting,
     next_frame,
     scrape,
     total,
@@ -44,12 +45,8 @@ VIA = ("api-a", "api-b")
 @pytest.fixture(scope="module")
 async def cluster(topology: Topology) -> AsyncIterator[ApiCluster]:
     async with attach(topology) as c:
-        await until(lambda: _media_nodes_reporting(c, 2), timeout=60, what="both media nodes reporting")
+        await until(lambda: media_nodes_reporting(c, 2), timeout=60, what="both media nodes reporting")
         yield c
-
-
-async def _media_nodes_reporting(c: ApiCluster, count: int) -> bool:
-    return len(await c.redis.hkeys("kefu:media:nodes")) >= count
 
 
 def _board_figures(frame: dict[str, Any]) -> Any:
