@@ -204,6 +204,7 @@ def test_a_sampling_policy_fills_a_work_list_reviewers_calibrate_and_the_report_
         expect(item).to_contain_text("Demo Agent", timeout=STEP_MS)
         item.locator(".evaluate-button").click()
         expect(rita.locator("#evaluation")).to_have_attribute("data-status", "draft", timeout=STEP_MS)
+        rita.fill("#evaluation-comments", "Stayed 100% calm.")
         score_and_submit(rita, {"greet": "yes", "fast": "na", "polite": "4", "privacy": "yes"})
         expect(rita.locator("#no-work")).to_be_visible(timeout=STEP_MS)
         evaluation_id = rita.locator("#evaluation").get_attribute("data-evaluation-id")
@@ -236,6 +237,33 @@ def test_a_sampling_policy_fills_a_work_list_reviewers_calibrate_and_the_report_
         expect(admin.locator('#calibration-results-table tr[data-question-id="polite"] .spread')).to_have_text("50", timeout=STEP_MS)
         expect(admin.locator('#calibration-results-table tr[data-question-id="greet"] .spread')).to_have_text("0")
         expect(admin.locator("#calibration-results-table tr.totals .spread")).to_have_text("21")  # 89.5 against 68.5
+
+        # The evaluations search narrows by QA type, reviewer and comments ("%" is a character, not a wildcard).
+        listed = admin.locator("#evaluations-table tbody tr")
+        admin.reload()
+        expect(listed).to_have_count(3, timeout=STEP_MS)  # Rita's, and the two calibrations
+        admin.select_option("#filter-qa-type", "calibration")
+        admin.click("#filter-button")
+        expect(listed).to_have_count(2, timeout=STEP_MS)
+        admin.select_option("#filter-reviewer", label="Sam Reviewer")
+        admin.click("#filter-button")
+        expect(listed).to_have_count(1, timeout=STEP_MS)
+        admin.select_option("#filter-qa-type", "")
+        admin.select_option("#filter-reviewer", "")
+        admin.fill("#filter-comments", "100% CALM")
+        admin.click("#filter-button")
+        expect(listed).to_have_count(1, timeout=STEP_MS)
+        expect(listed.first).to_have_attribute("data-evaluation-id", evaluation_id)
+        admin.fill("#filter-comments", "100__calm")  # "_" is a character too
+        admin.click("#filter-button")
+        expect(listed).to_have_count(0, timeout=STEP_MS)
+        admin.fill("#filter-comments", "")
+        admin.select_option("#filter-scorecard", label="Service call")
+        admin.click("#filter-button")
+        expect(listed).to_have_count(3, timeout=STEP_MS)
+        admin.check("#filter-auto-failed")  # every answer verified the caller: none auto-failed
+        admin.click("#filter-button")
+        expect(listed).to_have_count(0, timeout=STEP_MS)
 
         # The report: calibrations do not count, Rita's 89.5 does.
         admin.click("#report-button")

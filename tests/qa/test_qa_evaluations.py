@@ -168,11 +168,75 @@ async def test_search_finds_evaluations_by_each_named_field(client: Any, acme: W
     assert await ids("duration_min=200") == [second["id"]]
     assert await ids("duration_max=100") == [third["id"], first["id"]]
     started = (T0 + timedelta(days=1, minutes=30)).isoformat().replace("+00:00", "Z")
+    second_at = (T0 + timedelta(days=1, hours=1)).isoformat().replace("+00:00", "Z")
     assert await ids(f"started_from={started}") == [third["id"], second["id"]]
+    assert await ids(f"started_to={second_at}") == [second["id"], first["id"]]  # the bound itself is in
+    assert await ids(f"started_from={started}&started_to={second_at}") == [second["id"]]
+    assert await ids(f"submitted_from={started}") == [third["id"], second["id"]]
+    assert await ids(f"submitted_from={second_at}&submitted_to={second_at}") == [second["id"]]
     assert await ids(f"submitted_to={started}") == [first["id"]]
     assert await ids(f"scorecard_id={scorecard_id}&status=submitted&limit=1&offset=1") == [second["id"]]
     page = (await client.get("/api/v1/qa/evaluations?limit=2", headers=acme.sue.headers)).json()
     assert (page["total"], len(page["items"]), page["items"][0]["reviewer_name"]) == (3, 2, "Rita")
+
+
+async def test_search_by_start_or_end_serial_is_exact_while_serial_names_any_covered_call(client: Any, acme: World, clock: ManualClock) -> None:
+    scorecard_id, _ = await scorecard(client, acme)
+    early = await make_call(acme, acme.alice, started=T0, talk_s=100)
+    late = await make_call(acme, acme.alice, started=T0 + timedelta(hours=2), talk_s=50)
+    middle = await make_call(acme, acme.alice, started=T0 + timedelta(hours=1))
+    spanning = await evaluate(client, acme, acme.rita, scorecard_id, [late, early])
+    clock.now += timedelta(minutes=5)
+    single = await evaluate(client, acme, acme.rita, scorecard_id, [middle])
+    first, last, between = call_serial(early, T0), call_serial(late, T0 + timedelta(hours=2)), call_serial(middle, T0 + timedelta(hours=1))
+    assert (spanning["start_serial"], spanning["end_serial"], single["start_serial"]) == (first, last, between)
+
+    async def ids(query: str) -> list[str]:
+        response = await client.get(f"/api/v1/qa/evaluations?{query}", headers=acme.sue.headers)
+        assert response.status_code == 200, response.text
+        return [e["id"] for e in response.json()["items"]]
+
+    assert await ids(f"serial={between}") == [single["id"], spanning["id"]]  # the middle call lies in the two calls' range
+    assert await ids(f"start_serial={first}") == [spanning["id"]]
+    assert await ids(f"end_serial={last}") == [spanning["id"]]
+    assert await ids(f"start_serial={last}") == [] and await ids(f"end_serial={first}") == []
+    assert await ids(f"start_serial={between}") == [single["id"]] and await ids(f"end_serial={between}") == [single["id"]]
+    assert await ids(f"start_serial={first}&end_serial={last}") == [spanning["id"]]
+    assert await ids(f"start_serial={first}&end_serial={between}") == []
+    too_long = await client.get(f"/api/v1/qa/evaluations?start_serial={'9' * 33}", headers=acme.sue.headers)
+    assert (too_long.status_code, too_long.json()["code"]) == (400, "validation_error")
+
+
+async def test_search_by_comments_is_case_insensitive_and_matches_wildcards_literally(client: Any, acme: World, globex: World, clock: ManualClock) -> None:
+    scorecard_id, _ = await scorecard(client, acme)
+    refund = await evaluate(client, acme, acme.rita, scorecard_id, [await make_call(acme, acme.alice)], comments="Refund promised: 100% by Friday")
+    clock.now += timedelta(minutes=5)
+    field = await evaluate(client, acme, acme.rita, scorecard_id, [await make_call(acme, acme.alice)], comments="Read the customer_name back")
+    clock.now += timedelta(minutes=5)
+    loose = await evaluate(client, acme, acme.sam, scorecard_id, [await make_call(acme, acme.bob)], comments="Promised 100 euros; customer name misspelt")
+    clock.now += timedelta(minutes=5)
+    await evaluate(client, acme, acme.sam, scorecard_id, [await make_call(acme, acme.bob)])  # no comments
+    globex_card, _ = await scorecard(client, globex)
+    await evaluate(client, globex, globex.rita, globex_card, [await make_call(globex, globex.alice)], comments="Refund promised: 100% by Friday")
+
+    async def ids(comments: str) -> list[str]:
+        response = await client.get("/api/v1/qa/evaluations", params={"comments": comments}, headers=acme.sue.headers)
+        assert response.status_code == 200, response.text
+        return [e["id"] for e in response.json()["items"]]
+
+    assert await ids("REFUND") == [refund["id"]]
+    assert await ids("promised") == [loose["id"], refund["id"]]
+    # % and _ are the user's characters, not LIKE wildcards: "100%" is not "100 euros", "customer_name" not "customer name".
+    assert await ids("100%") == [refund["id"]]
+    assert await ids("%") == [refund["id"]]
+    assert await ids("customer_name") == [field["id"]]
+    assert await ids("_") == [field["id"]]
+    assert await ids("customer") == [loose["id"], field["id"]]
+    assert await ids("Friday") == [refund["id"]]  # Globex's evaluation with the same words stays in Globex
+    assert await ids("nowhere") == []
+    too_long = await client.get("/api/v1/qa/evaluations", params={"comments": "x" * 201}, headers=acme.sue.headers)
+    assert (too_long.status_code, too_long.json()["code"]) == (400, "validation_error")
+    assert [e["key"] for e in too_long.json()["errors"]] == ["comments"]
 
 
 async def test_a_reviewer_discards_its_own_draft_only(client: Any, acme: World) -> None:

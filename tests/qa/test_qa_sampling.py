@@ -114,6 +114,39 @@ async def test_the_scheduled_job_fills_work_lists_once_per_tick(client: Any, run
     assert len(await items(client, acme)) == 2
 
 
+async def test_each_tenants_scheduled_run_fills_only_its_own_work_lists_with_its_own_calls(
+    client: Any, runtime: Runtime, acme: World, globex: World
+) -> None:
+    worlds = (acme, globex)
+    for world in worlds:
+        scorecard_id, _ = await scorecard(client, world)
+        await make_policy(client, world, scorecard_id, calls_per_agent=5, period="day")
+        for agent in (world.alice, world.bob, world.alice):
+            await make_call(world, agent, started=T0)
+    scheduler = next(s for s in runtime.services if isinstance(s, SamplingScheduler))
+    now = T0 + timedelta(hours=5)
+    tick = str(int(now.timestamp() // max(1, scheduler.interval_s)))
+
+    # Acme's job of this tick alone: Acme's calls, Acme's reviewers, nothing written for Globex.
+    async with runtime.db.tenant_session(tenant_id=acme.tenant_id) as session:
+        await scheduler.enqueue(session, acme.tenant_id, tick=tick, now=now)
+    await runtime.components["jobs"].drain()
+    acme_items = await items(client, acme)
+    assert sorted(i["call_id"] for i in acme_items) == sorted(str(c) for c in acme.calls)
+    assert {i["reviewer_id"] for i in acme_items} <= {str(acme.rita.user_id), str(acme.sam.user_id)}
+    assert await table_rows(globex, QaWorkItem) == [] and await items(client, globex) == []
+    acme_rows = await table_rows(acme, QaWorkItem)
+
+    # The tick queues a job per tenant (the same key as Acme's, per tenant): Globex's fills Globex's lists only.
+    assert await scheduler.tick(now=now) == 2
+    await runtime.components["jobs"].drain()
+    globex_items = await items(client, globex)
+    assert sorted(i["call_id"] for i in globex_items) == sorted(str(c) for c in globex.calls)
+    assert {i["reviewer_id"] for i in globex_items} <= {str(globex.rita.user_id), str(globex.sam.user_id)}
+    assert {i["agent_name"] for i in globex_items} == {"Alice globex", "Bob globex"}
+    assert await table_rows(acme, QaWorkItem) == acme_rows
+
+
 async def test_policies_refuse_foreign_or_unfit_references_and_store_nothing(client: Any, acme: World, globex: World) -> None:
     scorecard_id, _ = await scorecard(client, acme)
     foreign_scorecard, _ = await scorecard(client, globex)

@@ -7,7 +7,7 @@ from typing import Any
 
 from qa_support import GOOD_ANSWERS, STANDARD, World, audit_actions, evaluate, make_call, scorecard, table_rows
 
-from kefu.tenants.qa.models import QaScorecard
+from kefu.tenants.qa.models import QaScorecard, QaScorecardVersion
 
 
 async def test_a_draft_whose_weights_do_not_add_up_is_refused_naming_the_section_and_nothing_is_stored(client: Any, acme: World) -> None:
@@ -19,6 +19,29 @@ async def test_a_draft_whose_weights_do_not_add_up_is_refused_naming_the_section
     assert (body["code"], body["section"], body["path"]) == ("weights_do_not_add_up", "closing", "sections[2]")
     assert "Closing" in body["detail"]
     assert await table_rows(acme, QaScorecard) == []
+
+
+async def test_editing_a_draft_with_weights_that_do_not_add_up_is_refused_and_the_draft_and_versions_stay(client: Any, acme: World) -> None:
+    scorecard_id, v1 = await scorecard(client, acme)
+    renamed = [{**s, "title": f"{s['title']} (revised)"} for s in STANDARD["sections"]]
+    saved = await client.patch(f"/api/v1/qa/scorecards/{scorecard_id}", json={"document": {"sections": renamed}}, headers=acme.admin.headers)
+    assert saved.status_code == 200, saved.text
+    before = (await table_rows(acme, QaScorecard), await table_rows(acme, QaScorecardVersion), await audit_actions(acme))
+    broken = [dict(s) for s in renamed]
+    broken[1] = {**broken[1], "questions": [{**broken[1]["questions"][0], "weight": 60}, {**broken[1]["questions"][1], "weight": 30}]}
+    response = await client.patch(f"/api/v1/qa/scorecards/{scorecard_id}", json={"name": "Broken now", "document": {"sections": broken}},
+                                  headers=acme.admin.headers)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert (body["code"], body["section"], body["path"]) == ("weights_do_not_add_up", "handling", "sections[1]")
+    assert (await table_rows(acme, QaScorecard), await table_rows(acme, QaScorecardVersion), await audit_actions(acme)) == before
+    shown = (await client.get(f"/api/v1/qa/scorecards/{scorecard_id}", headers=acme.admin.headers)).json()
+    assert (shown["name"], [s["title"] for s in shown["draft"]["sections"]]) == ("Standard", ["Opening (revised)", "Handling (revised)", "Closing (revised)"])
+    [version] = (await client.get(f"/api/v1/qa/scorecards/{scorecard_id}/versions", headers=acme.admin.headers)).json()
+    assert (version["id"], [s["title"] for s in version["document"]["sections"]]) == (v1, ["Opening", "Handling", "Closing"])
+    # Publishing now publishes the last good draft.
+    v2 = await client.post(f"/api/v1/qa/scorecards/{scorecard_id}/publish", headers=acme.admin.headers)
+    assert (v2.status_code, v2.json()["number"], v2.json()["document"]["sections"][1]["title"]) == (201, 2, "Handling (revised)")
 
 
 async def test_bands_with_a_gap_are_refused(client: Any, acme: World) -> None:

@@ -11,10 +11,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from recordings_support import T0, RecordedCall, Tenant, add_agent, audio, audit_entries, recorded_call
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from kefu.platform.identity.principal import Principal
 from kefu.platform.models import User
+from kefu.tenants.models import Recording
 from kefu.tenants.recordings.links import sign_link
 
 
@@ -34,6 +35,18 @@ def with_query(url: str, pairs: list[tuple[str, str]]) -> str:
 
 def query_of(url: str) -> list[tuple[str, str]]:
     return parse_qsl(urlsplit(url).query, keep_blank_values=True)
+
+
+async def stored(*tenants: Tenant) -> list[Any]:
+    """Every tenant's audit entries and recording rows, as they are: a refused request changes none."""
+    snapshot: list[Any] = []
+    for tenant in tenants:
+        entries = await audit_entries(tenant)
+        async with tenant.runtime.db.tenant_session(tenant_id=tenant.id) as session:
+            recordings = await session.scalars(select(Recording).where(Recording.tenant_id == tenant.id).order_by(Recording.id))
+            rows = [{c.name: getattr(r, c.key) for c in Recording.__table__.columns} for r in recordings]
+        snapshot.append(([(e.id, e.action, e.actor, e.target, e.detail) for e in entries], rows))
+    return snapshot
 
 
 async def problem(client: Any, url: str, status: int = 403) -> str:
@@ -95,9 +108,13 @@ async def test_a_link_expires_after_five_minutes(client: Any, acme: Tenant, call
     link = await make_link(client, acme, call.recording_id())
     traveller.shift(timedelta(seconds=290))
     assert (await client.get(link["url"])).status_code == 200
+    before = await stored(acme)
+    [[entries, recordings]] = before
+    assert ([action for _, action, *_ in entries].count("recording.listened"), len(recordings)) == (1, 2)
     traveller.shift(timedelta(seconds=11))
     assert await problem(client, link["url"]) == "link_expired"
     assert await problem(client, link["url"] + "&x=1") == "invalid_signature"
+    assert await stored(acme) == before
 
 
 async def test_any_change_to_a_link_makes_its_signature_invalid(client: Any, acme: Tenant, globex: Tenant, call: RecordedCall) -> None:
@@ -123,10 +140,13 @@ async def test_any_change_to_a_link_makes_its_signature_invalid(client: Any, acm
         "a repeated parameter": with_query(link["url"], pairs + [("purpose", "listen")]),
         "another recording of the same call": with_query(f"/api/v1/recordings/{call.recording_id('agent')}/media", pairs),
     }
+    before = await stored(acme, globex)
     answers = {what: await problem(client, url) for what, url in variants.items()}
     assert answers == {what: "invalid_signature" for what in variants}
-    # Unchanged, it still works.
+    assert await stored(acme, globex) == before
+    # Unchanged, it still works (and that is logged).
     assert (await client.get(link["url"])).status_code == 200
+    assert [e.target for e in await audit_entries(acme, "recording.listened")] == [f"recording:{call.recording_id()}"]
 
 
 async def test_links_never_cross_tenants(client: Any, runtime: Any, acme: Tenant, globex: Tenant, call: RecordedCall) -> None:

@@ -268,6 +268,8 @@ class EvaluationsController(Controller):
     async def search(
         self, db: DbSession, tenant_id: TenantId, principal: CurrentPrincipal,
         serial: Annotated[str | None, QueryParameter(max_length=32)] = None,
+        start_serial: Annotated[str | None, QueryParameter(max_length=32)] = None,
+        end_serial: Annotated[str | None, QueryParameter(max_length=32)] = None,
         call_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
         reviewer_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
         agent_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
@@ -286,14 +288,18 @@ class EvaluationsController(Controller):
         scorecard_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
         queue_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
         auto_failed: Annotated[bool | None, QueryParameter()] = None,
+        comments: Annotated[str | None, QueryParameter(max_length=200)] = None,
         limit: Limit = 50, offset: Offset = 0,
     ) -> EvaluationPage:
-        """Search by any of the evaluation's fields (all given conditions hold), newest first."""
+        """Search by any of the evaluation's fields (all given conditions hold), newest first.
+        ``serial`` names any covered call; ``start_serial`` and ``end_serial`` are exact;
+        ``comments`` is a case-insensitive "contains"."""
         filters = evaluations.Filters(
-            serial=serial, call_id=call_id, reviewer_id=reviewer_id, agent_id=agent_id, qa_type=qa_type, business_type=business_type,
+            serial=serial, start_serial=start_serial, end_serial=end_serial, call_id=call_id, reviewer_id=reviewer_id, agent_id=agent_id,
+            qa_type=qa_type, business_type=business_type,
             score_min=score_min, score_max=score_max, grade=grade, started_from=started_from, started_to=started_to,
             submitted_from=submitted_from, submitted_to=submitted_to, duration_min=duration_min, duration_max=duration_max, status=status,
-            scorecard_id=scorecard_id, queue_id=queue_id, auto_failed=auto_failed,
+            scorecard_id=scorecard_id, queue_id=queue_id, auto_failed=auto_failed, comments=comments,
         )
         visibility = evaluations.reviewer_visibility(principal)
         rows, total = await evaluations.search(db, tenant_id=tenant_id, filters=filters, limit=limit, offset=offset,

@@ -324,6 +324,8 @@ class Filters:
     """Every field of the search; None: no condition."""
 
     serial: str | None = None
+    start_serial: str | None = None
+    end_serial: str | None = None
     call_id: uuid.UUID | None = None
     reviewer_id: uuid.UUID | None = None
     agent_id: uuid.UUID | None = None
@@ -342,6 +344,7 @@ class Filters:
     scorecard_id: uuid.UUID | None = None
     queue_id: uuid.UUID | None = None
     auto_failed: bool | None = None
+    comments: str | None = None
 
 
 def _conditions(tenant_id: uuid.UUID, f: Filters) -> list[Any]:
@@ -356,8 +359,12 @@ def _conditions(tenant_id: uuid.UUID, f: Filters) -> list[Any]:
         (f.reviewer_id, QaEvaluation.reviewer_user_id), (f.agent_id, QaEvaluation.agent_id), (f.qa_type, QaEvaluation.qa_type),
         (f.business_type, QaEvaluation.business_type), (f.grade, QaEvaluation.grade), (f.status, QaEvaluation.status),
         (f.scorecard_id, QaEvaluation.scorecard_id), (f.queue_id, QaEvaluation.queue_id), (f.auto_failed, QaEvaluation.auto_failed),
+        (f.start_serial or None, QaEvaluation.start_serial), (f.end_serial or None, QaEvaluation.end_serial),
     ]
     where += [column == value for value, column in pairs if value is not None]
+    if f.comments and f.comments.strip():
+        # Case-insensitive "contains"; % and _ in the text match themselves (autoescape).
+        where.append(func.lower(QaEvaluation.comments).contains(f.comments.strip().lower(), autoescape=True))
     ranges: list[tuple[Any, Any, Any]] = [
         (QaEvaluation.total_score, f.score_min, f.score_max), (QaEvaluation.started_at, f.started_from, f.started_to),
         (QaEvaluation.submitted_at, f.submitted_from, f.submitted_to), (QaEvaluation.call_duration_s, f.duration_min, f.duration_max),

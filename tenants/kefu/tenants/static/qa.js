@@ -7,7 +7,8 @@
 // the scorecard builder: ./scorecards.js.
 // Markup: #work-list-table tr[data-work-item-id] .evaluate-button; #evaluation[data-evaluation-id]
 // [data-status]; #questions .question[data-question-id][data-type] with radio inputs
-// .answer (value yes | no | na | an integer); #evaluations-table tr[data-evaluation-id] .open-button.
+// .answer (value yes | no | na | an integer); #evaluations-filter (fields named as the search's
+// query parameters); #evaluations-table tr[data-evaluation-id] .open-button.
 import { $, api, el, guarded, logOut, showError, signedInPage, t } from "./common.js";
 import { playCall } from "./player.js";
 import { installPolicies, installReports, loadCalibrations, offerCalibration } from "./qa_manage.js";
@@ -200,10 +201,14 @@ $("library-form").addEventListener("submit", guarded(async () => {
 
 // --- evaluations search -----------------------------------------------------------------------------
 
+// The filter form's fields are named as the search's query parameters; times are local.
+const TIME_FILTERS = ["started_from", "started_to", "submitted_from", "submitted_to"];
+
 async function search() {
   const params = new URLSearchParams({ limit: "50" });
-  for (const [name, id] of [["serial", "filter-serial"], ["agent_id", "filter-agent"], ["status", "filter-status"], ["grade", "filter-grade"]]) {
-    if ($(id).value.trim()) params.set(name, $(id).value.trim());
+  for (const [name, raw] of new FormData($("evaluations-filter"))) {
+    const value = String(raw).trim();
+    if (value) params.set(name, TIME_FILTERS.includes(name) ? new Date(value).toISOString() : value);
   }
   const page = await api("GET", `/api/v1/qa/evaluations?${params}`);
   const rows = page.items.map((e) => {
@@ -231,6 +236,18 @@ async function start() {
   agentNames = Object.fromEntries(agents.map((a) => [a.id, a.display_name]));
   $("filter-agent").replaceChildren($("filter-agent").options[0], ...Object.entries(agentNames).map(([id, name]) => new Option(name, id)));
   $("filter-status").replaceChildren($("filter-status").options[0], ...STATUSES.map((s) => new Option(t(`qa_status_${s}`), s)));
+  $("filter-qa-type").replaceChildren($("filter-qa-type").options[0],
+    ...[...QA_TYPES, "second_review", "calibration"].map((type) => new Option(t(`qa_type_${type}`), type)));
+  // Reviewers from the user directory (admins and supervisors may read it); else only oneself.
+  const reviewers = await api("GET", "/api/v1/users?limit=200")
+    .then((page) => page.items.filter((u) => u.roles.some((role) => ["qa_reviewer", "supervisor", "tenant_admin"].includes(role))))
+    .catch(() => [me.user]);
+  $("filter-reviewer").replaceChildren($("filter-reviewer").options[0], ...reviewers.map((u) => new Option(u.display_name, u.id)));
+  const [queues, scorecards] = await Promise.all([
+    api("GET", "/api/v1/queues").catch(() => []), api("GET", "/api/v1/qa/scorecards?include_retired=true").catch(() => []),
+  ]);
+  $("filter-queue").replaceChildren($("filter-queue").options[0], ...queues.map((q) => new Option(q.name, q.id)));
+  $("filter-scorecard").replaceChildren($("filter-scorecard").options[0], ...scorecards.map((s) => new Option(s.name, s.id)));
   await Promise.all([loadWorkList(), search()]);
   await refreshCalibrations();
   if (can("qa.read")) await installReports();
