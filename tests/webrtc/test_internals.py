@@ -55,6 +55,70 @@ def test_allowing_loopback_twice_wraps_aioice_once(media_settings: Settings) -> 
     assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False).count("127.0.0.1") == 1
 
 
+def test_host_addresses_are_enumerated_once_per_interval_and_each_caller_gets_its_own_list() -> None:
+    asked: list[tuple[bool, bool]] = []
+    now = [100.0]
+
+    def source(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        asked.append((use_ipv4, use_ipv6))
+        return ["192.0.2.7"] if use_ipv4 else ["2001:db8::7"]
+
+    cached = ice.cached_host_addresses(source, ttl_s=10.0, clock=lambda: now[0])
+    first = cached(True, False)
+    first.append("127.0.0.1")  # the loopback wrap appends to what it is given
+    assert cached(True, False) == ["192.0.2.7"]
+    assert cached(False, True) == ["2001:db8::7"]
+    assert asked == [(True, False), (False, True)]
+    now[0] = 109.9
+    cached(True, False)
+    assert len(asked) == 2  # still within the interval
+    now[0] = 110.0
+    assert cached(True, False) == ["192.0.2.7"]
+    assert asked == [(True, False), (False, True), (True, False)]  # asked again once it expired
+
+
+def test_remembering_host_addresses_twice_wraps_aioice_once_and_keeps_loopback(media_settings: Settings) -> None:
+    ice.allow_loopback_host_candidates()
+    ice.remember_host_addresses()
+    wrapped = aioice.ice.get_host_addresses
+    ice.remember_host_addresses()
+    ice.allow_loopback_host_candidates()
+    assert aioice.ice.get_host_addresses is wrapped
+    assert list(inspect.signature(aioice.ice.get_host_addresses).parameters) == ["use_ipv4", "use_ipv6"]
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False).count("127.0.0.1") == 1
+
+
+async def test_a_node_hands_every_peer_connection_its_current_certificate_and_renews_it() -> None:
+    from aiortc.rtcdtlstransport import RTCCertificate
+
+    from kefu.webrtc import certificates
+
+    certificates.check_internals()
+    made: list[object] = []
+    now = [0.0]
+
+    def generate() -> object:
+        made.append(object())
+        return made[-1]
+
+    current = certificates.reusing(generate, lifetime_s=60.0, clock=lambda: now[0])
+    assert current() is current() is made[0]
+    now[0] = 60.0
+    assert current() is made[1] and len(made) == 2
+    certificates.reuse_dtls_certificates()
+    installed = RTCCertificate.generateCertificate
+    certificates.reuse_dtls_certificates()
+    assert RTCCertificate.generateCertificate.__func__ is installed.__func__  # wrapped once
+    first, second = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        [one], [other] = first._RTCPeerConnection__certificates, second._RTCPeerConnection__certificates  # type: ignore[attr-defined]
+        assert one is other and isinstance(one, RTCCertificate)
+        assert one.getFingerprints()[0].value == other.getFingerprints()[0].value
+    finally:
+        await first.close()
+        await second.close()
+
+
 def test_the_receiver_hook_matches_the_installed_aiortc() -> None:
     check_aiortc_internals()
 

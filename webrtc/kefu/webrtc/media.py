@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from kefu.platform.settings import Settings
 from kefu.webrtc.bridge import MOH, Bridge, PlayingPrompt, RecordedFile, check_party
-from kefu.webrtc.ice import allow_loopback_host_candidates, rtc_configuration
+from kefu.webrtc.certificates import reuse_dtls_certificates
+from kefu.webrtc.ice import allow_loopback_host_candidates, remember_host_addresses, rtc_configuration
 from kefu.webrtc.leg import Leg, OfferRejected
 from kefu.webrtc.passthrough import check_aiortc_internals
 from kefu.webrtc.storage import StorageError, store_for
@@ -72,6 +73,8 @@ class MediaPlane:
         check_aiortc_internals()
         if self.settings.media_allow_loopback:
             allow_loopback_host_candidates()
+        remember_host_addresses()
+        reuse_dtls_certificates()
 
     async def stop(self) -> None:
         for tenant_id, call_id in list(self._bridges):
