@@ -301,3 +301,50 @@ def test_a_waiting_caller_sees_its_place_asks_for_a_callback_keeps_it_and_is_off
         types = [e["type"] for e in api.get(f"/api/v1/calls/{call['call_id']}/events").json()]
     assert types[:3] == ["created", "queued", "callback_requested"]
     assert "offered" in types[3:] and "ended" not in types
+
+
+@pytest.mark.browser
+def test_a_caller_refused_while_the_server_is_busy_setting_up_calls_is_placed_on_the_pages_retry(
+    demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
+) -> None:
+    from kefu.platform.problems import Problem
+    from kefu.tenants.services import contact_center
+
+    server, demo = demo_server
+    flow = contact_center(server.app.state.runtime).calls
+    real_start, bound = flow.start_web_call, flow.max_setups_in_flight
+    answers: list[str] = []
+
+    async def busy_once(**kwargs: Any) -> Any:
+        """The first attempt meets a process already setting up as many calls as it may."""
+        flow.max_setups_in_flight = 0 if not answers else bound
+        try:
+            placed = await real_start(**kwargs)
+        except Problem as exc:
+            answers.append(exc.code)
+            raise
+        answers.append("placed")
+        return placed
+
+    flow.start_web_call = busy_once  # type: ignore[method-assign]
+    contexts: list[BrowserContext] = []
+    try:
+        contexts.append(launch_chromium(playwright, tmp_path / "agent-profile", tone_wavs["agent"]))
+        contexts.append(launch_chromium(playwright, tmp_path / "caller-profile", tone_wavs["caller"]))
+        agent, caller = contexts[0].new_page(), contexts[1].new_page()
+        sign_in_agent_ready(agent, server.url, demo)
+        caller.goto(f"{server.url}/call/{demo['widget_key']}")
+        caller.fill("#caller-name", "Li Lei")
+        caller.click("#call-button")
+        expect(agent.locator("#call-state")).to_have_text("ringing", timeout=STEP_MS)
+        expect(caller.locator("#error")).to_be_hidden()
+        assert answers == ["overloaded", "placed"]
+        call = caller_call(caller, demo)
+        expect(agent.locator("#call-id")).to_have_text(call["call_id"])
+    finally:
+        flow.start_web_call = real_start  # type: ignore[method-assign]
+        for context in contexts:
+            context.close()
+    with admin_api(server, demo) as api:
+        calls = api.get("/api/v1/calls").json()["items"]
+        assert [c["caller_name"] for c in calls] == ["Li Lei"]  # the refused attempt left no call

@@ -147,6 +147,7 @@ def test_a_malformed_number_stops_start_up_with_its_name(tmp_path: Path, name: s
     ("KEFU_RECORDING_LINK_TTL", "5", 10, 86_400), ("KEFU_RECORDING_LINK_TTL", "90000", 10, 86_400),
     ("KEFU_RECORDING_RETENTION_INTERVAL", "0", 1, 86_400), ("KEFU_QA_SAMPLING_INTERVAL", "100000", 1, 86_400),
     ("KEFU_JOBS_HEARTBEAT_TIMEOUT_MS", "999", 1_000, 3_600_000), ("KEFU_JOBS_MAINTENANCE_PER_MILLION", "0", 1, 1_000_000),
+    ("KEFU_CALL_SETUPS_IN_FLIGHT", "0", 1, 10_000),
 ])
 def test_intervals_out_of_their_range_stop_start_up_with_the_range(tmp_path: Path, name: str, value: str, low: int, high: int) -> None:
     with pytest.raises(SettingsError) as raised:
@@ -154,6 +155,7 @@ def test_intervals_out_of_their_range_stop_start_up_with_the_range(tmp_path: Pat
     assert str(raised.value) == f"{name} must be from {low} to {high}, not {value}"
     settings = load_settings({"KEFU_DATA_DIR": str(tmp_path), "KEFU_RECORDING_LINK_TTL": "60"})
     assert (settings.recording_link_ttl_s, settings.recording_retention_interval_s, settings.qa_sampling_interval_s) == (60, 3600, 3600)
+    assert settings.call_setups_in_flight == 32
 
 
 def test_loopback_media_candidates_are_off_by_default_in_production(tmp_path: Path) -> None:

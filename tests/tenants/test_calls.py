@@ -225,3 +225,31 @@ async def test_a_recording_keeps_the_media_type_the_media_plane_wrote(
     assert (await client.post(f"/api/v1/agent/calls/{call['call_id']}/hangup", headers=ann.headers)).status_code == 204
     recordings = (await client.get(f"/api/v1/calls/{call['call_id']}/recordings", headers=acme.headers)).json()
     assert sorted((r["party"], r["media_type"]) for r in recordings) == [("agent", "audio/ogg"), ("caller", "audio/wav")]
+
+
+async def test_a_disabled_agents_token_neither_answers_nor_hangs_up_and_changes_nothing(
+    client: AsyncClient, acme: Admin, make_agent: MakeAgent, media: InProcessMedia
+) -> None:
+    ann, ben = await make_agent(acme, "Ann"), await make_agent(acme, "Ben")
+    _queue_id, widget = await make_queue(client, acme, [ann])
+    await go_ready(client, ann)
+    ringing = await place_call(client, widget, "Li Lei")
+    disabled = await client.patch(f"/api/v1/users/{ann.user_id}", json={"status": "disabled"}, headers=acme.headers)
+    assert disabled.status_code == 200, disabled.text
+    refused = await client.post(f"/api/v1/agent/calls/{ringing['call_id']}/answer", json={"offer_sdp": OFFER}, headers=ann.headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "user_disabled")
+    caller = {"X-Caller-Token": ringing["caller_token"]}
+    assert (await client.get(f"/api/v1/widget/calls/{ringing['call_id']}", headers=caller)).json()["status"] == "ringing"
+    assert (uuid.UUID(ringing["call_id"]), "agent") not in media.legs  # no agent leg was negotiated
+
+    # Ben answers a call of his own, then his account is disabled mid-call: the token no longer hangs up.
+    _other_queue, other_widget = await make_queue(client, acme, [ben], name="Sales")
+    await go_ready(client, ben)
+    talking = await place_call(client, other_widget, "Han Mei")
+    answered = await client.post(f"/api/v1/agent/calls/{talking['call_id']}/answer", json={"offer_sdp": OFFER}, headers=ben.headers)
+    assert answered.status_code == 200, answered.text
+    assert (await client.patch(f"/api/v1/users/{ben.user_id}", json={"status": "disabled"}, headers=acme.headers)).status_code == 200
+    hangup = await client.post(f"/api/v1/agent/calls/{talking['call_id']}/hangup", headers=ben.headers)
+    assert (hangup.status_code, hangup.json()["code"]) == (403, "user_disabled")
+    detail = (await client.get(f"/api/v1/calls/{talking['call_id']}", headers=acme.headers)).json()
+    assert (detail["status"], detail["end_reason"]) == ("connected", None)

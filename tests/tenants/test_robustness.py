@@ -3,6 +3,7 @@ suspension, bad socket frames, and the typed events it emits."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -190,3 +191,40 @@ async def test_a_restarted_node_ends_its_calls_whose_media_is_gone_and_frees_the
     assert sorted(agents.values(), key=str) == [("idle", None), ("ringing", uuid.UUID(elsewhere["call_id"]))]
     assert [e["type"] for e in await events_of(client, acme, ringing["call_id"])][-1] == "ended"
     assert [e["data"] for e in await events_of(client, acme, queued["call_id"]) if e["type"] == "ended"] == [{"reason": "media_lost", "previous_status": "queued"}]
+
+
+async def test_a_call_beyond_the_set_up_bound_is_refused_at_once_and_leaves_nothing(
+    runtime: Runtime, client: AsyncClient, acme: Admin, make_agent: MakeAgent, media: InProcessMedia, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kefu.platform import metrics
+    from kefu.tenants.services import contact_center
+
+    flow = contact_center(runtime).calls
+    monkeypatch.setattr(flow, "max_setups_in_flight", 1)
+    _queue_id, widget = await make_queue(client, acme, [])
+    entered, release = asyncio.Event(), asyncio.Event()
+    real = media.answer_leg
+
+    async def held_answer_leg(*, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, offer_sdp: str) -> str:
+        entered.set()
+        await release.wait()  # the first call stays in its set-up
+        return await real(tenant_id=tenant_id, call_id=call_id, party=party, offer_sdp=offer_sdp)
+
+    monkeypatch.setattr(media, "answer_leg", held_answer_leg)
+    refused_before = metrics.CALLS_REFUSED.labels("overloaded")._value.get()
+    first = asyncio.create_task(client.post(f"/api/v1/widget/{widget}/calls", json={"caller_name": "First", "offer_sdp": OFFER}))
+    await entered.wait()
+    second = await client.post(f"/api/v1/widget/{widget}/calls", json={"caller_name": "Second", "offer_sdp": OFFER})
+    assert (second.status_code, second.json()["code"], second.headers["retry-after"]) == (503, "overloaded", "1")
+    assert metrics.CALLS_REFUSED.labels("overloaded")._value.get() == refused_before + 1
+    async with runtime.db.tenant_session(tenant_id=acme.tenant_id) as session:
+        assert (await session.scalars(select(Call.caller_name))).all() == []  # nothing of the refused call, the first not yet committed
+    assert len(media.legs) == 0
+    release.set()
+    assert (await first).status_code == 201
+    monkeypatch.setattr(media, "answer_leg", real)
+    third = await client.post(f"/api/v1/widget/{widget}/calls", json={"caller_name": "Third", "offer_sdp": OFFER})
+    assert third.status_code == 201, third.text  # the bound counts calls in set-up, not calls
+    async with runtime.db.tenant_session(tenant_id=acme.tenant_id) as session:
+        assert sorted((await session.scalars(select(Call.caller_name))).all()) == ["First", "Third"]
+    assert flow.setups_in_flight == 0

@@ -77,6 +77,12 @@ SETUP_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3
 
 CALLS_STARTED = Counter("kefu_calls_started", "Calls created, by entry channel.", ["entry"], registry=REGISTRY)
 CALLS_ENDED = Counter("kefu_calls_ended", "Calls ended, by end reason.", ["reason"], registry=REGISTRY)
+CALLS_REFUSED = Counter(
+    "kefu_calls_refused",
+    "Web calls refused before anything of them existed, by reason (overloaded: the process was already setting up "
+    "KEFU_CALL_SETUPS_IN_FLIGHT calls).",
+    ["reason"], registry=REGISTRY,
+)
 CALL_SETUP_SECONDS = Histogram(
     "kefu_call_setup_seconds",
     "From a web call's arrival (CallFlow.start_web_call) to its offer committed and pushed to the agent it was "

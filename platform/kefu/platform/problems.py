@@ -29,11 +29,15 @@ TYPE_BASE = "https://kefu.dev/problems/"
 
 
 class Problem(Exception):
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+    """An answer in problem details (RFC 9457) with a stable ``code``; ``headers`` go on the
+    response (``Retry-After``), ``extra`` into the body."""
+
+    def __init__(self, status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = dict(headers or {})
         self.extra = extra
 
 
@@ -78,7 +82,9 @@ _STATUS_CODES = {
 
 
 def _problem_handler(request: Request, exc: Problem) -> Response[dict[str, Any]]:
-    return problem_response(exc.status, exc.code, exc.detail, request, **exc.extra)
+    response = problem_response(exc.status, exc.code, exc.detail, request, **exc.extra)
+    response.headers.update(getattr(exc, "headers", None) or {})
+    return response
 
 
 def _validation_handler(request: Request, exc: ValidationException) -> Response[dict[str, Any]]:

@@ -100,6 +100,9 @@ class Settings:
     media_node_timeout_s: float = 5.0
     # How many calls one media node accepts before it reports itself full.
     media_max_calls: int = 500
+    # Web calls one API process sets up at once (leg answered, call created, agent rung);
+    # one more is refused at once with 503 ``overloaded`` and Retry-After.
+    call_setups_in_flight: int = 32
     # Recordings: "local" (recordings_dir) or "s3" (S3-compatible object storage).
     recordings_backend: str = "local"
     s3_bucket: str | None = None
@@ -282,6 +285,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         media_heartbeat_s=_int(env, "KEFU_MEDIA_HEARTBEAT_MS", 1000) / 1000,
         media_node_timeout_s=_int(env, "KEFU_MEDIA_NODE_TIMEOUT_MS", 5000) / 1000,
         media_max_calls=_int(env, "KEFU_MEDIA_MAX_CALLS", 500),
+        call_setups_in_flight=_within(env, "KEFU_CALL_SETUPS_IN_FLIGHT", 32, low=1, high=10_000),
         recordings_backend=_choice(env, "KEFU_RECORDINGS_BACKEND", ("local", "s3"), "local"),
         s3_bucket=env.get("KEFU_S3_BUCKET") or None,
         s3_endpoint_url=env.get("KEFU_S3_ENDPOINT_URL") or None,

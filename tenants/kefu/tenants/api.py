@@ -83,7 +83,8 @@ def install(runtime: Runtime) -> list[Any]:
         hub=hub,
         sweep_interval_s=runtime.components.get("acd.sweep_interval_s", 5.0),
     )
-    flow = CallFlow(runtime.db, acd, lambda: runtime.components.get("media"), node_id=runtime.settings.node_id)
+    flow = CallFlow(runtime.db, acd, lambda: runtime.components.get("media"), node_id=runtime.settings.node_id,
+                    setups_in_flight=runtime.settings.call_setups_in_flight)
     flow.ivr.audio_root = audio_root(runtime.settings)
     runtime.components["contact_center"] = ContactCenter(acd=acd, calls=flow)
     runtime.add_service(acd)
@@ -299,13 +300,15 @@ class AgentDesktopController(Controller):
         return _state_out(await _cc(runtime).acd.log_out(tenant_id=active_tenant_id, user_id=principal.user_id))
 
     @post("/calls/{call_id:uuid}/answer", status_code=200)
-    async def answer(self, call_id: FromPath[uuid.UUID], data: JSONBody[AnswerRequest], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AnswerOut:
-        answer_sdp = await _cc(runtime).calls.answer(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id, offer_sdp=data.offer_sdp)
+    async def answer(self, call_id: FromPath[uuid.UUID], data: JSONBody[AnswerRequest], tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> AnswerOut:
+        # The tenant and user status are checked in the answer's first transaction (``active``).
+        answer_sdp = await _cc(runtime).calls.answer(tenant_id=tenant_id, user_id=principal.user_id, call_id=call_id, offer_sdp=data.offer_sdp,
+                                                     active=principal)
         return AnswerOut(answer_sdp=answer_sdp)
 
     @post("/calls/{call_id:uuid}/hangup", status_code=204)
-    async def hangup(self, call_id: FromPath[uuid.UUID], active_tenant_id: ActiveTenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> None:
-        await _cc(runtime).calls.agent_hangup(tenant_id=active_tenant_id, user_id=principal.user_id, call_id=call_id)
+    async def hangup(self, call_id: FromPath[uuid.UUID], tenant_id: TenantId, principal: CurrentPrincipal, runtime: RuntimeDep) -> None:
+        await _cc(runtime).calls.agent_hangup(tenant_id=tenant_id, user_id=principal.user_id, call_id=call_id, active=principal)
 
 
 # --- caller widget (public: the widget key or the caller token identifies the tenant) ----

@@ -22,14 +22,25 @@ from kefu.tenants.models import Agent, Call, CallEvent, Queue, QueueMember, Reco
 from kefu.tenants.reports.marks import mark_call_dirty
 
 
-async def lock_call(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> Call | None:
+async def lock_call(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID, events_next: bool = False) -> Call | None:
     """Lock the call row for this transaction (a no-op UPDATE comes first, on both
-    SQLite and PostgreSQL) and return it, or None when it does not exist."""
+    SQLite and PostgreSQL) and return it, or None when it does not exist.
+
+    ``events_next``: the transaction appends events next, so the same statement reads the
+    call's last event number too (``append_event`` then reads nothing)."""
     # One statement: the UPDATE takes the lock and RETURNING hands back the fresh row.
-    return await session.scalar(
-        update(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).values(status=Call.status).returning(Call),
-        execution_options={"populate_existing": True},
+    locking = update(Call).where(Call.tenant_id == tenant_id, Call.id == call_id).values(status=Call.status)
+    if not events_next:
+        return await session.scalar(locking.returning(Call), execution_options={"populate_existing": True})
+    last_seq = (
+        select(func.coalesce(func.max(CallEvent.seq), 0)).where(CallEvent.tenant_id == tenant_id, CallEvent.call_id == call_id).scalar_subquery()
     )
+    row = (await session.execute(locking.returning(Call, last_seq), execution_options={"populate_existing": True})).first()
+    if row is None:
+        return None
+    numbers: dict[uuid.UUID, int] = session.info.setdefault(_LAST_SEQ, {})
+    numbers.setdefault(call_id, row[1])  # events this transaction already numbered keep their count
+    return row[0]
 
 
 async def lock_agent(

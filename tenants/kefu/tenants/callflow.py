@@ -22,7 +22,9 @@ from kefu.billing import services as billing
 from kefu.platform import metrics
 from kefu.platform.db import Database
 from kefu.platform.db.session import on_commit
+from kefu.platform.deps import check_active
 from kefu.platform.identity.passwords import token_hash
+from kefu.platform.identity.principal import Principal
 from kefu.platform.identity.services import tenant_of_token, tenant_token
 from kefu.platform.models import Tenant
 from kefu.platform.problems import Problem, check_text, not_found
@@ -117,20 +119,32 @@ def check_sdp(sdp: str) -> str:
 
 
 
+async def agent_id_in(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
+    """The agent of this user (in the caller's transaction), or 403 ``not_an_agent``."""
+    agent_id = await session.scalar(select(Agent.id).where(Agent.tenant_id == tenant_id, Agent.user_id == user_id))
+    if agent_id is None:
+        raise Problem(403, "not_an_agent", "this user is not an agent of the tenant")
+    return agent_id
+
+
 class CallFlow:
-    def __init__(self, db: Database, acd: Acd, media: MediaProvider, *, node_id: str = DEFAULT_NODE) -> None:
+    def __init__(self, db: Database, acd: Acd, media: MediaProvider, *, node_id: str = DEFAULT_NODE, setups_in_flight: int = 32) -> None:
         self.db = db
         self.acd = acd
         self._media_provider = media
         self.node_id = node_id
+        # Back-pressure: web calls being set up in this process right now, and the bound.
+        self.setups_in_flight = 0
+        self.max_setups_in_flight = setups_in_flight
         # What the media plane's callbacks go to (kefu.tenants.controls wires supervisor
         # legs and reconnect grace in front of ``on_leg_closed``; the IVR adds DTMF).
         self.media_callbacks: dict[str, Any] = {"on_leg_closed": self.on_leg_closed}
-        # Run after a call ended (kefu.tenants.transfers frees a consulted agent): (tenant_id, call_id).
-        self.after_end: list[Callable[[uuid.UUID, uuid.UUID], Any]] = []
-        # Asked first when an agent hangs up (tenant_id, call_id, user_id); True: handled
-        # (hanging up during a consultation transfers the call).
-        self.agent_leaving: list[Callable[[uuid.UUID, uuid.UUID, uuid.UUID], Any]] = []
+        # Run after a call ended (kefu.tenants.transfers frees a consulted agent): (tenant_id,
+        # call_id, the call row as the ending transaction left it).
+        self.after_end: list[Callable[[uuid.UUID, uuid.UUID, Call], Any]] = []
+        # Asked first when an agent hangs up (tenant_id, call_id, user_id, the call as just
+        # read); True: handled (hanging up during a consultation transfers the call).
+        self.agent_leaving: list[Callable[[uuid.UUID, uuid.UUID, uuid.UUID, Call], Any]] = []
         self.widgets = WidgetDirectory(db, acd.hub)
         acd.actions = self
         acd.media = media
@@ -271,6 +285,18 @@ class CallFlow:
         if caller_ref is not None:
             caller_ref = check_text(caller_ref, code="invalid_caller_ref", what="the caller reference")
         check_sdp(offer_sdp)
+        if self.setups_in_flight >= self.max_setups_in_flight:
+            # Refused before anything exists (no leg, no call): a caller retrying after a
+            # second meets a process that is not still working through a backlog.
+            metrics.CALLS_REFUSED.labels("overloaded").inc()
+            raise Problem(503, "overloaded", "too many calls are being set up here right now; retry shortly", headers={"Retry-After": "1"})
+        self.setups_in_flight += 1
+        try:
+            return await self._start_web_call(arrived, widget_key, caller_name, caller_ref, offer_sdp)
+        finally:
+            self.setups_in_flight -= 1
+
+    async def _start_web_call(self, arrived: float, widget_key: str, caller_name: str, caller_ref: str | None, offer_sdp: str) -> NewCall:
         entry = await self.resolve_widget(widget_key)
         tenant_id = entry.tenant_id
         call_id = uuid.uuid4()
@@ -517,27 +543,35 @@ class CallFlow:
         return call
 
     async def caller_hangup(self, *, call_id: uuid.UUID, caller_token: str | None) -> None:
-        call = await self.caller_call(call_id=call_id, caller_token=caller_token)
-        await self.end_call(tenant_id=call.tenant_id, call_id=call.id, reason=None, actor="caller", party="caller")
+        """The caller hangs up: its secret is checked in the transaction that ends the call
+        (404 as ``caller_call`` for anything else; a call already ended stays as it is)."""
+        tenant_id = tenant_of_token(caller_token) if caller_token else None
+        if tenant_id is None or caller_token is None:
+            raise not_found("call")
+        await self.end_call(tenant_id=tenant_id, call_id=call_id, reason=None, actor="caller", party="caller",
+                            caller_token_hash=token_hash(caller_token))
 
     # --- agent side --------------------------------------------------------------
 
     async def agent_id_of_user(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
-            agent_id = await session.scalar(select(Agent.id).where(Agent.tenant_id == tenant_id, Agent.user_id == user_id))
-        if agent_id is None:
-            raise Problem(403, "not_an_agent", "this user is not an agent of the tenant")
-        return agent_id
+            return await agent_id_in(session, tenant_id=tenant_id, user_id=user_id)
 
-    async def answer(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID, offer_sdp: str) -> str:
+    async def answer(
+        self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID, offer_sdp: str, active: Principal | None = None,
+    ) -> str:
         """The agent answers the call ringing at it; returns the media answer and bridges the legs.
 
         A call ringing at a ring-all group is claimed first (the first to answer
         wins; the others are released), then its agent leg is negotiated.
+        ``active``: the request's principal, whose tenant and user must still be
+        active (checked in the same read as the call).
         """
         check_sdp(offer_sdp)
-        agent_id = await self.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
-        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:  # who answers, and the call, in one read
+            if active is not None:
+                await check_active(session, active, tenant_id)
+            agent_id = await agent_id_in(session, tenant_id=tenant_id, user_id=user_id)
             call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.agent_id == agent_id))
             if call is None:
                 rings_here = await session.scalar(
@@ -625,9 +659,12 @@ class CallFlow:
         except Exception:
             log.exception("closing the %s leg of call %s failed", party, call_id)
 
-    async def agent_hangup(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID) -> None:
-        agent_id = await self.agent_id_of_user(tenant_id=tenant_id, user_id=user_id)
-        async with self.db.tenant_session(tenant_id=tenant_id) as session:
+    async def agent_hangup(self, *, tenant_id: uuid.UUID, user_id: uuid.UUID, call_id: uuid.UUID, active: Principal | None = None) -> None:
+        """The agent hangs up its call (``active`` as for ``answer``)."""
+        async with self.db.tenant_session(tenant_id=tenant_id) as session:  # who hangs up, and the call, in one read
+            if active is not None:
+                await check_active(session, active, tenant_id)
+            agent_id = await agent_id_in(session, tenant_id=tenant_id, user_id=user_id)
             call = await session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.agent_id == agent_id))
         if call is None:
             raise not_found("call")
@@ -636,7 +673,7 @@ class CallFlow:
         if call.taken_over:
             return  # a supervisor took the call over; the agent already left it
         for leaving in self.agent_leaving:
-            if await leaving(tenant_id, call_id, user_id):
+            if await leaving(tenant_id, call_id, user_id, call):
                 return
         await self.end_call(tenant_id=tenant_id, call_id=call_id, reason="agent_hangup", actor=f"user:{user_id}")
 
@@ -655,27 +692,33 @@ class CallFlow:
         await self.end_call(tenant_id=tenant_id, call_id=call_id, reason=None, actor="media", party=party, disconnected=True)
 
     async def _end_in_db(
-        self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, reason: str | None, actor: str, party: str | None, disconnected: bool
-    ) -> tuple[str, Agent | None, bool] | None:
-        """The ``ended`` transition and its event: (reason, the agent freed, whether the call was
-        ringing at a group); None when the call is missing or already ended."""
+        self, *, tenant_id: uuid.UUID, call_id: uuid.UUID, reason: str | None, actor: str, party: str | None, disconnected: bool,
+        caller_token_hash: str | None = None,
+    ) -> tuple[str, Agent | None, Call] | None:
+        """The ``ended`` transition and its event: (reason, the agent freed, the call row as it
+        ended); None when the call is missing or already ended.  With
+        ``caller_token_hash`` a call that secret does not open answers 404."""
         now = self.acd.clock()
         for _attempt in range(MAX_END_ATTEMPTS):
             try:
                 return await self._end_once(
-                    now, tenant_id=tenant_id, call_id=call_id, reason=reason, actor=actor, party=party, disconnected=disconnected
+                    now, tenant_id=tenant_id, call_id=call_id, reason=reason, actor=actor, party=party, disconnected=disconnected,
+                    caller_token_hash=caller_token_hash,
                 )
             except _AgentChanged:
                 continue  # the call was re-offered between the two locks: take the new agent's lock first
         raise RuntimeError(f"call {call_id} kept changing agents while being ended")
 
     async def _end_once(
-        self, now: datetime, *, tenant_id: uuid.UUID, call_id: uuid.UUID, reason: str | None, actor: str, party: str | None, disconnected: bool
-    ) -> tuple[str, Agent | None, bool] | None:
+        self, now: datetime, *, tenant_id: uuid.UUID, call_id: uuid.UUID, reason: str | None, actor: str, party: str | None, disconnected: bool,
+        caller_token_hash: str | None,
+    ) -> tuple[str, Agent | None, Call] | None:
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             # Lock order everywhere (as the router): the call's current agent row, then the call row.
             locked_agent = await lock_agent_of_call(session, tenant_id=tenant_id, call_id=call_id)
-            call = await lock_call(session, tenant_id=tenant_id, call_id=call_id)
+            call = await lock_call(session, tenant_id=tenant_id, call_id=call_id, events_next=True)
+            if caller_token_hash is not None and (call is None or call.caller_token_hash != caller_token_hash):
+                raise not_found("call")  # rolls back: nothing was changed
             if call is None or call.status == "ended":
                 return None
             if call.agent_id != locked_agent:
@@ -693,28 +736,28 @@ class CallFlow:
                     reason = f"{party}_disconnected"
                 else:
                     reason = f"{party}_hangup"
-            was = call.status
+            was, agent_id = call.status, call.agent_id
             call.status, call.ended_at, call.end_reason, call.offered_at = "ended", now, reason, None
+            if was == "ringing":
+                # The offer was never answered: the agent keeps no trace of this call.
+                call.agent_id = None
             await session.flush()
             if was == "ivr":
                 await session.execute(delete(IvrSession).where(IvrSession.tenant_id == tenant_id, IvrSession.call_id == call_id))
             freed = None
-            if call.agent_id is not None:
+            if agent_id is not None:
                 values: dict[str, Any] = {"system_state": "idle", "current_call_id": None, "state_changed_at": now, "last_call_ended_at": now}
                 queue = None
                 if was == "connected":
                     queue = await session.scalar(select(Queue).where(Queue.tenant_id == tenant_id, Queue.id == call.queue_id))
                     talked = int((now - call.answered_at).total_seconds()) if call.answered_at else 0
-                    await count_for_strategies(session, tenant_id=tenant_id, queue_id=call.queue_id, agent_id=call.agent_id, now=now, talk_s=talked)
+                    await count_for_strategies(session, tenant_id=tenant_id, queue_id=call.queue_id, agent_id=agent_id, now=now, talk_s=talked)
                 if queue is not None and queue.wrap_up_mode != "none":
                     until = None if queue.wrap_up_mode == "agent_ended" else now + timedelta(seconds=queue.wrap_up_s)
                     values.update(system_state="wrap_up", wrap_up_call_id=call_id, wrap_up_started_at=now, wrap_up_until=until)
                 freed = await lock_agent(
-                    session, tenant_id=tenant_id, agent_id=call.agent_id, when=(Agent.current_call_id == call_id,), values=values,
+                    session, tenant_id=tenant_id, agent_id=agent_id, when=(Agent.current_call_id == call_id,), values=values,
                 )
-                if was == "ringing":
-                    # The offer was never answered: the agent keeps no trace of this call.
-                    call.agent_id = None
             await append_event(session, tenant_id=tenant_id, call_id=call_id, type="ended", actor=actor, at=now,
                                data={"reason": reason, "previous_status": was})
             await call_state_changed(
@@ -725,7 +768,7 @@ class CallFlow:
                     await append_event(session, tenant_id=tenant_id, call_id=call_id, type="wrap_up_started", actor="acd", at=now,
                                        data={"agent_id": str(freed.id), "until": freed.wrap_up_until.isoformat() if freed.wrap_up_until else None})
                 await agent_state_changed(session, freed)
-        return reason, freed, bool(call.ring_group)
+        return reason, freed, call
 
     async def end_call(
         self,
@@ -737,19 +780,22 @@ class CallFlow:
         party: str | None = None,
         disconnected: bool = False,
         route_freed: bool = True,
+        caller_token_hash: str | None = None,
     ) -> bool:
         """End the call once (idempotent); without a ``reason`` it follows from who ended it and when.
+        ``caller_token_hash``: the caller's secret, checked in the ending transaction (404).
 
         The media plane is told every time (its ``end_call`` is idempotent), so
         legs of a call another path already ended never stay behind.
         """
-        ended = await self._end_in_db(tenant_id=tenant_id, call_id=call_id, reason=reason, actor=actor, party=party, disconnected=disconnected)
+        ended = await self._end_in_db(tenant_id=tenant_id, call_id=call_id, reason=reason, actor=actor, party=party, disconnected=disconnected,
+                                      caller_token_hash=caller_token_hash)
         if ended is None:
             await self._collect_recordings(tenant_id=tenant_id, call_id=call_id)
             return False
-        reason, freed, rang_group = ended
+        reason, freed, call = ended
         metrics.CALLS_ENDED.labels(metrics.end_reason(reason)).inc()
-        if rang_group:  # the rest of a ring-all group still rings for this call
+        if call.ring_group:  # the rest of a ring-all group still rings for this call
             await self.acd.release_offers(tenant_id=tenant_id, call_id=call_id, reason="call_ended")
         # (A single offer's agent was freed with the call; an offer some crash left behind on
         # another agent is the sweep's: agents ringing for a call that no longer rings.)
@@ -757,7 +803,7 @@ class CallFlow:
             self.acd.watch_wrap_up(tenant_id, freed.id, call_id, freed.wrap_up_until)
         for hook in self.after_end:
             try:
-                await hook(tenant_id, call_id)
+                await hook(tenant_id, call_id, call)
             except Exception:
                 log.exception("an after-end step failed for call %s", call_id)
         self.acd.publish_call(tenant_id, call_id, "ended", reason=reason)

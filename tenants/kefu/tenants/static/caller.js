@@ -185,6 +185,22 @@ async function reattach() {
   }
 }
 
+// A server busy setting up other calls refuses at once (503 overloaded, nothing of the call
+// exists); the page asks again after its Retry-After, a few times, with the same offer.
+const PLACE_ATTEMPTS = 5;
+
+async function placeCall(body) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await publicApi("POST", `/api/v1/widget/${encodeURIComponent(config.widget_key)}/calls`, body);
+    } catch (error) {
+      if (error.code !== "overloaded" || attempt >= PLACE_ATTEMPTS) throw error;
+      const seconds = error.retryAfter ?? 1;
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000 + Math.random() * 250));
+    }
+  }
+}
+
 $("call-button").addEventListener("click", async () => {
   showError("");
   const name = $("caller-name").value.trim();
@@ -195,7 +211,7 @@ $("call-button").addEventListener("click", async () => {
     const phone = newSoftphone();
     const offerOutbox = outbox = new CandidateOutbox();
     const offer = await phone.createOffer();
-    call = await publicApi("POST", `/api/v1/widget/${encodeURIComponent(config.widget_key)}/calls`, { caller_name: name, offer_sdp: offer });
+    call = await placeCall({ caller_name: name, offer_sdp: offer });
     saved.save({ call_id: call.call_id, caller_token: call.caller_token, caller_name: name });
     await phone.acceptAnswer(call.answer_sdp);
     attachAudio();

@@ -46,11 +46,12 @@ export function showError(message, id = "error") {
 }
 
 export class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfter = null) {
     super((body && (body.detail || body.code)) || `HTTP ${status}`);
     this.status = status;
     this.code = body && body.code;
     this.body = body;
+    this.retryAfter = retryAfter;  // seconds, from a Retry-After header (503s), else null
   }
 }
 
@@ -72,7 +73,10 @@ async function send(method, path, body, headers) {
   });
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
-  if (!response.ok) throw new ApiError(response.status, data);
+  if (!response.ok) {
+    const retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+    throw new ApiError(response.status, data, Number.isFinite(retryAfter) ? retryAfter : null);
+  }
   return data;
 }
 
