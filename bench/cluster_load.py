@@ -212,8 +212,8 @@ def summarize_profile(path: Path, *, seconds: float, rate: int = 100, top: int =
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not count_text.isdigit():
+            continue  # an empty line, or one py-spy cut short (a process ending mid-write)
         count, frames = int(count_text), stack.split(";")
         total += count
         by_source[_source(frames[-1])] += count
@@ -328,6 +328,9 @@ def main() -> int:
                   f"p95 {setup['p95_ms']:.1f} ms, p99 {setup['p99_ms']:.1f} ms, max {setup['max_ms']:.1f} ms", flush=True)
         print(f"calls: {calls['arrivals']} arrivals ({calls['arrival_rate']}/s), {calls['offered']} reached an agent, "
               f"{calls['answered']} answered, {calls['hung_up']} hung up; errors {report['error_count']} {report['errors'] or ''}", flush=True)
+        refused = sum((gauge_sum(new, "kefu_calls_refused_total") or 0.0) - (gauge_sum(old, "kefu_calls_refused_total") or 0.0)
+                      for old, new in zip(before, after, strict=True))
+        print(f"refused by the replicas' set-up bound (503 overloaded, KEFU_CALL_SETUPS_IN_FLIGHT): {refused:.0f}", flush=True)
         if cpu_start and cpu_end and calls_wall:
             used = {name: cpu_end[name] - cpu_start[name] for name in cpu_start}
             ours = sum(v for k, v in used.items() if k != "machine")
