@@ -80,6 +80,20 @@ def launch_chromium(playwright: Playwright, user_data_dir: Path, microphone_wav:
     )
 
 
+@contextlib.contextmanager
+def agent_and_caller(playwright: Playwright, tmp_path: Path, tone_wavs: dict[str, Path]) -> Iterator[tuple[Page, Page]]:
+    """An agent's and a caller's page, each in its own Chromium whose microphone plays its
+    tone (``tone_wavs["agent"]``, ``tone_wavs["caller"]``); both browsers are closed after."""
+    contexts: list[BrowserContext] = []
+    try:
+        contexts.append(launch_chromium(playwright, tmp_path / "agent-profile", tone_wavs["agent"]))
+        contexts.append(launch_chromium(playwright, tmp_path / "caller-profile", tone_wavs["caller"]))
+        yield contexts[0].new_page(), contexts[1].new_page()
+    finally:
+        for context in contexts:
+            context.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

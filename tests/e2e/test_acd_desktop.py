@@ -19,6 +19,7 @@ from browser_support import (
     LiveServer,
     add_agent,
     admin_api,
+    agent_and_caller,
     connect_call,
     launch_chromium,
     sign_in,
@@ -86,11 +87,7 @@ def test_after_call_work_with_a_required_disposition_ends_once_the_agent_saved_o
         assert rules.status_code == 200, rules.text
         code = api.post("/api/v1/wrap-up-codes", json={"code": "password_reset", "label": "Password reset"})
         assert code.status_code == 201, code.text
-    contexts: list[BrowserContext] = []
-    try:
-        contexts.append(launch_chromium(playwright, tmp_path / "agent-profile", tone_wavs["agent"]))
-        contexts.append(launch_chromium(playwright, tmp_path / "caller-profile", tone_wavs["caller"]))
-        agent, caller = contexts[0].new_page(), contexts[1].new_page()
+    with agent_and_caller(playwright, tmp_path, tone_wavs) as (agent, caller):
         sign_in_agent_ready(agent, server.url, demo)
         call_id = connect_call(agent, caller, server.url, demo)
         panel = agent.locator("#disposition-panel")
@@ -121,9 +118,6 @@ def test_after_call_work_with_a_required_disposition_ends_once_the_agent_saved_o
         agent.click("#end-wrap-up-button")
         expect(agent.locator("#agent-state")).to_have_text("available", timeout=STEP_MS)
         expect(panel).to_be_hidden()
-    finally:
-        for context in contexts:
-            context.close()
 
     with admin_api(server, demo) as api:
         events = api.get(f"/api/v1/calls/{call_id}/events").json()
@@ -144,11 +138,7 @@ def test_extendable_after_call_work_counts_down_extends_up_to_its_limit_and_read
     with admin_api(server, demo) as api:
         rules = api.patch(f"/api/v1/queues/{support_queue_id(api)}", json={"wrap_up_mode": "extendable", "wrap_up_s": 60, "wrap_up_max_s": 120})
         assert rules.status_code == 200, rules.text
-    contexts: list[BrowserContext] = []
-    try:
-        contexts.append(launch_chromium(playwright, tmp_path / "agent-profile", tone_wavs["agent"]))
-        contexts.append(launch_chromium(playwright, tmp_path / "caller-profile", tone_wavs["caller"]))
-        agent, caller = contexts[0].new_page(), contexts[1].new_page()
+    with agent_and_caller(playwright, tmp_path, tone_wavs) as (agent, caller):
         sign_in_agent_ready(agent, server.url, demo)
         call_id = connect_call(agent, caller, server.url, demo)
         agent.click("#hangup-button")
@@ -168,9 +158,6 @@ def test_extendable_after_call_work_counts_down_extends_up_to_its_limit_and_read
         expect(agent.locator("#agent-state")).to_have_text("available", timeout=STEP_MS)
         expect(countdown).to_be_hidden()
         expect(agent.locator("#disposition-panel")).to_be_hidden()
-    finally:
-        for context in contexts:
-            context.close()
 
     with admin_api(server, demo) as api:
         types = [e["type"] for e in api.get(f"/api/v1/calls/{call_id}/events").json()]
@@ -252,11 +239,7 @@ def test_a_waiting_caller_sees_its_place_asks_for_a_callback_keeps_it_and_is_off
     demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
 ) -> None:
     server, demo = demo_server
-    contexts: list[BrowserContext] = []
-    try:
-        contexts.append(launch_chromium(playwright, tmp_path / "agent-profile", tone_wavs["agent"]))
-        contexts.append(launch_chromium(playwright, tmp_path / "caller-profile", tone_wavs["caller"]))
-        agent, caller = contexts[0].new_page(), contexts[1].new_page()
+    with agent_and_caller(playwright, tmp_path, tone_wavs) as (agent, caller):
         # Logged in to the seat but not ready: the queue is staffed, nobody takes the call.
         sign_in(agent, server.url, "/agent/", demo["tenant"], demo["agent_email"], demo["agent_password"])
         expect(agent.locator("#agent-state")).to_have_text("not_ready", timeout=STEP_MS)
@@ -293,9 +276,6 @@ def test_a_waiting_caller_sees_its_place_asks_for_a_callback_keeps_it_and_is_off
         expect(agent.locator("#call-id")).to_have_text(call["call_id"])
         expect(agent.locator("#agent-state")).to_have_text("ringing")
         expect(caller.locator("#call-state")).to_have_text("callback")  # the page has no audio to connect
-    finally:
-        for context in contexts:
-            context.close()
 
     with admin_api(server, demo) as api:
         types = [e["type"] for e in api.get(f"/api/v1/calls/{call['call_id']}/events").json()]
@@ -327,24 +307,19 @@ def test_a_caller_refused_while_the_server_is_busy_setting_up_calls_is_placed_on
         return placed
 
     flow.start_web_call = busy_once  # type: ignore[method-assign]
-    contexts: list[BrowserContext] = []
     try:
-        contexts.append(launch_chromium(playwright, tmp_path / "agent-profile", tone_wavs["agent"]))
-        contexts.append(launch_chromium(playwright, tmp_path / "caller-profile", tone_wavs["caller"]))
-        agent, caller = contexts[0].new_page(), contexts[1].new_page()
-        sign_in_agent_ready(agent, server.url, demo)
-        caller.goto(f"{server.url}/call/{demo['widget_key']}")
-        caller.fill("#caller-name", "Li Lei")
-        caller.click("#call-button")
-        expect(agent.locator("#call-state")).to_have_text("ringing", timeout=STEP_MS)
-        expect(caller.locator("#error")).to_be_hidden()
-        assert answers == ["overloaded", "placed"]
-        call = caller_call(caller, demo)
-        expect(agent.locator("#call-id")).to_have_text(call["call_id"])
+        with agent_and_caller(playwright, tmp_path, tone_wavs) as (agent, caller):
+            sign_in_agent_ready(agent, server.url, demo)
+            caller.goto(f"{server.url}/call/{demo['widget_key']}")
+            caller.fill("#caller-name", "Li Lei")
+            caller.click("#call-button")
+            expect(agent.locator("#call-state")).to_have_text("ringing", timeout=STEP_MS)
+            expect(caller.locator("#error")).to_be_hidden()
+            assert answers == ["overloaded", "placed"]
+            call = caller_call(caller, demo)
+            expect(agent.locator("#call-id")).to_have_text(call["call_id"])
     finally:
         flow.start_web_call = real_start  # type: ignore[method-assign]
-        for context in contexts:
-            context.close()
     with admin_api(server, demo) as api:
         calls = api.get("/api/v1/calls").json()["items"]
         assert [c["caller_name"] for c in calls] == ["Li Lei"]  # the refused attempt left no call

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_support import AGENT_HZ, CALLER_HZ, LiveServer, launch_chromium, wait_for_tone
+from browser_support import AGENT_HZ, CALLER_HZ, LiveServer, agent_and_caller, wait_for_tone
 from media_support import decode_recording, steady_frequency
-from playwright.sync_api import BrowserContext, Page, Playwright, expect
+from playwright.sync_api import Page, Playwright, expect
 
 STEP_MS = 15_000
 
@@ -38,11 +38,7 @@ def test_a_caller_and_an_agent_hear_each_other_and_the_call_is_logged_and_record
     demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
 ) -> None:
     server, demo = demo_server
-    contexts: list[BrowserContext] = []
-    try:
-        contexts.append(launch_chromium(playwright, tmp_path / "agent-profile", tone_wavs["agent"]))
-        contexts.append(launch_chromium(playwright, tmp_path / "caller-profile", tone_wavs["caller"]))
-        agent, caller = contexts[0].new_page(), contexts[1].new_page()
+    with agent_and_caller(playwright, tmp_path, tone_wavs) as (agent, caller):
 
         sign_in_agent(agent, server.url, demo)
         expect(agent.locator("#answer-button")).to_be_disabled()
@@ -71,9 +67,6 @@ def test_a_caller_and_an_agent_hear_each_other_and_the_call_is_logged_and_record
         expect(agent.locator("#call-state")).to_have_text("ended", timeout=STEP_MS)
         expect(caller.locator("#call-state")).to_have_text("ended", timeout=STEP_MS)
         expect(agent.locator("#agent-state")).to_have_text("available", timeout=STEP_MS)
-    finally:
-        for context in contexts:
-            context.close()
 
     with httpx.Client(base_url=server.url, timeout=10) as api:
         login = api.post(

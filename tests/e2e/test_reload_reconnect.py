@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Playwright, expect
+from playwright.sync_api import Page, Playwright, expect
 
 from browser_support import (
     AGENT_HZ,
@@ -21,8 +21,8 @@ from browser_support import (
     STEP_MS,
     LiveServer,
     admin_api,
+    agent_and_caller,
     connect_call,
-    launch_chromium,
     sign_in_agent_ready,
     wait_for_tone,
 )
@@ -55,11 +55,7 @@ def test_an_agent_who_reloads_mid_call_hears_the_caller_again_within_5_s(
     demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
 ) -> None:
     server, demo = demo_server
-    contexts: list[BrowserContext] = []
-    try:
-        contexts.append(launch_chromium(playwright, tmp_path / "agent-profile", tone_wavs["agent"]))
-        contexts.append(launch_chromium(playwright, tmp_path / "caller-profile", tone_wavs["caller"]))
-        agent, caller = contexts[0].new_page(), contexts[1].new_page()
+    with agent_and_caller(playwright, tmp_path, tone_wavs) as (agent, caller):
         sign_in_agent_ready(agent, server.url, demo)
         call_id = connect_call(agent, caller, server.url, demo)
         wait_for_tone(agent, CALLER_HZ)
@@ -74,9 +70,6 @@ def test_an_agent_who_reloads_mid_call_hears_the_caller_again_within_5_s(
 
         agent.click("#hangup-button")
         expect(caller.locator("#call-state")).to_have_text("ended", timeout=STEP_MS)
-    finally:
-        for context in contexts:
-            context.close()
 
     call, events = one_reconnected_call(server, demo, call_id)
     assert call["end_reason"] == "agent_hangup"
@@ -88,11 +81,7 @@ def test_a_caller_who_reloads_mid_call_hears_the_agent_again_within_5_s(
     demo_server: tuple[LiveServer, dict[str, str]], playwright: Playwright, tone_wavs: dict[str, Path], tmp_path: Path
 ) -> None:
     server, demo = demo_server
-    contexts: list[BrowserContext] = []
-    try:
-        contexts.append(launch_chromium(playwright, tmp_path / "agent-profile", tone_wavs["agent"]))
-        contexts.append(launch_chromium(playwright, tmp_path / "caller-profile", tone_wavs["caller"]))
-        agent, caller = contexts[0].new_page(), contexts[1].new_page()
+    with agent_and_caller(playwright, tmp_path, tone_wavs) as (agent, caller):
         sign_in_agent_ready(agent, server.url, demo)
         call_id = connect_call(agent, caller, server.url, demo)
         wait_for_tone(caller, AGENT_HZ)
@@ -108,9 +97,6 @@ def test_a_caller_who_reloads_mid_call_hears_the_agent_again_within_5_s(
         # A reload after the call ended starts afresh.
         caller.reload()
         expect(caller.locator("#call-state")).to_have_text("idle")
-    finally:
-        for context in contexts:
-            context.close()
 
     call, events = one_reconnected_call(server, demo, call_id)
     assert call["end_reason"] == "caller_hangup"
@@ -124,11 +110,7 @@ def test_a_caller_whose_connection_fails_offers_again_on_a_new_connection_and_ke
     """A network change: the softphone reports its connection failed, the page restarts ICE on a fresh
     RTCPeerConnection (aiortc cannot restart ICE in place) and the server's new leg replaces the old."""
     server, demo = demo_server
-    contexts: list[BrowserContext] = []
-    try:
-        contexts.append(launch_chromium(playwright, tmp_path / "agent-profile", tone_wavs["agent"]))
-        contexts.append(launch_chromium(playwright, tmp_path / "caller-profile", tone_wavs["caller"]))
-        agent, caller = contexts[0].new_page(), contexts[1].new_page()
+    with agent_and_caller(playwright, tmp_path, tone_wavs) as (agent, caller):
         sign_in_agent_ready(agent, server.url, demo)
         call_id = connect_call(agent, caller, server.url, demo)
         wait_for_tone(caller, AGENT_HZ)
@@ -147,9 +129,6 @@ def test_a_caller_whose_connection_fails_offers_again_on_a_new_connection_and_ke
         expect(agent.locator("#call-state")).to_have_text("connected")
         caller.click("#hangup-button")
         expect(agent.locator("#call-state")).to_have_text("ended", timeout=STEP_MS)
-    finally:
-        for context in contexts:
-            context.close()
 
     call, events = one_reconnected_call(server, demo, call_id)
     assert call["end_reason"] == "caller_hangup"
