@@ -303,3 +303,47 @@ async def test_appends_racing_the_upkeep_are_never_lost(acme: Tenant, monkeypatc
     row = row_of(await report(acme, **DAY), "2026-11-23T00:00:00+00:00")
     # Two calls: talk 60 + 60 and ACW 30 over two handled → AHT 75, ACW 15.
     assert (row["answered"], row["aht_s"], row["avg_acw_s"]) == (2, 75.0, 15.0)
+
+
+@BOTH
+async def test_every_log_insert_marks_its_call_and_every_presence_row_its_agent_in_the_same_transaction(acme: Tenant, globex: Tenant) -> None:
+    from kefu.tenants.models import ReportDirtyAgent
+
+    async def markers(t: Tenant) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, tuple[int, datetime]]]:
+        async with t.runtime.db.tenant_session(tenant_id=t.id) as session:
+            calls = dict((await session.execute(
+                select(ReportDirtyCall.call_id, ReportDirtyCall.version).where(ReportDirtyCall.tenant_id == t.id)
+            )).all())
+            agents = {a: (v, s) for a, v, s in await session.execute(
+                select(ReportDirtyAgent.agent_id, ReportDirtyAgent.version, ReportDirtyAgent.since).where(ReportDirtyAgent.tenant_id == t.id)
+            )}
+        return calls, agents
+
+    agent = await add_agent(acme, "Ann")
+    call = await new_call(acme, started_at=at(9, 0))
+    assert (await markers(acme))[0] == {call: 1}
+    await log(acme, call, ev("queued", at(9, 0)), ev("answered", at(9, 1), agent_id=agent))  # one transaction, two rows
+    assert (await markers(acme))[0][call] >= 2  # marked again (once on PostgreSQL: one insert statement)
+    before = (await markers(acme))[0][call]
+    with pytest.raises(RuntimeError):
+        async with acme.runtime.db.tenant_session(tenant_id=acme.id) as session:
+            await call_log_append(session, acme, call, at(9, 2))
+            raise RuntimeError("rolled back")
+    assert (await markers(acme))[0][call] == before  # the marker rolled back with the row
+
+    await presence(acme, agent, at(9, 5), "available")
+    await presence(acme, agent, at(9, 3), "not_ready")  # an earlier change written later: since moves back
+    versions, since = (await markers(acme))[1][agent]
+    assert (versions, since) == (versions, at(9, 3)) and versions >= 2
+    assert await markers(globex) == ({}, {})  # the markers carry the tenant of the row that made them
+    async with globex.runtime.db.tenant_session(tenant_id=globex.id) as session:  # and Globex's session never sees Acme's
+        seen = set((await session.scalars(select(ReportDirtyCall.tenant_id))).all()) | set((await session.scalars(select(ReportDirtyAgent.tenant_id))).all())
+    assert seen <= ({globex.id} if globex.runtime.db.is_postgres else {globex.id, acme.id})
+
+
+async def call_log_append(session: Any, t: Tenant, call_id: uuid.UUID, when: datetime) -> None:
+    from kefu.tenants import call_log
+
+    await call_log.lock_call(session, tenant_id=t.id, call_id=call_id)
+    await call_log.append_event(session, tenant_id=t.id, call_id=call_id, type="note", actor="test", at=when, data={})
+    await session.flush()

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kefu.platform.problems import not_found
 from kefu.tenants.models import Agent, Call, CallEvent, Queue, QueueMember, Recording, Voicemail
-from kefu.tenants.reports.marks import mark_call_dirty
 
 
 async def lock_call(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID, events_next: bool = False) -> Call | None:
@@ -97,8 +96,8 @@ async def append_event(
     numbers[call_id] = last + 1
     event = CallEvent(tenant_id=tenant_id, call_id=call_id, seq=last + 1, at=at, type=type, actor=actor, data=dict(data or {}))
     session.add(event)
-    # Reporting: the call's fact must be recomputed (once per call per transaction).
-    await mark_call_dirty(session, tenant_id=tenant_id, call_id=call_id)
+    # Reporting: the insert marks the call's fact to be recomputed (report_dirty_calls,
+    # by a trigger: migration 0017).
     return event
 
 

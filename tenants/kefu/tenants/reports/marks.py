@@ -2,11 +2,14 @@
 agent presence log (one ``agent_events`` row per state change) and the "dirty"
 markers that tell the rollup job which calls and agents to recompute.
 
-The markers are upserts (``version = version + 1``) that do not flush the
-session: append_event's batching is kept, and no marker has a foreign key that
-a not-yet-flushed row could violate.  The rollup job deletes a marker only at
-the version it read (kefu.tenants.reports.upkeep), so an append committing while
-the job runs leaves its call dirty for the next run, whatever the commit order.
+The markers are upserts (``version = version + 1``).  The database writes them
+itself for every row inserted into ``call_events`` (the call) and ``agent_events``
+(the agent, ``since`` its earliest change): triggers of migration 0017, in the
+same transaction as the insert, so they cost no statement here.  What changes a
+report without such a row (an agent's shift) calls ``mark_agent_dirty``.  The
+rollup job deletes a marker only at the version it read
+(kefu.tenants.reports.upkeep), so an append committing while the job runs leaves
+its call dirty for the next run, whatever the commit order.
 """
 
 from __future__ import annotations
@@ -19,10 +22,7 @@ from sqlalchemy import bindparam, case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kefu.tenants.models import Agent, AgentEvent, ReportDirtyAgent, ReportDirtyCall
-
-# Per transaction (session.info): the calls already marked dirty.
-_MARKED = "kefu.reports.dirty_calls"
+from kefu.tenants.models import Agent, AgentEvent, ReportDirtyAgent
 
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
@@ -39,13 +39,6 @@ def _insert_for(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-def _dirty_call_upsert(dialect: str) -> Any:
-    insert = _insert_for(dialect)(ReportDirtyCall)
-    return insert.values(
-        tenant_id=bindparam("tenant_id"), id=bindparam("id"), call_id=bindparam("call_id"), version=1,
-    ).on_conflict_do_update(index_elements=["tenant_id", "call_id"], set_={"version": ReportDirtyCall.version + 1})
-
-
 def _dirty_agent_upsert(dialect: str) -> Any:
     insert = _insert_for(dialect)(ReportDirtyAgent)
     return insert.values(
@@ -59,25 +52,9 @@ def _dirty_agent_upsert(dialect: str) -> Any:
     )
 
 
-# Built once per database kind (several per call: building a statement costs about as much
-# as running it); the values are bound at each execution.
-_DIRTY_CALL = {dialect: _dirty_call_upsert(dialect) for dialect in ("postgresql", "sqlite")}
+# Built once per database kind (building a statement costs about as much as running it);
+# the values are bound at each execution.
 _DIRTY_AGENT = {dialect: _dirty_agent_upsert(dialect) for dialect in ("postgresql", "sqlite")}
-
-
-async def mark_call_dirty(session: AsyncSession, *, tenant_id: uuid.UUID, call_id: uuid.UUID) -> None:
-    """Once per call per transaction: the call's log changed.
-
-    Remembered per innermost transaction (a savepoint that rolls back takes its upsert
-    with it, and the next append in the outer transaction marks the call again)."""
-    sync = session.sync_session
-    transaction = sync.get_nested_transaction() or sync.get_transaction()
-    marked: set[tuple[Any, uuid.UUID]] = session.info.setdefault(_MARKED, set())
-    if (transaction, call_id) in marked:
-        return
-    marked.add((transaction, call_id))
-    with session.no_autoflush:
-        await session.execute(_DIRTY_CALL[_dialect_name(session)], {"tenant_id": tenant_id, "id": uuid.uuid4(), "call_id": call_id})
 
 
 async def mark_agent_dirty(session: AsyncSession, *, tenant_id: uuid.UUID, agent_id: uuid.UUID, since: datetime) -> None:
@@ -94,4 +71,4 @@ async def log_agent_state(session: AsyncSession, agent: Agent) -> None:
         tenant_id=agent.tenant_id, agent_id=agent.id, at=at, status=agent.status, system_state=agent.system_state,
         reason=agent.not_ready_reason, call_id=agent.current_call_id or agent.wrap_up_call_id,
     ))
-    await mark_agent_dirty(session, tenant_id=agent.tenant_id, agent_id=agent.id, since=at)
+    # The insert marks the agent dirty from ``at`` on (report_dirty_agents, by a trigger: migration 0017).
