@@ -7,7 +7,12 @@ and sees both media nodes (``kefu_media_nodes_live`` on its ``/metrics``),
 then runs ``bench/loadgen.py`` **in its own process** against both replicas:
 ``--tenants`` tenants of ``--agents`` agents onboarded through the public
 APIs, then open-loop Poisson call arrivals at ``--rate`` per second for
-``--seconds``, each answered by its agent and hung up after ``--talk`` seconds.
+``--seconds``.  By default (``--after-ring caller-hangup``) each caller hangs up
+as soon as its agent's phone rings: the run measures the set-up — the caller's
+offer to the agent ringing — and the call's end, which is what the target is
+about.  ``--after-ring answer`` runs whole calls instead: each is answered by
+its agent (agent leg, bridge, recording) and hung up after ``--talk`` seconds,
+for the capacity of the whole call lifecycle.
 
 **Server side**: ``kefu_call_setup_seconds`` on each API replica times a call
 from the start of ``CallFlow.start_web_call`` (the caller's offer received) to
@@ -30,7 +35,8 @@ and the set-ups achieved per second (calls whose offer reached an agent,
 over the time from the first offer sent to the last offer received).
 Target: p99 under 300 ms at 50 set-ups per second on a 2-core machine.
 
-Run: ``.venv/bin/python bench/cluster_load.py [--rate 50] [--seconds 30] [--tenants 20] [--agents 10] [--profile DIR]``.
+Run: ``.venv/bin/python bench/cluster_load.py [--rate 50] [--seconds 30] [--tenants 20] [--agents 10]
+[--after-ring caller-hangup|answer] [--profile DIR]``.
 """
 
 from __future__ import annotations
@@ -255,8 +261,9 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=20, help="tenants (default 20)")
     parser.add_argument("--agents", type=int, default=10, help="agents per tenant (default 10)")
     parser.add_argument("--talk", type=float, default=1.5, help="seconds an agent talks before hanging up (default 1.5)")
-    parser.add_argument("--after-ring", choices=("answer", "caller-hangup"), default="answer",
-                        help="after the ring: the agent answers, talks and hangs up (default); or the caller hangs up at once")
+    parser.add_argument("--after-ring", choices=("answer", "caller-hangup"), default="caller-hangup",
+                        help="after the ring: the caller hangs up at once (default: the set-up, as the target defines it); "
+                             "or the agent answers, talks and hangs up (whole calls)")
     parser.add_argument("--profile", type=Path, help="sample the API replicas and media nodes with py-spy into this folder")
     parser.add_argument("--root", type=Path, help="keep the topology's logs in this folder (default: a temporary one, deleted)")
     args = parser.parse_args()
