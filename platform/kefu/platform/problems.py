@@ -83,7 +83,7 @@ _STATUS_CODES = {
 
 def _problem_handler(request: Request, exc: Problem) -> Response[dict[str, Any]]:
     response = problem_response(exc.status, exc.code, exc.detail, request, **exc.extra)
-    response.headers.update(getattr(exc, "headers", None) or {})
+    response.headers.update(exc.headers)
     return response
 
 

@@ -119,6 +119,14 @@ def check_sdp(sdp: str) -> str:
 
 
 
+def _caller_tenant(caller_token: str | None) -> tuple[uuid.UUID, str]:
+    """The tenant a caller's secret names (``<tenant hex>.<secret>``), and the secret; else 404."""
+    tenant_id = tenant_of_token(caller_token) if caller_token else None
+    if tenant_id is None or caller_token is None:
+        raise not_found("call")
+    return tenant_id, caller_token
+
+
 async def agent_id_in(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
     """The agent of this user (in the caller's transaction), or 403 ``not_an_agent``."""
     agent_id = await session.scalar(select(Agent.id).where(Agent.tenant_id == tenant_id, Agent.user_id == user_id))
@@ -531,9 +539,7 @@ class CallFlow:
 
     async def caller_call(self, *, call_id: uuid.UUID, caller_token: str | None) -> Call:
         """The call a caller's secret opens; anything else answers 404."""
-        tenant_id = tenant_of_token(caller_token) if caller_token else None
-        if tenant_id is None:
-            raise not_found("call")
+        tenant_id, caller_token = _caller_tenant(caller_token)
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
             call = await session.scalar(
                 select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id, Call.caller_token_hash == token_hash(caller_token))
@@ -545,9 +551,7 @@ class CallFlow:
     async def caller_hangup(self, *, call_id: uuid.UUID, caller_token: str | None) -> None:
         """The caller hangs up: its secret is checked in the transaction that ends the call
         (404 as ``caller_call`` for anything else; a call already ended stays as it is)."""
-        tenant_id = tenant_of_token(caller_token) if caller_token else None
-        if tenant_id is None or caller_token is None:
-            raise not_found("call")
+        tenant_id, caller_token = _caller_tenant(caller_token)
         await self.end_call(tenant_id=tenant_id, call_id=call_id, reason=None, actor="caller", party="caller",
                             caller_token_hash=token_hash(caller_token))
 

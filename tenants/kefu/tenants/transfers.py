@@ -263,10 +263,10 @@ class Transfers:
         except Problem:
             pass  # the consultation was already over (completed, cancelled, or the call ended)
 
-    async def release_after_end(self, tenant_id: uuid.UUID, call_id: uuid.UUID, ended: Call | None = None) -> None:
+    async def release_after_end(self, tenant_id: uuid.UUID, call_id: uuid.UUID, ended: Call) -> None:
         """The call ended during a consultation: the consulted agent is freed and its leg closed.
         ``ended``: the call row as its ending transaction left it (no consultation: nothing to read)."""
-        if ended is not None and ended.consult_agent_id is None:
+        if ended.consult_agent_id is None:
             return
         now = self.acd.clock()
         async with self.db.tenant_session(tenant_id=tenant_id) as session:
@@ -281,15 +281,10 @@ class Transfers:
         self.acd.hub.publish(agent_channel(tenant_id, consulted), {"type": "consult.ended", "call_id": str(call_id), "reason": "call_ended"})
         await self._after_free(tenant_id, freed)
 
-    async def agent_left(self, tenant_id: uuid.UUID, call_id: uuid.UUID, user_id: uuid.UUID, call: Call | None = None) -> bool:
+    async def agent_left(self, tenant_id: uuid.UUID, call_id: uuid.UUID, user_id: uuid.UUID, call: Call) -> bool:
         """The agent hung up: during a consultation that is a transfer to the consulted agent (True).
-        ``call``: the call as the hang-up just read it (else it is read here)."""
-        if call is not None:
-            state = call.consult_state
-        else:
-            async with self.db.tenant_session(tenant_id=tenant_id) as session:
-                state = await session.scalar(select(Call.consult_state).where(Call.tenant_id == tenant_id, Call.id == call_id))
-        if state not in ("talking", "conference"):
+        ``call``: the call as the hang-up just read it."""
+        if call.consult_state not in ("talking", "conference"):
             return False
         await self.complete(tenant_id=tenant_id, user_id=user_id, call_id=call_id)
         return True

@@ -321,7 +321,7 @@ class IvrRunner:
             lock = self._locks[call_id] = asyncio.Lock()
         return lock
 
-    async def _forget(self, _tenant_id: uuid.UUID, call_id: uuid.UUID, _ended: object = None) -> None:
+    async def _forget(self, _tenant_id: uuid.UUID, call_id: uuid.UUID, _ended: object) -> None:
         self._locks.pop(call_id, None)
 
     async def on_dtmf(self, tenant_id: uuid.UUID, call_id: uuid.UUID, party: str, digit: str) -> None:

@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case
+from sqlalchemy import case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,41 +27,21 @@ from kefu.tenants.models import Agent, AgentEvent, ReportDirtyAgent
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
     """``INSERT`` with ``ON CONFLICT`` for the session's database."""
-    return _insert_for(_dialect_name(session))(table)
-
-
-def _dialect_name(session: AsyncSession) -> str:
     bind = session.bind
-    return "postgresql" if bind is not None and bind.dialect.name == "postgresql" else "sqlite"
+    return (postgresql.insert if bind is not None and bind.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def _insert_for(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
-def _dirty_agent_upsert(dialect: str) -> Any:
-    insert = _insert_for(dialect)(ReportDirtyAgent)
-    return insert.values(
-        tenant_id=bindparam("tenant_id"), id=bindparam("id"), agent_id=bindparam("agent_id"), since=bindparam("since"), version=1,
-    ).on_conflict_do_update(
+async def mark_agent_dirty(session: AsyncSession, *, tenant_id: uuid.UUID, agent_id: uuid.UUID, since: datetime) -> None:
+    insert = dialect_insert(session, ReportDirtyAgent)
+    statement = insert.values(tenant_id=tenant_id, id=uuid.uuid4(), agent_id=agent_id, since=since, version=1).on_conflict_do_update(
         index_elements=["tenant_id", "agent_id"],
         set_={
             "version": ReportDirtyAgent.version + 1,
             "since": case((insert.excluded.since < ReportDirtyAgent.since, insert.excluded.since), else_=ReportDirtyAgent.since),
         },
     )
-
-
-# Built once per database kind (building a statement costs about as much as running it);
-# the values are bound at each execution.
-_DIRTY_AGENT = {dialect: _dirty_agent_upsert(dialect) for dialect in ("postgresql", "sqlite")}
-
-
-async def mark_agent_dirty(session: AsyncSession, *, tenant_id: uuid.UUID, agent_id: uuid.UUID, since: datetime) -> None:
     with session.no_autoflush:
-        await session.execute(
-            _DIRTY_AGENT[_dialect_name(session)], {"tenant_id": tenant_id, "id": uuid.uuid4(), "agent_id": agent_id, "since": since},
-        )
+        await session.execute(statement)
 
 
 async def log_agent_state(session: AsyncSession, agent: Agent) -> None:
